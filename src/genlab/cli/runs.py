@@ -1,0 +1,93 @@
+"""`genlab runs list|show`: the lineage store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from genlab.cli.output import console, print_json, print_pairs, print_table
+
+app = typer.Typer(help="Runs recorded in the lineage store.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command("list")
+def list_command(
+    as_json: JsonFlag = False,
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind (demo, pull, ...).")] = None,
+    status: Annotated[str | None, typer.Option(help="running, completed or failed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs, newest first.")] = 50,
+) -> None:
+    """List runs, newest first, with their artifacts."""
+    from genlab.lineage import LineageStore
+
+    with LineageStore() as store:
+        runs = store.list_runs(kind=kind, status=status, limit=limit)
+        if as_json:
+            print_json(
+                [
+                    {
+                        **run.to_dict(),
+                        "metrics": store.metrics(run.id),
+                        "artifacts": [a.to_dict() for a in store.artifacts_of(run.id, "output")],
+                        "inputs": [a.to_dict() for a in store.artifacts_of(run.id, "input")],
+                    }
+                    for run in runs
+                ]
+            )
+            return
+        print_table(
+            "runs",
+            ["id", "kind", "status", "started", "outputs", "error"],
+            [
+                (r.id, r.kind, r.status, r.started_at[:19], len(store.artifacts_of(r.id, "output")), r.error or "")
+                for r in runs
+            ],
+        )
+
+
+@app.command("show")
+def show_command(run_id: str, as_json: JsonFlag = False) -> None:
+    """Show a run with its metrics, inputs, outputs and lineage chain."""
+    from genlab.lineage import LineageStore, run_summary
+
+    with LineageStore() as store:
+        summary = run_summary(store, run_id)
+    if as_json:
+        print_json(summary)
+        return
+    print_pairs(
+        f"run {summary['id']}",
+        [
+            ("kind", summary["kind"]),
+            ("status", summary["status"]),
+            ("started", summary["started_at"]),
+            ("ended", summary["ended_at"]),
+            ("genlab", summary["genlab_version"]),
+            ("error", summary["error"]),
+            ("config", summary["config"]),
+        ],
+    )
+    if summary["metrics"]:
+        print_table("metrics", ["name", "value"], [(k, f"{v:.4g}") for k, v in summary["metrics"].items()])
+    for label in ("inputs", "outputs"):
+        if summary[label]:
+            print_table(label, ["id", "kind", "sha256", "path"], [(a["id"], a["kind"], a["sha256"][:12], a["path"]) for a in summary[label]])
+    _print_chain(summary["lineage"]["upstream"], "produced_by", "upstream", "upstream (where the inputs came from)")
+
+
+def _print_chain(nodes: list[dict], runs_key: str, next_key: str, title: str) -> None:
+    if not nodes:
+        return
+    console.print(f"[bold]{title}[/]")
+
+    def walk(items: list[dict], depth: int) -> None:
+        for node in items:
+            console.print("  " * depth + f"artifact {node['artifact']} ({node['kind']})", highlight=False)
+            for run in node[runs_key]:
+                console.print("  " * (depth + 1) + f"<- run {run['run']} ({run['kind']})", highlight=False)
+                walk(run[next_key], depth + 2)
+
+    walk(nodes, 1)

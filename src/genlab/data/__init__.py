@@ -1,0 +1,1 @@
+"""Data: loaders, splits, formatting, preference pairs, and the builtin demo data."""
