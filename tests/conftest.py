@@ -14,10 +14,18 @@ SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model store for the whole session, so the default pack is converted once."""
-    return tmp_path_factory.mktemp("genlab-models")
+    """One model store for the whole session, so the default pack is converted once.
+
+    Set for the whole session (not per test) so module-scoped fixtures that load a model use it too.
+    """
+    store = tmp_path_factory.mktemp("genlab-models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENLAB_MODELS_DIR", str(store))
+        patch.setenv("GENLAB_HOME", str(tmp_path_factory.mktemp("genlab-session-home")))
+        patch.setenv("HF_HUB_OFFLINE", "1")  # no test may reach for a hub
+        yield store
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +33,7 @@ def genlab_home(tmp_path: Path, model_store: Path, monkeypatch: pytest.MonkeyPat
     home = tmp_path / "genlab-home"
     monkeypatch.setenv("GENLAB_HOME", str(home))
     monkeypatch.setenv("GENLAB_MODELS_DIR", str(model_store))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no test may reach for a hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     return home
 

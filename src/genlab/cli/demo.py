@@ -16,7 +16,6 @@ def demo_command(
     """Load the default model, show its card and memory estimate, summarise a builtin dialogue."""
     from genlab.cli.models import card_rows
     from genlab.demo import run_demo
-    from genlab.models.estimate import format_estimate
 
     status = err_console.status("reading the model card")
     status.start()
@@ -26,8 +25,7 @@ def demo_command(
             status.stop()
             print_pairs(f"1. select: model card of {value.name}", card_rows(value))
         elif name == "estimates":
-            for mode, est in value.items():
-                print_pairs(f"2. estimate: {mode} (fp32)", format_estimate(est))
+            print_estimates_side_by_side(value)
             status.update("loading the model")
             status.start()
         elif name == "loaded":
@@ -55,3 +53,31 @@ def demo_command(
         ],
     )
     console.print(f"\nrecorded as run [bold]{result.run_id}[/] — `genlab runs show {result.run_id}`")
+
+
+def print_estimates_side_by_side(estimates: dict[str, Any]) -> None:
+    """One table, a column per mode: what serving, full fine-tuning and LoRA each need in memory."""
+    rows = [
+        ("weights", "weights_gb"),
+        ("KV cache (2,048 tokens)", "kv_cache_gb"),
+        ("optimizer states", "optimizer_gb"),
+        ("gradients", "gradients_gb"),
+        ("activations", "activations_gb"),
+        ("total memory", None),
+    ]
+
+    def gb(value: float) -> str:
+        return f"{value:.2f} GB" if value >= 0.01 or value == 0 else f"{value * 1000:.2f} MB"
+
+    table = []
+    for label, key in rows:
+        cells = []
+        for est in estimates.values():
+            if key == "kv_cache_gb" and est.mode != "infer":
+                cells.append("-")  # training runs full sequences; no cache to keep
+                continue
+            value = (est.infer_total_gb if est.mode == "infer" else est.train_total_gb) if key is None else getattr(est, key)
+            cells.append(gb(value))
+        table.append((label, *cells))
+    table.append(("trainable parameters", *(f"{e.trainable_params:,}" for e in estimates.values())))
+    print_table("2. estimate (fp32)", ["", *estimates], table)

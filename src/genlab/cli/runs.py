@@ -42,7 +42,7 @@ def list_command(
             "runs",
             ["id", "kind", "status", "started", "outputs", "error"],
             [
-                (r.id, r.kind, r.status, r.started_at[:19], len(store.artifacts_of(r.id, "output")), r.error or "")
+                (r.id, r.kind, r.status, r.started_at[:16].replace("T", " "), len(store.artifacts_of(r.id, "output")), r.error or "")
                 for r in runs
             ],
         )
@@ -71,7 +71,7 @@ def show_command(run_id: str, as_json: JsonFlag = False) -> None:
         ],
     )
     if summary["metrics"]:
-        print_table("metrics", ["name", "value"], [(k, f"{v:.4g}") for k, v in summary["metrics"].items()])
+        print_table("metrics", ["name", "value"], [(k, f"{int(v):,}" if float(v).is_integer() else f"{v:.4g}") for k, v in summary["metrics"].items()])
     for label in ("inputs", "outputs"):
         if summary[label]:
             print_table(label, ["id", "kind", "sha256", "path"], [(a["id"], a["kind"], a["sha256"][:12], a["path"]) for a in summary[label]])

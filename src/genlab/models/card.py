@@ -34,10 +34,12 @@ class ArchitectureShape(BaseModel):
     intermediate_size: int = Field(gt=0)  # width of the MLP
     vocab_size: int = Field(gt=0)
     gated_mlp: bool = True  # SwiGLU-style MLP (gate, up, down) vs a plain two-matrix MLP
+    # Given when the config says so (Gemma, Qwen3, T5's d_kv): there heads × head_dim != hidden_size.
+    head_dim: int | None = Field(default=None, gt=0)
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+    def attention_head_dim(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_heads
 
 
 class ModelCard(BaseModel):

@@ -220,9 +220,15 @@ def _convert_gguf_pack(pack: ModelPack, folder: Path) -> None:
     from genlab.models.estimate import shape_from_config
     from genlab.models.gguf import load_gguf
 
+    from genlab.lineage import record_run
+
     source = pack.source_path()
     console = Console(stderr=True)
-    with console.status(f"converting pack {pack.name} from GGUF to safetensors (once; ~30 s)"):
+    with (
+        console.status(f"converting pack {pack.name} from GGUF to safetensors (once; ~30 s)"),
+        record_run("convert", {"pack": pack.name, "pip_spec": pack.pip_spec, "to": "safetensors fp32"}) as run,
+    ):
+        run.use(source, "gguf", {"pack": pack.name})
         model, tokenizer = load_gguf(source, torch.float32)
         with atomic_directory(folder) as tmp:
             model.save_pretrained(tmp)
@@ -242,3 +248,4 @@ def _convert_gguf_pack(pack: ModelPack, folder: Path) -> None:
                     "transformers_version": transformers.__version__,
                 },
             )
+        run.log_artifact(folder, "model", {"pack": pack.name})
