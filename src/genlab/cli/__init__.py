@@ -20,6 +20,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from genlab import __version__
+
+        typer.echo(f"genlab {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """genlab: the generative-AI project lifecycle on open models, on your own machine."""
+
+
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.command(name="estimate")(estimate.estimate_command)
@@ -28,10 +45,22 @@ app.command(name="demo")(demo.demo_command)
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted.", err=True)
+        sys.exit(130)
+    except typer.TyperException as error:  # a bad flag or argument: one line, like our own errors
+        ctx = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError":  # help was asked for by giving nothing
+            typer.echo(ctx.get_help() if ctx is not None else "", err=False)
+            sys.exit(0)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        typer.echo(f"error: {where}{error.format_message()}", err=True)
+        sys.exit(getattr(error, "exit_code", 2) or 2)
     except GenlabError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted.", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
