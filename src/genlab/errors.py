@@ -31,6 +31,10 @@ class ModelLoadError(GenlabError):
     """A model that exists but cannot be loaded (corrupt file, unsupported architecture)."""
 
 
+class PromptTooLongError(GenlabError):
+    """A prompt (plus the tokens to generate) does not fit the model's context window."""
+
+
 class HubUnavailableError(GenlabError):
     """A hub id was asked for but the hub cannot be reached (offline, or HF_HUB_OFFLINE is set)."""
 
@@ -45,12 +49,13 @@ def validation_error_message(error: ValidationError, *, prefix: str = "") -> str
     Only the first problem is reported: fixing one at a time is how people read errors anyway.
     """
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "value"
-    message = first["msg"]
     # pydantic prefixes custom ValueErrors with "Value error, "; the rest is our own sentence.
-    message = message.removeprefix("Value error, ")
-    value = _describe_input(first.get("input"))
+    message = first["msg"].removeprefix("Value error, ")
     lead = f"{prefix}: " if prefix else ""
+    if not first["loc"]:  # a rule across fields: the message names them
+        return f"{lead}{message}."
+    field = ".".join(str(part) for part in first["loc"])
+    value = _describe_input(first.get("input"))
     return f"{lead}{field}={value} is not allowed: {message}."
 
 

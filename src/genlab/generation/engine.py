@@ -1,0 +1,303 @@
+"""The generation engine: batched decoding with a KV cache, per-request settings and seeds.
+
+Written here rather than calling ``model.generate`` per batch because the engine needs what
+``generate`` does not give together: every request in a batch keeps its own settings (temperature,
+top-k/p, repetition penalty, stop sequences, max tokens) and its own random generator, so a seeded
+request samples the same tokens whatever it is batched with; stop sequences end one row without
+ending the batch; and tokens can be streamed as they come. The arithmetic is the library's:
+transformers' models and cache, and its logits processors (repetition penalty, temperature, top-k,
+top-p) in the order ``generate`` applies them.
+
+Decoder-only models get left padding (real tokens end at the same column, so the next-token logits
+sit in the last column) and position ids from the attention mask; encoder-decoder models run the
+encoder once and decode from the decoder start token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from genlab.errors import PromptTooLongError
+from genlab.generation.settings import GenerationSettings
+from genlab.models.load import LoadedModel
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    token_ids: tuple[int, ...]  # generated tokens, end-of-sequence excluded
+    finish_reason: FinishReason  # "stop": end-of-sequence or a stop sequence; "length": max_new_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    prompt: str
+    prompt_tokens: int
+    choices: list[Choice]
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text
+
+    @property
+    def new_tokens(self) -> int:
+        return sum(len(choice.token_ids) for choice in self.choices)
+
+
+@dataclass
+class _Row:
+    """One sequence being decoded: a request's prompt and one of its choices."""
+
+    request: int
+    choice: int
+    prompt_ids: list[int]
+    settings: GenerationSettings
+    generator: Any  # torch.Generator, for sampling
+    processors: Any  # transformers.LogitsProcessorList
+    generated: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    stop_at: int | None = None  # character offset of a stop sequence in the decoded text
+
+
+class GenerationEngine:
+    """Generate for many prompts at once: ``GenerationEngine(load_model(...)).generate(prompts, settings)``."""
+
+    def __init__(self, loaded: LoadedModel, *, batch_size: int = 8) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.loaded = loaded
+        self.batch_size = batch_size
+        tokenizer = loaded.tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        eos = loaded.model.generation_config.eos_token_id
+        self.eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+        if tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(tokenizer.eos_token_id))
+
+    # --- prompts --------------------------------------------------------------------------------
+
+    def format_prompt(self, prompt: str, *, chat: bool) -> str:
+        """The text the model reads: the chat template around a user message, when asked and available."""
+        tokenizer = self.loaded.tokenizer
+        if chat and getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        return prompt
+
+    def encode(self, text: str, *, formatted_chat: bool = False) -> list[int]:
+        # A chat template already holds its special tokens; plain text gets the tokenizer's own (T5's </s>).
+        return list(self.loaded.tokenizer(text, add_special_tokens=not formatted_chat)["input_ids"])
+
+    def check_fits(self, prompt_tokens: int, max_new_tokens: int, label: str = "the prompt") -> None:
+        window = self.loaded.context_window
+        if self.loaded.is_encoder_decoder:
+            if prompt_tokens > window:
+                raise PromptTooLongError(
+                    f"{label} has {prompt_tokens} tokens, more than the encoder's window of {window} tokens."
+                )
+        elif prompt_tokens + max_new_tokens > window:
+            raise PromptTooLongError(
+                f"{label} has {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}: "
+                f"{prompt_tokens} + {max_new_tokens} exceeds the model's context window of {window} tokens."
+            )
+
+    # --- public API -----------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompts: Sequence[str] | str,
+        settings: GenerationSettings | Sequence[GenerationSettings] | None = None,
+        *,
+        chat: bool = False,
+    ) -> list[Completion]:
+        """One completion per prompt; ``settings`` is shared or given per prompt."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        per_prompt = _settings_per_prompt(settings, len(prompts))
+        texts = [self.format_prompt(p, chat=chat) for p in prompts]
+        encoded = [self.encode(t, formatted_chat=chat and t != p) for t, p in zip(texts, prompts, strict=True)]
+        for index, (ids, s) in enumerate(zip(encoded, per_prompt, strict=True)):
+            self.check_fits(len(ids), s.max_new_tokens, f"prompt {index + 1}" if len(prompts) > 1 else "the prompt")
+        rows = [
+            self._new_row(index, choice, ids, s)
+            for index, (ids, s) in enumerate(zip(encoded, per_prompt, strict=True))
+            for choice in range(s.num_return_sequences)
+        ]
+        # Longest first, so each batch holds prompts of similar length (little padding).
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i].prompt_ids))
+        for start in range(0, len(order), self.batch_size):
+            batch = [rows[i] for i in order[start : start + self.batch_size]]
+            for _ in self._decode(batch):
+                pass
+        completions = []
+        for index, prompt in enumerate(prompts):
+            mine = sorted((r for r in rows if r.request == index), key=lambda r: r.choice)
+            completions.append(Completion(prompt, len(encoded[index]), [self._choice(r) for r in mine]))
+        return completions
+
+    def stream(self, prompt: str, settings: GenerationSettings | None = None, *, chat: bool = False) -> Iterator[str]:
+        """Yield the text of one completion piece by piece as tokens are generated."""
+        settings = settings or GenerationSettings()
+        text = self.format_prompt(prompt, chat=chat)
+        ids = self.encode(text, formatted_chat=chat and text != prompt)
+        self.check_fits(len(ids), settings.max_new_tokens)
+        row = self._new_row(0, 0, ids, settings.with_overrides(num_return_sequences=1))
+        sent = ""
+        for _ in self._decode([row]):
+            current = self._text(row)
+            if current.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                continue
+            if len(current) > len(sent):
+                yield current[len(sent) :]
+                sent = current
+        final = self._text(row)
+        if len(final) > len(sent):
+            yield final[len(sent) :]
+
+    # --- decoding -------------------------------------------------------------------------------
+
+    def _new_row(self, request: int, choice: int, ids: list[int], settings: GenerationSettings) -> _Row:
+        import torch
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        processors = LogitsProcessorList()
+        if settings.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+        if not settings.greedy:
+            if settings.temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(settings.temperature))
+            if settings.top_k > 0:
+                processors.append(TopKLogitsWarper(settings.top_k))
+            if settings.top_p < 1.0:
+                processors.append(TopPLogitsWarper(settings.top_p))
+        seed = settings.seed if settings.seed is not None else secrets.randbits(63)
+        generator = torch.Generator().manual_seed(seed + choice)
+        return _Row(request, choice, ids, settings, generator, processors)
+
+    def _decode(self, rows: list[_Row]) -> Iterator[None]:
+        """Decode a batch step by step; yields after every step so callers can stream.
+
+        Rows that finish leave the batch (their cache rows are dropped), so a long answer does not
+        make the short ones keep paying for forward passes.
+        """
+        import torch
+
+        model = self.loaded.model
+        seq2seq = self.loaded.is_encoder_decoder
+        width = max(len(r.prompt_ids) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # left padding: every prompt ends in the last column
+            input_ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
+            mask[i, width - len(row.prompt_ids) :] = 1
+        active = list(range(len(rows)))  # positions in `rows` of the rows still in the batch
+        with torch.inference_mode():
+            if seq2seq:
+                encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask)
+                start = model.generation_config.decoder_start_token_id
+                start = start if start is not None else model.config.decoder_start_token_id
+                step_input = torch.full((len(rows), 1), int(start), dtype=torch.long)
+                out = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=step_input, use_cache=True)
+            else:
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                # Only the last column's logits are needed: skip the LM head on the whole prompt.
+                out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            while True:
+                batch_rows = [rows[i] for i in active]
+                next_tokens = self._pick_tokens(out.logits[:, -1, :], batch_rows)
+                self._advance(batch_rows, next_tokens)
+                yield
+                keep = [k for k, row in enumerate(batch_rows) if row.finish_reason is None]
+                if not keep:
+                    break
+                if len(keep) < len(batch_rows):
+                    index = torch.tensor(keep, dtype=torch.long)
+                    cache.batch_select_indices(index)
+                    mask = mask[index]
+                    if seq2seq:
+                        encoder_outputs.last_hidden_state = encoder_outputs.last_hidden_state[index]
+                    else:
+                        positions = positions[index]
+                    active = [active[k] for k in keep]
+                    next_tokens = [next_tokens[k] for k in keep]
+                step_input = torch.tensor([[t] for t in next_tokens], dtype=torch.long)
+                if seq2seq:
+                    out = model(
+                        encoder_outputs=encoder_outputs,
+                        attention_mask=mask,
+                        decoder_input_ids=step_input,
+                        past_key_values=cache,
+                        use_cache=True,
+                    )
+                else:
+                    mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=-1)
+                    positions = positions[:, -1:] + 1
+                    out = model(
+                        input_ids=step_input, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+                    )
+                cache = out.past_key_values
+
+    def _pick_tokens(self, logits: Any, rows: list[_Row]) -> list[int]:
+        import torch
+
+        picked = []
+        for i, row in enumerate(rows):
+            scores = logits[i : i + 1].float()
+            if len(row.processors):
+                history = torch.tensor([row.prompt_ids + row.generated], dtype=torch.long)
+                scores = row.processors(history, scores)
+            if row.settings.greedy:
+                picked.append(int(scores.argmax(dim=-1)))
+            else:
+                probs = torch.softmax(scores, dim=-1)
+                picked.append(int(torch.multinomial(probs[0], 1, generator=row.generator)))
+        return picked
+
+    def _advance(self, rows: list[_Row], tokens: list[int]) -> None:
+        for row, token in zip(rows, tokens, strict=True):
+            if row.finish_reason is not None:
+                continue
+            if token in self.eos_ids:
+                row.finish_reason = "stop"
+                continue
+            row.generated.append(token)
+            if row.settings.stop:
+                text = self.loaded.tokenizer.decode(row.generated, skip_special_tokens=True)
+                hits = [text.find(s) for s in row.settings.stop if s in text]
+                if hits:
+                    row.stop_at, row.finish_reason = min(hits), "stop"
+                    continue
+            if len(row.generated) >= row.settings.max_new_tokens:
+                row.finish_reason = "length"
+
+    def _text(self, row: _Row) -> str:
+        text = self.loaded.tokenizer.decode(row.generated, skip_special_tokens=True)
+        return text[: row.stop_at] if row.stop_at is not None else text
+
+    def _choice(self, row: _Row) -> Choice:
+        return Choice(self._text(row).strip(), tuple(row.generated), row.finish_reason or "length")
+
+
+def _settings_per_prompt(
+    settings: GenerationSettings | Sequence[GenerationSettings] | None, count: int
+) -> list[GenerationSettings]:
+    if settings is None:
+        return [GenerationSettings()] * count
+    if isinstance(settings, GenerationSettings):
+        return [settings] * count
+    settings = list(settings)
+    if len(settings) != count:
+        raise ValueError(f"got {len(settings)} settings for {count} prompts")
+    return settings
