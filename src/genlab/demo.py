@@ -6,13 +6,15 @@ summary (written atomically) as output, ROUGE against the human summary and spee
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from genlab.atomic import atomic_write_json
 from genlab.data.builtin import BUILTIN_DIALOGUES, builtin_dialogues
-from genlab.generate import Generation, generate_text
+from genlab.evaluation.metrics import rouge_per_example
+from genlab.generation import Completion, GenerationEngine, GenerationSettings
 from genlab.lineage import record_run
 from genlab.models.card import ModelCard
 from genlab.models.catalog import get_card
@@ -29,15 +31,9 @@ class DemoResult:
     card: ModelCard
     estimates: dict[str, Estimate]
     dialogue: dict[str, str]
-    generation: Generation
+    generation: Completion
+    seconds: float
     rouge: dict[str, float]
-
-
-def rouge_scores(prediction: str, reference: str) -> dict[str, float]:
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    return {name: score.fmeasure for name, score in scorer.score(reference, prediction).items()}
 
 
 def run_demo(
@@ -59,8 +55,12 @@ def run_demo(
         loaded = load_model(model_name)
         run.use(loaded.path, "model", {"model": model_name, "params": loaded.num_parameters})
         step("loaded", loaded)
-        generation = generate_text(loaded, SUMMARY_PROMPT.format(dialogue=dialogue["dialogue"]), max_new_tokens=64)
-        rouge = rouge_scores(generation.text, dialogue["summary"])
+        start = time.perf_counter()
+        (generation,) = GenerationEngine(loaded).generate(
+            [SUMMARY_PROMPT.format(dialogue=dialogue["dialogue"])], GenerationSettings(max_new_tokens=64), chat=True
+        )
+        seconds = time.perf_counter() - start
+        rouge = rouge_per_example(generation.text, dialogue["summary"])
         output = atomic_write_json(
             run.dir / "summary.json",
             {
@@ -68,7 +68,7 @@ def run_demo(
                 "dialogue": dialogue["dialogue"],
                 "reference": dialogue["summary"],
                 "summary": generation.text,
-                "finish_reason": generation.finish_reason,
+                "finish_reason": generation.choices[0].finish_reason,
                 "rouge": rouge,
             },
         )
@@ -78,8 +78,8 @@ def run_demo(
                 **rouge,
                 "params": loaded.num_parameters,
                 "new_tokens": generation.new_tokens,
-                "tokens_per_second": generation.tokens_per_second,
+                "tokens_per_second": generation.new_tokens / seconds,
                 "estimated_infer_gb": estimates["infer"].weights_gb,
             }
         )
-    return DemoResult(run.id, card, estimates, dialogue, generation, rouge)
+    return DemoResult(run.id, card, estimates, dialogue, generation, seconds, rouge)

@@ -43,13 +43,13 @@ def test_default_model_is_measured_not_typed(default_model) -> None:
 
 
 def test_default_model_summarises_a_dialogsum_dialogue(default_model, dialogsum_dev) -> None:
+    import genlab
     from genlab.demo import SUMMARY_PROMPT
-    from genlab.generate import generate_text
 
     row = json.loads(dialogsum_dev.read_text().splitlines()[0])
-    result = generate_text(default_model, SUMMARY_PROMPT.format(dialogue=row["dialogue"]), max_new_tokens=48)
+    result = genlab.generate(default_model, SUMMARY_PROMPT.format(dialogue=row["dialogue"]), max_new_tokens=48)
     assert len(result.text.split()) >= 3
-    assert result.finish_reason in {"stop", "length"}
+    assert result.choices[0].finish_reason in {"stop", "length"}
     assert 0 < result.new_tokens <= 48
 
 

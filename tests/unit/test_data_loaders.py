@@ -239,7 +239,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> None:
             raise datasets.exceptions.DatasetNotFoundError(name)
         return list(splits)
 
-    monkeypatch.setattr("genlab.data.loaders.ensure_hub_reachable", lambda name: None)
+    monkeypatch.setattr("genlab.data.loaders.ensure_hub_reachable", lambda name, **kwargs: None)
     monkeypatch.setattr(datasets, "get_dataset_split_names", split_names)
     monkeypatch.setattr(datasets, "load_dataset", lambda name, split: datasets.Dataset.from_list(splits[split]))
 

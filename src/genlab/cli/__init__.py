@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from genlab.cli import demo, estimate, models, runs
+from genlab.cli import demo, estimate, generate, models, prompt, runs
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -39,6 +39,9 @@ def _root(
 
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
+app.add_typer(prompt.app, name="prompt")
+app.command(name="generate")(generate.generate_command)
+app.command(name="chat")(generate.chat_command)
 app.command(name="estimate")(estimate.estimate_command)
 app.command(name="demo")(demo.demo_command)
 

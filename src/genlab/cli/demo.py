@@ -48,7 +48,7 @@ def demo_command(
                 f"{result.rouge['rouge2']:.3f}",
                 f"{result.rouge['rougeL']:.3f}",
                 result.generation.new_tokens,
-                f"{result.generation.tokens_per_second:.1f}",
+                f"{result.generation.new_tokens / result.seconds:.1f}",
             )
         ],
     )

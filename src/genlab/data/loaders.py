@@ -26,7 +26,7 @@ from typing import Any
 
 from genlab.data.builtin import builtin_dialogues
 from genlab.data.example import Example
-from genlab.errors import GenlabError, HubUnavailableError, InvalidValueError
+from genlab.errors import GenlabError, InvalidValueError
 from genlab.models.hub import ensure_hub_reachable, looks_like_hub_id
 
 # File suffix -> the `datasets` packaged builder that reads it.
@@ -166,14 +166,8 @@ def check_json_file(path: Path) -> None:
 
 
 def _load_hub(name: str, split: str, mapping: FieldMapping, limit: int | None) -> list[Example]:
-    try:
-        ensure_hub_reachable(name)  # offline: one sentence within seconds, not the hub client's retries
-    except HubUnavailableError as error:
-        # Keep the probe's reason ("HF_HUB_OFFLINE is set", "not reachable (...)") but give a data hint.
-        reason = str(error).split("; use ", 1)[0]
-        raise HubUnavailableError(
-            f"{reason}; use a local {SUPPORTED_FILES} file or 'builtin' instead."
-        ) from None
+    # Offline: one sentence within seconds, not the hub client's retries.
+    ensure_hub_reachable(name, hint=f"use a local {SUPPORTED_FILES} file or 'builtin' instead")
     datasets = _datasets()
     try:
         splits = datasets.get_dataset_split_names(name)

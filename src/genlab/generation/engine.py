@@ -94,6 +94,12 @@ class GenerationEngine:
         # A chat template already holds its special tokens; plain text gets the tokenizer's own (T5's </s>).
         return list(self.loaded.tokenizer(text, add_special_tokens=not formatted_chat)["input_ids"])
 
+    def _encode_prompt(self, prompt: str, *, chat: bool, preformatted: bool) -> list[int]:
+        if preformatted:
+            return self.encode(prompt, formatted_chat=True)
+        text = self.format_prompt(prompt, chat=chat)
+        return self.encode(text, formatted_chat=text != prompt)
+
     def check_fits(self, prompt_tokens: int, max_new_tokens: int, label: str = "the prompt") -> None:
         window = self.loaded.context_window
         if self.loaded.is_encoder_decoder:
@@ -115,12 +121,16 @@ class GenerationEngine:
         settings: GenerationSettings | Sequence[GenerationSettings] | None = None,
         *,
         chat: bool = False,
+        preformatted: bool = False,
     ) -> list[Completion]:
-        """One completion per prompt; ``settings`` is shared or given per prompt."""
+        """One completion per prompt; ``settings`` is shared or given per prompt.
+
+        ``chat=True`` wraps each prompt as a user message in the model's chat template;
+        ``preformatted=True`` says the prompts already are chat-formatted (a whole conversation).
+        """
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         per_prompt = _settings_per_prompt(settings, len(prompts))
-        texts = [self.format_prompt(p, chat=chat) for p in prompts]
-        encoded = [self.encode(t, formatted_chat=chat and t != p) for t, p in zip(texts, prompts, strict=True)]
+        encoded = [self._encode_prompt(p, chat=chat, preformatted=preformatted) for p in prompts]
         for index, (ids, s) in enumerate(zip(encoded, per_prompt, strict=True)):
             self.check_fits(len(ids), s.max_new_tokens, f"prompt {index + 1}" if len(prompts) > 1 else "the prompt")
         rows = [
@@ -140,11 +150,12 @@ class GenerationEngine:
             completions.append(Completion(prompt, len(encoded[index]), [self._choice(r) for r in mine]))
         return completions
 
-    def stream(self, prompt: str, settings: GenerationSettings | None = None, *, chat: bool = False) -> Iterator[str]:
+    def stream(
+        self, prompt: str, settings: GenerationSettings | None = None, *, chat: bool = False, preformatted: bool = False
+    ) -> Iterator[str]:
         """Yield the text of one completion piece by piece as tokens are generated."""
         settings = settings or GenerationSettings()
-        text = self.format_prompt(prompt, chat=chat)
-        ids = self.encode(text, formatted_chat=chat and text != prompt)
+        ids = self._encode_prompt(prompt, chat=chat, preformatted=preformatted)
         self.check_fits(len(ids), settings.max_new_tokens)
         row = self._new_row(0, 0, ids, settings.with_overrides(num_return_sequences=1))
         sent = ""

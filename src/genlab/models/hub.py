@@ -35,13 +35,16 @@ def _offline_flag() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def ensure_hub_reachable(repo_id: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Raise :class:`HubUnavailableError` unless the hub's host resolves and accepts a connection."""
+MODEL_HINT = "use a local folder, a GGUF file or a model pack (`genlab models list`)"
+
+
+def ensure_hub_reachable(repo_id: str, timeout_s: float = PROBE_TIMEOUT_S, *, hint: str = MODEL_HINT) -> None:
+    """Raise :class:`HubUnavailableError` unless the hub's host resolves and accepts a connection.
+
+    ``hint`` ends the message: what the user can use instead of the hub.
+    """
     if _offline_flag():
-        raise HubUnavailableError(
-            f"cannot fetch {repo_id!r}: HF_HUB_OFFLINE is set, so the hub is not asked; "
-            "use a local folder, a GGUF file or a model pack (`genlab models list`)."
-        )
+        raise HubUnavailableError(f"cannot fetch {repo_id!r}: HF_HUB_OFFLINE is set, so the hub is not asked; {hint}.")
     url = urlparse(hub_endpoint())
     host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
 
@@ -55,10 +58,7 @@ def ensure_hub_reachable(repo_id: str, timeout_s: float = PROBE_TIMEOUT_S) -> No
         pool.submit(connect).result(timeout=timeout_s)
     except (OSError, concurrent.futures.TimeoutError) as error:
         reason = "timed out" if isinstance(error, concurrent.futures.TimeoutError | TimeoutError) else str(error)
-        raise HubUnavailableError(
-            f"cannot fetch {repo_id!r}: the hub at {host} is not reachable ({reason}); "
-            "use a local folder, a GGUF file or a model pack (`genlab models list`)."
-        ) from None
+        raise HubUnavailableError(f"cannot fetch {repo_id!r}: the hub at {host} is not reachable ({reason}); {hint}.") from None
     finally:
         pool.shutdown(wait=False)
 

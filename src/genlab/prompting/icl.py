@@ -142,7 +142,7 @@ def build_prompt(
     def measure(shown: list[Example]) -> tuple[str, int]:
         text = template.render(**extra, input=query.input, examples=shown)
         model_text = as_user_prompt(tokenizer, text) if use_chat else text
-        return text, count_tokens(tokenizer, model_text, chat_formatted=False)
+        return text, count_tokens(tokenizer, model_text, chat_formatted=use_chat)
 
     budget = context_window if is_encoder_decoder else context_window - max_new_tokens
     selected = selector.select(query, shots) if selector is not None and shots > 0 else []

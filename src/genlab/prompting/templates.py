@@ -38,6 +38,15 @@ BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "qa": {},
     "extract_entities": {},
 }
+# Where a builtin template's answer ends: the text that starts the next shot. A model that answers
+# and then goes on imitating the pattern is cut there (generation settings' stop sequences).
+BUILTIN_STOPS: dict[str, tuple[str, ...]] = {
+    "summarize": ("\n\n\n", "Dialogue:"),
+    "sentiment": ("\n",),
+    "translate": ("\n",),
+    "qa": ("\n\n",),
+    "extract_entities": ("\n\n",),
+}
 _UNDEFINED_NAME = re.compile(r"^'([A-Za-z_][A-Za-z0-9_]*)' is undefined$")
 
 
@@ -71,12 +80,19 @@ class PromptTemplate:
     """A named Jinja template; ``render(input=..., examples=[...])`` gives the prompt text."""
 
     def __init__(
-        self, name: str, source: str, *, defaults: Mapping[str, Any] | None = None, origin: str = "<string>"
+        self,
+        name: str,
+        source: str,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        origin: str = "<string>",
+        stop: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.source = source
         self.origin = origin  # "builtin" or the file it was read from
         self.defaults = dict(defaults or {})
+        self.stop = stop  # stop sequences that end an answer in this template's format
         try:
             parsed = _ENVIRONMENT.parse(source)
         except jinja2.TemplateSyntaxError as error:
@@ -120,7 +136,7 @@ def builtin_template_names() -> list[str]:
 @functools.cache
 def _builtin(name: str) -> PromptTemplate:
     source = (BUILTIN_DIR / f"{name}.jinja").read_text(encoding="utf-8")
-    return PromptTemplate(name, source, defaults=BUILTIN_DEFAULTS[name], origin="builtin")
+    return PromptTemplate(name, source, defaults=BUILTIN_DEFAULTS[name], origin="builtin", stop=BUILTIN_STOPS[name])
 
 
 def load_template_file(path: str | Path) -> PromptTemplate:

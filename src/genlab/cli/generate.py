@@ -1,0 +1,137 @@
+"""`genlab generate` and `genlab chat`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genlab.cli.generation_options import (
+    MaxNewTokens,
+    NumReturn,
+    RepetitionPenalty,
+    Seed,
+    Stop,
+    Temperature,
+    TopK,
+    TopP,
+    settings_from_flags,
+)
+from genlab.cli.output import err_console, print_json
+from genlab.errors import GenlabError
+
+ModelOption = Annotated[str, typer.Option(help="Pack name, model folder, GGUF file or hub id.")]
+
+
+def generate_command(
+    model: ModelOption = "smollm2-135m-instruct",
+    prompt: Annotated[str | None, typer.Option(help="The prompt text.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Read the prompt from this file.")] = None,
+    max_new_tokens: MaxNewTokens = 128,
+    temperature: Temperature = 0.0,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    repetition_penalty: RepetitionPenalty = 1.0,
+    stop: Stop = None,
+    seed: Seed = None,
+    num_return_sequences: NumReturn = 1,
+    chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap in the model's chat template.")] = True,
+    stream: Annotated[bool, typer.Option(help="Print tokens as they come.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Generate text for one prompt."""
+    from genlab.generation.run import generate_recorded, stream_recorded
+
+    if (prompt is None) == (file is None):
+        raise GenlabError("give exactly one of --prompt TEXT or --file F.")
+    if file is not None:
+        if not file.is_file():
+            raise GenlabError(f"no such prompt file: {file}.")
+        prompt = file.read_text(encoding="utf-8")
+    settings = settings_from_flags(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        repetition_penalty=repetition_penalty, stop=stop, seed=seed, num_return_sequences=num_return_sequences,
+    )  # fmt: skip
+    if stream and not as_json:
+        if num_return_sequences > 1:
+            raise GenlabError("--stream prints one answer; drop --num-return-sequences or --stream.")
+        with err_console.status(f"loading {model}"):
+            pieces = stream_recorded(model, prompt, settings, chat=chat)
+            first = next(pieces, "")
+        sys.stdout.write(first)
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    with err_console.status(f"generating with {model}"):
+        completion = generate_recorded(model, prompt, settings, chat=chat)
+    if as_json:
+        choices = [
+            {"text": c.text, "tokens": len(c.token_ids), "finish_reason": c.finish_reason} for c in completion.choices
+        ]
+        print_json(
+            {
+                "text": choices[0]["text"],
+                "tokens": choices[0]["tokens"],
+                "finish_reason": choices[0]["finish_reason"],
+                "prompt_tokens": completion.prompt_tokens,
+                "choices": choices,
+                "settings": settings.model_dump(),
+            }
+        )
+        return
+    for index, choice in enumerate(completion.choices):
+        if len(completion.choices) > 1:
+            typer.echo(f"--- {index + 1} ---")
+        typer.echo(choice.text)
+
+
+def chat_command(
+    model: ModelOption = "smollm2-135m-instruct",
+    system: Annotated[str | None, typer.Option(help="A system message to start the conversation.")] = None,
+    max_new_tokens: MaxNewTokens = 256,
+    temperature: Temperature = 0.0,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    repetition_penalty: RepetitionPenalty = 1.0,
+    stop: Stop = None,
+    seed: Seed = None,
+) -> None:
+    """Talk with a model, turn by turn, answers streamed (`/reset` forgets, `/exit` or Ctrl-D ends)."""
+    from genlab.generation.chat_session import ChatSession
+
+    settings = settings_from_flags(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        repetition_penalty=repetition_penalty, stop=stop, seed=seed,
+    )  # fmt: skip
+    with err_console.status(f"loading {model}"):
+        session = ChatSession.start(model, settings, system=system)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        err_console.print(f"chatting with {model} (context {session.context_window} tokens); /exit to end")
+    while True:
+        if interactive:
+            sys.stderr.write("you> ")
+            sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            break
+        message = line.strip()
+        if not message:
+            continue
+        if message in {"/exit", "/quit"}:
+            break
+        if message == "/reset":
+            session.reset()
+            err_console.print("(history cleared)")
+            continue
+        if interactive:
+            sys.stdout.write("model> ")
+        for piece in session.send(message):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()

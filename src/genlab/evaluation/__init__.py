@@ -1,0 +1,1 @@
+"""Evaluation: metrics, benchmarks and side-by-side comparison."""
