@@ -175,11 +175,26 @@ def test_chat_counts_the_chat_formatted_text(tokenizer: Any, plain_tokenizer: An
     kwargs = {"context_window": 10_000, "max_new_tokens": 10}
     chat = build_prompt(template, QUERY, None, 0, tokenizer=tokenizer, chat=True, **kwargs)
     plain = build_prompt(template, QUERY, None, 0, tokenizer=tokenizer, chat=False, **kwargs)
-    assert chat.text == plain.text  # the rendered prompt; the engine wraps it when asked for chat
     wrapped = f"<|im_start|>user\n{plain.text}<|im_end|>\n<|im_start|>assistant\n"
+    assert chat.text == wrapped  # zero-shot: the rendered prompt as the one user turn
     assert chat.chat and chat.prompt_tokens == n_tokens(tokenizer, wrapped, special=False) > plain.prompt_tokens
     fallback = build_prompt(template, QUERY, None, 0, tokenizer=plain_tokenizer, chat=True, **kwargs)
     assert not fallback.chat and fallback.prompt_tokens == plain.prompt_tokens
+
+
+def test_chat_few_shot_puts_each_example_in_its_own_turn(tokenizer: Any) -> None:
+    template = get_template("summarize")
+    pool = [Example("a", "#Person1#: Hi.", "They greet."), Example("b", "#Person1#: Bye.", "They part.")]
+    built = build_prompt(
+        template, QUERY, ExampleSelector(pool), 2, tokenizer=tokenizer, context_window=10_000, max_new_tokens=10, chat=True
+    )
+    zero_shot = [template.render(input=e.input, examples=[]) for e in [*pool, QUERY]]
+    expected = (
+        f"<|im_start|>user\n{zero_shot[0]}<|im_end|>\n<|im_start|>assistant\nThey greet.<|im_end|>\n"
+        f"<|im_start|>user\n{zero_shot[1]}<|im_end|>\n<|im_start|>assistant\nThey part.<|im_end|>\n"
+        f"<|im_start|>user\n{zero_shot[2]}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert built.text == expected and [e.id for e in built.examples] == ["a", "b"]
 
 
 def test_plain_text_counts_the_tokenizers_special_tokens_and_chat_text_does_not() -> None:

@@ -25,6 +25,7 @@ from genlab.evaluation.metrics import rouge, rouge_per_example
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.lineage import record_run
 from genlab.models.load import LoadedModel, load_model
+from genlab.prompting.chat import has_chat_template
 from genlab.prompting.icl import ExampleSelector, Selection, build_prompt
 from genlab.prompting.templates import get_template
 
@@ -93,8 +94,6 @@ def compare_shots(
     held_out = rows[:limit]
     pool = rows[limit:] or held_out
     prompt_template = get_template(template)
-    if not settings.stop and prompt_template.stop:
-        settings = settings.with_overrides(stop=prompt_template.stop)  # end answers where the next shot would start
     model_name = model if isinstance(model, str) else model.name
     config = {
         "model": model_name, "data": data, "shots": list(shots), "limit": limit, "template": template,
@@ -109,6 +108,10 @@ def compare_shots(
         if loaded.path is not None:
             run.use(loaded.path, "model", {"model": model_name})
         engine = GenerationEngine(loaded, batch_size=batch_size)
+        chat = chat and has_chat_template(loaded.tokenizer)
+        if not chat and not settings.stop and prompt_template.stop:
+            # A plain completion goes on imitating the pattern: end it where the next shot would start.
+            settings = settings.with_overrides(stop=prompt_template.stop)
         selector = ExampleSelector(pool, selection, seed) if max(shots) > 0 else None
         results, predictions = [], []
         for k in shots:
@@ -148,7 +151,7 @@ def _run_shot(
         for query in held_out
     ]
     start = time.perf_counter()
-    completions = engine.generate([b.text for b in built], settings, chat=chat)
+    completions = engine.generate([b.text for b in built], settings, preformatted=chat)
     seconds = time.perf_counter() - start
     texts = [c.text for c in completions]
     references = [q.target or "" for q in held_out]

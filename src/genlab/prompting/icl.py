@@ -10,7 +10,9 @@ Learners", arXiv:2005.14165). The examples come from a pool, chosen by:
   Makes Good In-Context Examples for GPT-3?", arXiv:2101.06804), most similar first. With
   normalised embeddings the cosine similarity is a dot product: ``cos(q, e) = q . e``.
 
-The query itself (same id or same input text) is never shown as one of its own examples.
+The query itself (same id or same input text) is never shown as one of its own examples. For a chat
+model the examples become earlier turns of a conversation (the example's zero-shot prompt as the
+user's message, its target as the assistant's answer), the way chat models are shown few-shot tasks.
 
 The prompt must fit the model: ``prompt_tokens + max_new_tokens <= context_window`` for a
 decoder-only model, ``prompt_tokens <= context_window`` for an encoder-decoder (its output does not
@@ -29,7 +31,7 @@ from typing import Any, Literal, get_args
 
 from genlab.data.example import Example
 from genlab.errors import InvalidValueError, PromptTooLongError
-from genlab.prompting.chat import as_user_prompt, count_tokens, has_chat_template
+from genlab.prompting.chat import count_tokens, format_chat, has_chat_template
 from genlab.prompting.templates import ALWAYS_GIVEN, PromptTemplate
 
 Selection = Literal["first", "random", "similar"]
@@ -94,11 +96,11 @@ class ExampleSelector:
 
 @dataclass
 class BuiltPrompt:
-    text: str  # the rendered template (not chat-formatted: pass chat=True to the engine as here)
+    text: str  # what the model reads: with chat, the whole formatted conversation (pass preformatted=True)
     examples: list[Example]  # the examples shown, in prompt order
     prompt_tokens: int  # what the model reads, counted as the engine counts (chat-formatted if chat)
     dropped_examples: int  # selected examples left out so the prompt fits the context window
-    chat: bool = False  # whether prompt_tokens counts the chat-formatted text
+    chat: bool = False  # True: ``text`` is a chat-formatted conversation, examples as earlier turns
 
 
 def build_prompt(
@@ -116,7 +118,8 @@ def build_prompt(
 ) -> BuiltPrompt:
     """A ``shots``-shot prompt for ``query`` that fits ``context_window`` (see the module docstring).
 
-    ``chat=True`` counts the prompt as the tokenizer's chat template wraps it (when it has one);
+    ``chat=True`` (with a tokenizer that has a chat template) builds a conversation: each example a
+    user turn and an assistant answer, the query the last user turn; ``text`` is then formatted;
     ``variables`` are the template's own (``target_language=...``). For a loaded model pass
     ``tokenizer=loaded.tokenizer, context_window=loaded.context_window,
     is_encoder_decoder=loaded.is_encoder_decoder``.
@@ -140,9 +143,18 @@ def build_prompt(
     use_chat = chat and has_chat_template(tokenizer)
 
     def measure(shown: list[Example]) -> tuple[str, int]:
+        if use_chat:
+            # A chat model sees each solved example as a turn of its own: the example's input as a
+            # user message (the zero-shot prompt) and its target as the assistant's answer.
+            turns: list[dict[str, str]] = []
+            for example in shown:
+                turns.append({"role": "user", "content": template.render(**extra, input=example.input, examples=[])})
+                turns.append({"role": "assistant", "content": example.target or ""})
+            turns.append({"role": "user", "content": template.render(**extra, input=query.input, examples=[])})
+            text = format_chat(tokenizer, turns)
+            return text, count_tokens(tokenizer, text, chat_formatted=True)
         text = template.render(**extra, input=query.input, examples=shown)
-        model_text = as_user_prompt(tokenizer, text) if use_chat else text
-        return text, count_tokens(tokenizer, model_text, chat_formatted=use_chat)
+        return text, count_tokens(tokenizer, text, chat_formatted=False)
 
     budget = context_window if is_encoder_decoder else context_window - max_new_tokens
     selected = selector.select(query, shots) if selector is not None and shots > 0 else []
