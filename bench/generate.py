@@ -1,11 +1,17 @@
 """Benchmark: the batched generation engine against plain `model.generate`, one prompt at a time.
 
-The same 16 prompts (8 builtin dialogues to summarise, 8 short instructions: the mix a chat or
-evaluation workload sends), greedy, 64 new tokens at most, on the default model. Prints tokens/s of
-both and their ratio from this one run, and checks that the greedy outputs are identical.
+Each workload sends the same 16 prompts both ways, greedy, 64 new tokens at most, on the default
+model, and prints tokens/s of both and their ratio from the same run; greedy outputs must be
+identical. Workloads:
+
+- chat: 16 short instructions (30-50 prompt tokens): decoding dominates, which batching speeds up;
+- summaries: 16 builtin dialogues to summarise (about 250 prompt tokens, short answers): reading
+  the prompt (prefill) dominates, and it costs the same batched or not;
+- mixed: 8 of each.
+
 Target (issue 3): ratio >= 4 on 2 CPU cores.
 
-    python bench/generate.py [--model NAME] [--batch-size 8] [--max-new-tokens 64]
+    python bench/generate.py [--workload chat|summaries|mixed|all] [--model NAME] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -23,31 +29,32 @@ INSTRUCTIONS = [
     "List four fruits that are red.",
     "Write a short thank-you note to a colleague who helped you move.",
     "Explain what a recipe is to a child.",
+    "Suggest a name for a small bakery and say why.",
+    "How do I boil an egg? Give the steps.",
+    "Write two sentences about the history of bicycles.",
+    "What should I pack for a weekend hiking trip?",
+    "Describe the smell of rain.",
+    "Give me a polite way to decline a meeting invitation.",
+    "Explain what a password manager does.",
+    "Write a limerick about a forgetful robot.",
 ]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    args = parser.parse_args()
+def workload_prompts(name: str) -> list[str]:
+    from genlab.data.builtin import builtin_dialogues
 
+    summaries = [
+        f"Summarize the following conversation in one sentence.\n\n{row['dialogue']}\n\nSummary:"
+        for row in builtin_dialogues()[:16]
+    ]
+    return {"chat": INSTRUCTIONS, "summaries": summaries, "mixed": summaries[:8] + INSTRUCTIONS[:8]}[name]
+
+
+def run_workload(name: str, loaded, engine, settings) -> tuple[float, bool]:  # noqa: ANN001
     import torch
 
-    from genlab.data.builtin import builtin_dialogues
-    from genlab.generation import GenerationEngine, GenerationSettings
-    from genlab.models import load_model
-
-    loaded = load_model(args.model)
-    engine = GenerationEngine(loaded, batch_size=args.batch_size)
-    dialogues = [row["dialogue"] for row in builtin_dialogues()[:8]]
-    prompts = [f"Summarize the following conversation in one sentence.\n\n{d}\n\nSummary:" for d in dialogues]
-    prompts += INSTRUCTIONS
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    prompts = workload_prompts(name)
     chat_texts = [engine.format_prompt(p, chat=True) for p in prompts]
-
-    engine.generate(prompts[:1], settings.with_overrides(max_new_tokens=4), chat=True)  # warm-up
 
     start = time.perf_counter()
     completions = engine.generate(prompts, settings, chat=True)
@@ -59,22 +66,48 @@ def main() -> int:
     for text in chat_texts:
         inputs = loaded.tokenizer(text, add_special_tokens=False, return_tensors="pt")
         with torch.inference_mode():
-            output = loaded.model.generate(**inputs, max_new_tokens=args.max_new_tokens, do_sample=False)
+            output = loaded.model.generate(**inputs, max_new_tokens=settings.max_new_tokens, do_sample=False)
         new = output[0][inputs["input_ids"].shape[1] :]
-        baseline_tokens += int(sum(1 for t in new.tolist() if t not in engine.eos_ids))
+        baseline_tokens += sum(1 for t in new.tolist() if t not in engine.eos_ids)
         baseline_texts.append(loaded.tokenizer.decode(new, skip_special_tokens=True).strip())
     baseline_seconds = time.perf_counter() - start
 
     engine_rate, baseline_rate = engine_tokens / engine_seconds, baseline_tokens / baseline_seconds
     identical = sum(c.text == b for c, b in zip(completions, baseline_texts, strict=True))
-    prompt_tokens = [c.prompt_tokens for c in completions]
-    print(f"model {args.model}, {len(prompts)} prompts ({min(prompt_tokens)}-{max(prompt_tokens)} prompt tokens), "
-          f"greedy, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}")
-    print(f"engine, batch {args.batch_size:<3}        {engine_tokens:5d} tokens in {engine_seconds:6.1f} s = {engine_rate:6.1f} tokens/s")
-    print(f"model.generate, one by one {baseline_tokens:5d} tokens in {baseline_seconds:6.1f} s = {baseline_rate:6.1f} tokens/s")
-    print(f"ratio (engine / one by one): {engine_rate / baseline_rate:.2f}  (target >= 4)")
-    print(f"greedy outputs identical: {identical}/{len(prompts)}")
-    return 0 if identical == len(prompts) else 1
+    lengths = [c.prompt_tokens for c in completions]
+    ratio = engine_rate / baseline_rate
+    print(f"\n[{name}] {len(prompts)} prompts, {min(lengths)}-{max(lengths)} prompt tokens")
+    print(f"  engine, batch {engine.batch_size:<3}         {engine_tokens:5d} tokens in {engine_seconds:6.1f} s = {engine_rate:6.1f} tokens/s")
+    print(f"  model.generate, one by one {baseline_tokens:5d} tokens in {baseline_seconds:6.1f} s = {baseline_rate:6.1f} tokens/s")
+    print(f"  ratio (engine / one by one): {ratio:.2f}  (target >= 4)")
+    print(f"  greedy outputs identical: {identical}/{len(prompts)}")
+    return ratio, identical == len(prompts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--workload", default="all", choices=["chat", "summaries", "mixed", "all"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    args = parser.parse_args()
+
+    import torch
+
+    from genlab.generation import GenerationEngine, GenerationSettings
+    from genlab.models import load_model
+
+    loaded = load_model(args.model)
+    engine = GenerationEngine(loaded, batch_size=args.batch_size)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    engine.generate(["Hello"], settings.with_overrides(max_new_tokens=4), chat=True)  # warm-up
+    print(f"model {args.model}, greedy, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}")
+    workloads = ["chat", "summaries", "mixed"] if args.workload == "all" else [args.workload]
+    all_identical = True
+    for name in workloads:
+        _, identical = run_workload(name, loaded, engine, settings)
+        all_identical &= identical
+    return 0 if all_identical else 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from genlab.errors import PromptTooLongError
+from genlab.generation.batch_state import BatchState, supports_merging
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
 
@@ -138,12 +139,10 @@ class GenerationEngine:
             for index, (ids, s) in enumerate(zip(encoded, per_prompt, strict=True))
             for choice in range(s.num_return_sequences)
         ]
-        # Longest first, so each batch holds prompts of similar length (little padding).
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i].prompt_ids))
-        for start in range(0, len(order), self.batch_size):
-            batch = [rows[i] for i in order[start : start + self.batch_size]]
-            for _ in self._decode(batch):
-                pass
+        # Longest first, so rows that start together have similar lengths (little padding).
+        ordered = sorted(rows, key=lambda row: -len(row.prompt_ids))
+        for _ in self._run(ordered):
+            pass
         completions = []
         for index, prompt in enumerate(prompts):
             mine = sorted((r for r in rows if r.request == index), key=lambda r: r.choice)
@@ -159,7 +158,7 @@ class GenerationEngine:
         self.check_fits(len(ids), settings.max_new_tokens)
         row = self._new_row(0, 0, ids, settings.with_overrides(num_return_sequences=1))
         sent = ""
-        for _ in self._decode([row]):
+        for _ in self._run([row]):
             current = self._text(row)
             if current.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                 continue
@@ -196,69 +195,129 @@ class GenerationEngine:
         generator = torch.Generator().manual_seed(seed + choice)
         return _Row(request, choice, ids, settings, generator, processors)
 
-    def _decode(self, rows: list[_Row]) -> Iterator[None]:
-        """Decode a batch step by step; yields after every step so callers can stream.
+    def _run(self, rows: list[_Row]) -> Iterator[None]:
+        """Decode all rows, at most ``batch_size`` at a time; yields after every step."""
+        if self.loaded.is_encoder_decoder:
+            for start in range(0, len(rows), self.batch_size):
+                yield from self._decode_static(rows[start : start + self.batch_size])
+        else:
+            yield from self._decode_continuous(rows)
 
-        Rows that finish leave the batch (their cache rows are dropped), so a long answer does not
-        make the short ones keep paying for forward passes.
+    def _decode_continuous(self, pending: list[_Row]) -> Iterator[None]:
+        """Continuous batching for decoder-only models: a finished row's slot goes to the next prompt.
+
+        Each new row is prefilled (with the others joining at the same step) and merged into the
+        running batch (:mod:`genlab.generation.batch_state`); then every running row advances one token
+        per forward pass. Where caches cannot be merged, new rows wait for the batch to empty.
         """
         import torch
 
         model = self.loaded.model
-        seq2seq = self.loaded.is_encoder_decoder
+        pending = list(pending)
+        running: list[_Row] = []
+        state: BatchState | None = None
+        can_merge: bool | None = None
+        with torch.inference_mode():
+            while pending or running:
+                free = self.batch_size - len(running)
+                if free > 0 and pending and (not running or can_merge):
+                    joiners, pending = pending[:free], pending[free:]
+                    joined, logits = self._prefill(joiners)
+                    can_merge = supports_merging(joined.cache) if can_merge is None else can_merge
+                    self._advance(joiners, self._pick_tokens(logits, joiners))
+                    yield
+                    alive = [k for k, row in enumerate(joiners) if row.finish_reason is None]
+                    if alive:
+                        if len(alive) < len(joiners):
+                            joined.keep(alive)
+                        if state is None:
+                            state = joined
+                        else:
+                            state.merge(joined)
+                        running += [joiners[k] for k in alive]
+                if not running:
+                    continue
+                assert state is not None
+                state.extend_for_step()
+                step_input = torch.tensor([[row.generated[-1]] for row in running], dtype=torch.long)
+                out = model(
+                    input_ids=step_input,
+                    attention_mask=state.mask,
+                    position_ids=state.positions,
+                    past_key_values=state.cache,
+                    use_cache=True,
+                )
+                state.cache = out.past_key_values
+                self._advance(running, self._pick_tokens(out.logits[:, -1, :], running))
+                yield
+                alive = [k for k, row in enumerate(running) if row.finish_reason is None]
+                if len(alive) < len(running):
+                    running = [running[k] for k in alive]
+                    if running:
+                        state.keep(alive)
+                    else:
+                        state = None
+
+    def _left_padded(self, rows: list[_Row]) -> tuple[Any, Any]:
+        """The prompts of ``rows`` as one (batch, width) tensor, left-padded, and its attention mask."""
+        import torch
+
         width = max(len(r.prompt_ids) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # left padding: every prompt ends in the last column
+        for i, row in enumerate(rows):  # every prompt ends in the last column
             input_ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
             mask[i, width - len(row.prompt_ids) :] = 1
-        active = list(range(len(rows)))  # positions in `rows` of the rows still in the batch
+        return input_ids, mask
+
+    def _prefill(self, rows: list[_Row]) -> tuple[BatchState, Any]:
+        """Read the prompts of ``rows`` together; return their batch state and next-token logits."""
+        input_ids, mask = self._left_padded(rows)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        # Only the last column's logits are needed: skip the LM head on the rest of the prompt.
+        out = self.loaded.model(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        return BatchState(out.past_key_values, mask, positions[:, -1:]), out.logits[:, -1, :]
+
+    def _decode_static(self, rows: list[_Row]) -> Iterator[None]:
+        """Decode one fixed batch of an encoder-decoder model; yields after every step.
+
+        The encoder reads the prompts once; the decoder starts from the decoder start token. Rows
+        that finish leave the batch (their cache rows and encoder states are dropped).
+        """
+        import torch
+
+        model = self.loaded.model
+        input_ids, mask = self._left_padded(rows)
+        active = list(rows)
         with torch.inference_mode():
-            if seq2seq:
-                encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask)
-                start = model.generation_config.decoder_start_token_id
-                start = start if start is not None else model.config.decoder_start_token_id
-                step_input = torch.full((len(rows), 1), int(start), dtype=torch.long)
-                out = model(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=step_input, use_cache=True)
-            else:
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                # Only the last column's logits are needed: skip the LM head on the whole prompt.
-                out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
+            encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask)
+            start = model.generation_config.decoder_start_token_id
+            start = start if start is not None else model.config.decoder_start_token_id
+            step_input = torch.full((len(rows), 1), int(start), dtype=torch.long)
+            cache = None
             while True:
-                batch_rows = [rows[i] for i in active]
-                next_tokens = self._pick_tokens(out.logits[:, -1, :], batch_rows)
-                self._advance(batch_rows, next_tokens)
+                out = model(
+                    encoder_outputs=encoder_outputs,
+                    attention_mask=mask,
+                    decoder_input_ids=step_input,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache = out.past_key_values
+                self._advance(active, self._pick_tokens(out.logits[:, -1, :], active))
                 yield
-                keep = [k for k, row in enumerate(batch_rows) if row.finish_reason is None]
+                keep = [k for k, row in enumerate(active) if row.finish_reason is None]
                 if not keep:
-                    break
-                if len(keep) < len(batch_rows):
+                    return
+                if len(keep) < len(active):
                     index = torch.tensor(keep, dtype=torch.long)
                     cache.batch_select_indices(index)
                     mask = mask[index]
-                    if seq2seq:
-                        encoder_outputs.last_hidden_state = encoder_outputs.last_hidden_state[index]
-                    else:
-                        positions = positions[index]
+                    encoder_outputs.last_hidden_state = encoder_outputs.last_hidden_state[index]
                     active = [active[k] for k in keep]
-                    next_tokens = [next_tokens[k] for k in keep]
-                step_input = torch.tensor([[t] for t in next_tokens], dtype=torch.long)
-                if seq2seq:
-                    out = model(
-                        encoder_outputs=encoder_outputs,
-                        attention_mask=mask,
-                        decoder_input_ids=step_input,
-                        past_key_values=cache,
-                        use_cache=True,
-                    )
-                else:
-                    mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=-1)
-                    positions = positions[:, -1:] + 1
-                    out = model(
-                        input_ids=step_input, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-                    )
-                cache = out.past_key_values
+                step_input = torch.tensor([[row.generated[-1]] for row in active], dtype=torch.long)
 
     def _pick_tokens(self, logits: Any, rows: list[_Row]) -> list[int]:
         import torch
