@@ -16,9 +16,22 @@ PROMPTS = [
 ]
 
 
+def sharpen_attention(loaded):
+    """Scale the attention weights of a random tiny model so that what a row attends to decides its
+    tokens: at the default init, attention barely moves the residual stream and a padding or masking
+    bug would not change a single greedy token."""
+    with torch.no_grad():
+        for name, weight in loaded.model.named_parameters():
+            if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")) or name.endswith(
+                (".q.weight", ".k.weight", ".v.weight", ".o.weight")
+            ):
+                weight.mul_(30)
+    return loaded
+
+
 @pytest.fixture(scope="module", params=["causal", "seq2seq"])
 def loaded(request):
-    return tiny_model(request.param, seed=7)
+    return sharpen_attention(tiny_model(request.param, seed=7))
 
 
 def test_greedy_is_identical_across_batch_sizes(loaded) -> None:
@@ -140,3 +153,31 @@ def test_several_answers_need_sampling() -> None:
     with pytest.raises(InvalidValueError, match="needs sampling"):
         GenerationSettings(num_return_sequences=2)
     assert GenerationSettings(temperature=0).greedy and not GenerationSettings(temperature=0.7).greedy
+
+
+@pytest.mark.parametrize("joiner", ["shorter", "longer"])
+def test_rows_joining_a_running_batch_get_the_same_answers(joiner: str) -> None:
+    # Per-request max_new_tokens makes the first rows finish early, so waiting prompts join a batch
+    # already decoding: their cache is merged, left-padded on whichever side is shorter. The rows go
+    # to the decoder in the order given (generate() would sort them longest first).
+    loaded = sharpen_attention(tiny_model("causal", seed=3))
+    short, long = "Hi.", "#Person1#: " + "I would like to change my booking to next Friday, please. " * 4
+    first = [short, short] if joiner == "longer" else [long, long]
+    waiting = [long, long] if joiner == "longer" else [short, short]
+    prompts = first + [PROMPTS[1]] + waiting
+    limits = (2, 3, 14, 10, 9)
+
+    def decode(batch_size: int) -> list[tuple[int, ...]]:
+        engine = GenerationEngine(loaded, batch_size=batch_size)
+        engine.eos_ids = set()  # every row runs to its own max_new_tokens
+        rows = [
+            engine._new_row(i, 0, engine.encode(p), GenerationSettings(max_new_tokens=n))
+            for i, (p, n) in enumerate(zip(prompts, limits, strict=True))
+        ]
+        for _ in engine._run(rows):
+            pass
+        return [tuple(row.generated) for row in rows]
+
+    joined, alone = decode(3), decode(1)
+    assert [len(tokens) for tokens in joined] == list(limits)
+    assert joined == alone

@@ -68,11 +68,12 @@ class _Row:
 class GenerationEngine:
     """Generate for many prompts at once: ``GenerationEngine(load_model(...)).generate(prompts, settings)``."""
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int = 8) -> None:
+    def __init__(self, loaded: LoadedModel, *, batch_size: int = 8, continuous: bool = True) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.loaded = loaded
         self.batch_size = batch_size
+        self.continuous = continuous  # False: new prompts wait until the whole batch has finished
         tokenizer = loaded.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         eos = loaded.model.generation_config.eos_token_id
@@ -220,7 +221,7 @@ class GenerationEngine:
         with torch.inference_mode():
             while pending or running:
                 free = self.batch_size - len(running)
-                if free > 0 and pending and (not running or can_merge):
+                if free > 0 and pending and (not running or (can_merge and self.continuous)):
                     joiners, pending = pending[:free], pending[free:]
                     joined, logits = self._prefill(joiners)
                     can_merge = supports_merging(joined.cache) if can_merge is None else can_merge

@@ -157,24 +157,15 @@ def _measure_generator(source: Path) -> dict[str, Any]:
 
 
 def _measure_embedder(source: Path) -> dict[str, Any]:
-    from safetensors import safe_open
+    from transformers import AutoConfig
 
     from genlab.models.estimate import shape_from_config
-
-    params = 0
-    with safe_open(source / "model.safetensors", framework="pt") as weights:
-        for key in weights.keys():  # noqa: SIM118 - safe_open has no __iter__
-            shape = weights.get_slice(key).get_shape()
-            count = 1
-            for dim in shape:
-                count *= dim
-            params += count
-    from transformers import AutoConfig
+    from genlab.models.weights import count_safetensors_params
 
     config = AutoConfig.from_pretrained(source)
     shape = shape_from_config(config)
     return {
-        "params": params,
+        "params": count_safetensors_params([source / "model.safetensors"]),
         "shape": shape.model_dump() if shape is not None else None,
         "context_window": getattr(config, "max_position_embeddings", None),
     }

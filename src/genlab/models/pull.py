@@ -9,6 +9,7 @@ from genlab.lineage import record_run
 from genlab.models.hub import download_from_hub
 from genlab.models.load import resolve_model_source
 from genlab.models.packs import PACKS, ensure_converted, measure_pack
+from genlab.models.weights import count_safetensors_params
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,4 @@ def pull_model(name: str) -> PullResult:
 
 
 def _count_params(folder: Path) -> int:
-    """Count parameters from safetensors headers, without loading the weights."""
-    from safetensors import safe_open
-
-    total = 0
-    for file in sorted(folder.glob("*.safetensors")):
-        with safe_open(file, framework="pt") as weights:
-            for key in weights.keys():  # noqa: SIM118
-                count = 1
-                for dim in weights.get_slice(key).get_shape():
-                    count *= dim
-                total += count
-    return total
+    return count_safetensors_params(sorted(folder.glob("*.safetensors")))
