@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from genlab.cli import demo, estimate, generate, models, prompt, runs
+from genlab.cli import demo, estimate, evaluate, generate, models, prompt, runs
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -42,6 +42,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(prompt.app, name="prompt")
 app.command(name="generate")(generate.generate_command)
 app.command(name="chat")(generate.chat_command)
+app.command(name="eval")(evaluate.eval_command)
+app.command(name="compare")(evaluate.compare_command)
 app.command(name="estimate")(estimate.estimate_command)
 app.command(name="demo")(demo.demo_command)
 

@@ -1,0 +1,176 @@
+"""`genlab eval`: score a model (optionally with an adapter) on a dataset, with lineage.
+
+Summarisation and generation tasks prompt the model through the same template and engine as the
+prompt stage (greedy by default, so a score is reproducible), keep every prediction in a JSONL file
+(``input``, ``reference``, ``prediction``), and compute the chosen metrics on them; re-scoring that
+file with the metric library gives the same figures. Multiple-choice tasks run a benchmark
+(:mod:`genlab.evaluation.benchmarks`). Efficiency (seconds, tokens/s, latency per example) is always
+recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from genlab.atomic import atomic_write_text
+from genlab.data.builtin import BUILTIN_DIALOGUES
+from genlab.errors import InvalidValueError
+from genlab.evaluation.generation_metrics import score_generations
+from genlab.generation import GenerationEngine, GenerationSettings
+from genlab.lineage import Run, record_run
+from genlab.models.load import LoadedModel, load_model
+
+Task = Literal["summarize", "generate", "multiple-choice"]
+TASKS = ("summarize", "generate", "multiple-choice")
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    n: int
+    metrics: dict[str, float]
+    predictions: str  # path of the predictions JSONL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(
+    model: str | LoadedModel,
+    data: str,
+    *,
+    task: Task = "summarize",
+    metrics: Sequence[str] = ("rouge",),
+    limit: int | None = None,
+    adapter: str | None = None,
+    template: str | None = None,
+    shots: int = 0,
+    input_field: str = "dialogue",
+    target_field: str = "summary",
+    settings: GenerationSettings | None = None,
+    batch_size: int = 8,
+    chat: bool = True,
+    metric_options: dict[str, Any] | None = None,
+) -> EvalResult:
+    if task not in TASKS:
+        raise InvalidValueError(f"task={task!r} is not allowed: choose one of {', '.join(TASKS)}.")
+    if limit is not None and limit < 1:
+        raise InvalidValueError(f"limit={limit!r} is not allowed: evaluate at least 1 example.")
+    settings = settings or GenerationSettings(max_new_tokens=64)
+    model_name = model if isinstance(model, str) else model.name
+    config = {
+        "model": model_name, "adapter": adapter, "data": data, "task": task, "metrics": list(metrics),
+        "limit": limit, "template": template, "shots": shots, "settings": settings.model_dump(), "chat": chat,
+    }  # fmt: skip
+    with record_run("eval", config) as run:
+        loaded = _load(model, adapter, run)
+        if task == "multiple-choice":
+            return _evaluate_multiple_choice(run, loaded, data, limit, batch_size)
+        return _evaluate_generation(
+            run, loaded, data, task, metrics, limit, template, shots, input_field, target_field, settings,
+            batch_size, chat, metric_options or {},
+        )  # fmt: skip
+
+
+def _load(model: str | LoadedModel, adapter: str | None, run: Run) -> LoadedModel:
+    loaded = load_model(model) if isinstance(model, str) else model
+    if loaded.path is not None:
+        run.use(loaded.path, "model", {"model": loaded.name})
+    if adapter is not None:
+        from genlab.models.adapters import merge_adapter
+
+        loaded = merge_adapter(loaded, adapter)
+        run.use(adapter, "adapter", {"base": loaded.name})
+    return loaded
+
+
+def _evaluate_generation(
+    run: Run,
+    loaded: LoadedModel,
+    data: str,
+    task: str,
+    metrics: Sequence[str],
+    limit: int | None,
+    template: str | None,
+    shots: int,
+    input_field: str,
+    target_field: str,
+    settings: GenerationSettings,
+    batch_size: int,
+    chat: bool,
+    metric_options: dict[str, Any],
+) -> EvalResult:
+    from genlab.data.loaders import load_examples
+    from genlab.prompting.chat import has_chat_template
+    from genlab.prompting.icl import ExampleSelector, build_prompt
+    from genlab.prompting.templates import get_template
+
+    rows = load_examples(data, input_field=input_field, target_field=target_field)
+    held_out = rows[:limit] if limit else rows
+    data_path = BUILTIN_DIALOGUES if data.startswith("builtin") else Path(data)
+    if data_path.exists():
+        run.use(data_path, "dataset", {"input_field": input_field, "target_field": target_field})
+    prompt_template = get_template(template or ("summarize" if task == "summarize" else "qa"))
+    chat = chat and has_chat_template(loaded.tokenizer)
+    if not chat and not settings.stop and prompt_template.stop:
+        settings = settings.with_overrides(stop=prompt_template.stop)
+    selector = ExampleSelector(rows[len(held_out) :] or held_out) if shots > 0 else None
+    built = [
+        build_prompt(
+            prompt_template, row, selector, shots, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
+            max_new_tokens=settings.max_new_tokens, chat=chat, is_encoder_decoder=loaded.is_encoder_decoder,
+        )  # fmt: skip
+        for row in held_out
+    ]
+    start = time.perf_counter()
+    completions = GenerationEngine(loaded, batch_size=batch_size).generate(
+        [b.text for b in built], settings, preformatted=chat
+    )
+    seconds = time.perf_counter() - start
+    predictions = [c.text for c in completions]
+    references = [row.target or "" for row in held_out]
+    scores = score_generations(metrics, predictions, references, metric_options)
+    new_tokens = sum(c.new_tokens for c in completions)
+    scores.update(
+        {
+            "seconds": seconds,
+            "latency_per_example_s": seconds / len(held_out),
+            "tokens_per_second": new_tokens / seconds if seconds > 0 else 0.0,
+            "new_tokens_mean": new_tokens / len(held_out),
+        }
+    )
+    lines = [
+        json.dumps(
+            {
+                "id": row.id, "input": row.input, "reference": row.target, "prediction": prediction,
+                "prompt_tokens": b.prompt_tokens, "new_tokens": c.new_tokens, "shots": len(b.examples),
+            }  # fmt: skip
+        )
+        + "\n"
+        for row, b, c, prediction in zip(held_out, built, completions, predictions, strict=True)
+    ]
+    predictions_file = atomic_write_text(run.dir / "predictions.jsonl", "".join(lines))
+    run.log_artifact(predictions_file, "predictions", {"task": task, "n": len(held_out)})
+    run.log_metrics(scores)
+    return EvalResult(run.id, len(held_out), scores, str(predictions_file))
+
+
+def _evaluate_multiple_choice(run: Run, loaded: LoadedModel, data: str, limit: int | None, batch_size: int) -> EvalResult:
+    from genlab.evaluation.benchmarks import load_task, run_benchmark
+
+    task = load_task(data)
+    result = run_benchmark(task, loaded, batch_size=batch_size, limit=limit)
+    summary = result.to_dict()
+    scores = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for kind, value in (summary.get("robustness") or {}).items():
+        scores[f"robustness_{kind}"] = float(value)
+    lines = [json.dumps(row) + "\n" for row in summary.get("rows", [])]
+    predictions_file = atomic_write_text(run.dir / "predictions.jsonl", "".join(lines))
+    run.log_artifact(predictions_file, "predictions", {"task": "multiple-choice", "benchmark": task.name})
+    run.log_metrics(scores)
+    return EvalResult(run.id, int(summary.get("n", len(lines))), scores, str(predictions_file))
