@@ -22,7 +22,7 @@ from typing import Any
 
 from genlab.errors import InvalidValueError
 from genlab.evaluation.benchmarks.calibration import expected_calibration_error
-from genlab.evaluation.benchmarks.multiple_choice import score_choices
+from genlab.evaluation.benchmarks.multiple_choice import ChoiceScores, score_choices
 from genlab.evaluation.benchmarks.robustness import PERTURBATIONS, perturb
 from genlab.evaluation.benchmarks.task import TaskRow, TaskSpec
 from genlab.models.load import LoadedModel
@@ -97,22 +97,20 @@ def _run_multiple_choice(
     perturbed: dict[str, list[TaskRow]],
     batch_size: int,
 ) -> BenchmarkResult:
-    def score(questions: list[TaskRow]):  # noqa: ANN202 - list[ChoiceScores]
+    def score(questions: list[TaskRow]) -> list[ChoiceScores]:
         contexts = [task.context(row, shots) for row in questions]
         choices = [row.choices for row in questions]
         return score_choices(loaded, contexts, choices, choice_prefix=task.choice_prefix, batch_size=batch_size)
+
+    def accuracy_of(questions: list[TaskRow], scores: list[ChoiceScores]) -> float:
+        return sum(s.predicted == row.answer for s, row in zip(scores, questions, strict=True)) / len(questions)
 
     start = time.perf_counter()
     scores = score(rows)
     seconds = time.perf_counter() - start
     correct = [s.predicted == row.answer for s, row in zip(scores, rows, strict=True)]
-    accuracy = sum(correct) / len(rows)
-    robustness = {}
-    for kind, changed in perturbed.items():
-        changed_scores = score(changed)
-        robustness[kind] = sum(s.predicted == row.answer for s, row in zip(changed_scores, changed, strict=True)) / len(
-            rows
-        )
+    accuracy = accuracy_of(rows, scores)
+    robustness = {kind: accuracy_of(changed, score(changed)) for kind, changed in perturbed.items()}
     return BenchmarkResult(
         task=task.name,
         type=task.type,

@@ -19,6 +19,7 @@ Line numbers in messages are the data file's own line numbers, counted from 1.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from genlab.errors import GenlabError, invalid_value
+from genlab.errors import GenlabError, InvalidValueError, invalid_value
 from genlab.prompting.templates import PromptTemplate, TemplateError
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 PROMPT_VARIABLES = ("question", "choices")  # what a task's prompt may use
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ERROR_PREFIX = "task"  # messages read "task: num_fewshot=-1 is not allowed: ..."
 
 TaskType = Literal["multiple_choice", "generation"]
 
@@ -100,14 +102,13 @@ class TaskSpec(BaseModel):
     description: str = ""
     license: str = ""
 
-    _template: PromptTemplate | None = PrivateAttr(default=None)
     _base_dir: Path | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as error:
-            raise invalid_value(error, prefix="task") from None
+            raise invalid_value(error, prefix=ERROR_PREFIX) from None
 
     @field_validator("prompt")
     @classmethod
@@ -138,9 +139,6 @@ class TaskSpec(BaseModel):
                 f"task {self.name!r} is multiple-choice, scored by accuracy: metric applies to generation tasks only"
             )
         return self
-
-    def model_post_init(self, context: Any) -> None:
-        self._template = _parse_prompt(self.prompt)
 
     # --- data -----------------------------------------------------------------------------------
 
@@ -202,7 +200,9 @@ class TaskSpec(BaseModel):
         if not isinstance(choices, list) or not all(isinstance(c, str) and c.strip() for c in choices):
             raise TaskError(f"{where}: {self.fields.choices!r} must be a list of non-empty strings.")
         if len(choices) < 2:
-            raise TaskError(f"{where}: {self.fields.choices!r} has {len(choices)} choice(s); a question needs at least 2.")
+            raise TaskError(
+                f"{where}: {self.fields.choices!r} has {len(choices)} choice(s); a question needs at least 2."
+            )
         answer = _answer_index(field(self.fields.answer), len(choices), f"{where}: {self.fields.answer!r}")
         return TaskRow(row_id, number, question, tuple(choices), answer)
 
@@ -210,9 +210,9 @@ class TaskSpec(BaseModel):
 
     def render(self, row: TaskRow) -> str:
         """The prompt for one row (no shots)."""
-        assert self._template is not None
+        template = _parse_prompt(self.prompt)
         values = {"question": row.question, "choices": list(row.choices)}
-        return self._template.render(**{k: v for k, v in values.items() if k in self._template.variables})
+        return template.render(**{k: v for k, v in values.items() if k in template.variables})
 
     def context(self, row: TaskRow, shots: Sequence[TaskRow] = ()) -> str:
         """The text the model reads before an answer: solved shots, then the row's prompt."""
@@ -224,6 +224,7 @@ class TaskSpec(BaseModel):
         return self.stop if self.stop is not None else (self.fewshot_separator,)
 
 
+@functools.lru_cache(maxsize=64)
 def _parse_prompt(source: str) -> PromptTemplate:
     try:
         return PromptTemplate("prompt", source)
@@ -239,7 +240,10 @@ def _answer_index(value: Any, count: int, where: str) -> int:
     else:
         raise TaskError(f"{where} is {value!r}: give the index of the right choice (from 0) or its letter (A, B, ...).")
     if not 0 <= index < count:
-        raise TaskError(f"{where} is {value!r}, out of range for {count} choices (indices 0 to {count - 1}, A to {LETTERS[count - 1]}).")
+        raise TaskError(
+            f"{where} is {value!r}, out of range for {count} choices "
+            f"(indices 0 to {count - 1}, letters A to {LETTERS[min(count, len(LETTERS)) - 1]})."
+        )
     return index
 
 
@@ -269,10 +273,13 @@ def load_task_file(path: str | Path) -> TaskSpec:
         raise TaskError(f"task file {path} is not valid YAML: {str(error).splitlines()[0]}.") from None
     if not isinstance(raw, dict):
         raise TaskError(f"task file {path} must hold a mapping of task fields (name, type, data, prompt, ...).")
+    if not all(isinstance(key, str) for key in raw):
+        bad = next(key for key in raw if not isinstance(key, str))
+        raise TaskError(f"task file {path} has a key that is not a field name: {bad!r}.")
     try:
-        task = TaskSpec.model_validate(raw)
-    except ValidationError as error:
-        raise invalid_value(error, prefix=f"task file {path}") from None
+        task = TaskSpec(**raw)
+    except InvalidValueError as error:  # name the file rather than "task"
+        raise InvalidValueError(f"task file {path}: {str(error).removeprefix(ERROR_PREFIX + ': ')}") from None
     task._base_dir = path.parent.resolve()
     return task
 
