@@ -94,3 +94,19 @@ def test_eval_bad_inputs_are_one_sentence(tiny_folder: str, tmp_path: Path) -> N
     assert not_an_adapter.returncode == 2 and "not a peft adapter folder" in not_an_adapter.stderr
     one_run = run_cli("compare", "eval-nothing")
     assert one_run.returncode == 2 and "at least two run ids" in one_run.stderr
+
+
+def test_eval_multiple_choice_runs_the_builtin_benchmark(tiny_folder: str) -> None:
+    out = evaluate("--model", tiny_folder, "--data", "everyday-facts", "--task", "multiple-choice", "--limit", "6")
+    assert out["n"] == 6
+    assert {"accuracy", "acc_norm", "ece", "robustness_typos", "robustness_lowercase"} <= set(out["metrics"])
+    rows = [json.loads(line) for line in Path(out["predictions"]).read_text().splitlines()]
+    assert len(rows) == 6
+    for row in rows:  # the predictions format of every eval: input, reference, prediction
+        assert row["reference"] == row["choices"][row["answer"]]
+        assert row["prediction"] == row["choices"][row["predicted"]]
+        assert row["correct"] == (row["predicted"] == row["answer"])
+        assert sum(row["probabilities"]) == pytest.approx(1.0)
+    assert out["metrics"]["accuracy"] == pytest.approx(sum(r["correct"] for r in rows) / 6)
+    run = json.loads(run_cli("runs", "show", out["run_id"], "--json").stdout)
+    assert {a["kind"] for a in run["inputs"]} == {"dataset", "model"}

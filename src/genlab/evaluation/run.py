@@ -164,13 +164,26 @@ def _evaluate_multiple_choice(run: Run, loaded: LoadedModel, data: str, limit: i
     from genlab.evaluation.benchmarks import load_task, run_benchmark
 
     task = load_task(data)
+    run.use(task.data_path, "dataset", {"benchmark": task.name})
     result = run_benchmark(task, loaded, batch_size=batch_size, limit=limit)
-    summary = result.to_dict()
-    scores = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    for kind, value in (summary.get("robustness") or {}).items():
-        scores[f"robustness_{kind}"] = float(value)
-    lines = [json.dumps(row) + "\n" for row in summary.get("rows", [])]
+    scores = {
+        name: float(value)
+        for name, value in {"accuracy": result.accuracy, "acc_norm": result.acc_norm, "ece": result.ece}.items()
+        if value is not None
+    }
+    scores.update({f"robustness_{kind}": float(value) for kind, value in result.robustness.items()})
+    scores.update({"seconds": result.seconds, "examples_per_second": result.examples_per_second})
+    lines = [json.dumps(_prediction_row(row)) + "\n" for row in result.rows]
     predictions_file = atomic_write_text(run.dir / "predictions.jsonl", "".join(lines))
     run.log_artifact(predictions_file, "predictions", {"task": "multiple-choice", "benchmark": task.name})
     run.log_metrics(scores)
-    return EvalResult(run.id, int(summary.get("n", len(lines))), scores, str(predictions_file))
+    return EvalResult(run.id, result.n, scores, str(predictions_file))
+
+
+def _prediction_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark row in the predictions format: the question, the right choice and the chosen one."""
+    choices = row["choices"]
+    return {
+        "id": row["id"], "input": row["question"], "reference": choices[row["answer"]],
+        "prediction": choices[row["predicted"]], **{k: v for k, v in row.items() if k not in ("id", "question")},
+    }  # fmt: skip

@@ -127,6 +127,8 @@ def _run_multiple_choice(
         rows=[
             {
                 "id": row.id,
+                "question": row.question,
+                "choices": list(row.choices),
                 "predicted": s.predicted,
                 "answer": row.answer,
                 "correct": right,
@@ -176,7 +178,7 @@ def _run_generation(
         seconds=seconds,
         examples_per_second=len(rows) / seconds if seconds > 0 else 0.0,
         rows=[
-            {"id": row.id, "prediction": prediction, "reference": reference}
+            {"id": row.id, "question": row.question, "prediction": prediction, "reference": reference}
             for row, prediction, reference in zip(rows, predictions, references, strict=True)
         ],
     )
