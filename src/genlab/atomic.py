@@ -2,7 +2,8 @@
 
 Everything is written under a temporary name in the same folder (same filesystem) and moved into
 place with ``os.replace``, which is atomic on POSIX. A crash leaves at most a ``.tmp-*`` leftover,
-never a truncated artifact under the real name.
+never a truncated artifact under the real name. Files and folders get the permissions the umask
+gives (``mkstemp`` would leave them private to the owner).
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; read once, at import, not from worker threads
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +35,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~UMASK)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -52,6 +63,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    tmp.chmod(0o777 & ~UMASK)
     try:
         yield tmp
     except BaseException:

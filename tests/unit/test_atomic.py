@@ -38,3 +38,15 @@ def test_json_round_trip(tmp_path: Path) -> None:
 
     path = atomic_write_json(tmp_path / "x.json", {"rouge1": 0.5, "ok": True})
     assert json.loads(path.read_text()) == {"rouge1": 0.5, "ok": True}
+
+
+def test_written_files_and_folders_follow_the_umask_not_private_temp_modes(tmp_path: Path) -> None:
+    import stat
+
+    from genlab.atomic import UMASK, atomic_directory, atomic_write_text
+
+    written = atomic_write_text(tmp_path / "report.html", "<p>hi</p>")
+    assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~UMASK
+    with atomic_directory(tmp_path / "adapter") as folder:
+        (folder / "weights").write_bytes(b"1")
+    assert stat.S_IMODE((tmp_path / "adapter").stat().st_mode) == 0o777 & ~UMASK

@@ -110,3 +110,14 @@ def test_eval_multiple_choice_runs_the_builtin_benchmark(tiny_folder: str) -> No
     assert out["metrics"]["accuracy"] == pytest.approx(sum(r["correct"] for r in rows) / 6)
     run = json.loads(run_cli("runs", "show", out["run_id"], "--json").stdout)
     assert {a["kind"] for a in run["inputs"]} == {"dataset", "model"}
+
+
+@pytest.mark.parametrize(
+    ("metric", "score"),
+    [("rouge1", True), ("bleu", True), ("accuracy", True), ("ece", True), ("toxicity_mean", True),
+     ("bleu_length_ratio", False), ("bleu_brevity_penalty", False), ("seconds", False), ("tokens_per_second", False)],
+)  # fmt: skip
+def test_only_zero_to_one_scores_are_compared_in_percentage_points(metric: str, score: bool) -> None:
+    from genlab.evaluation.compare import is_score
+
+    assert is_score(metric) is score

@@ -22,12 +22,13 @@ from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 
 SCORE_PREFIXES = ("rouge", "bleu", "chrf", "accuracy", "acc_norm", "exact_match", "toxic", "ece", "robustness")
+NOT_SCORES = ("bleu_brevity_penalty", "bleu_length_ratio")  # factors and ratios, compared as plain numbers
 TEMPLATE = Path(__file__).with_name("templates") / "compare.html.jinja"
 
 
 def is_score(metric: str) -> bool:
     """A 0-1 score, compared in percentage points."""
-    return metric.startswith(SCORE_PREFIXES) and metric != "bleu_brevity_penalty"
+    return metric.startswith(SCORE_PREFIXES) and metric not in NOT_SCORES
 
 
 @dataclass

@@ -63,12 +63,20 @@ def read_gguf_facts(path: Path) -> dict[str, Any]:
 
 def load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
     """Load model and tokenizer from a GGUF file, dequantised to ``dtype``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import functools
+    from unittest import mock
+
+    import tqdm.auto
+    from transformers import AutoModelForCausalLM, AutoTokenizer, modeling_gguf_pytorch_utils
 
     check_gguf_file(path)
+    # transformers draws its own tqdm bar per tensor, which no logging switch turns off; callers show
+    # one status line instead.
+    quiet_tqdm = functools.partial(tqdm.auto.tqdm, disable=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+        with mock.patch.object(modeling_gguf_pytorch_utils, "tqdm", quiet_tqdm):
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
     except Exception as error:  # noqa: BLE001 - corrupt or unsupported files fail in many ways
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"could not load the GGUF file {path}: {first_line}") from None

@@ -215,6 +215,7 @@ def _convert_gguf_pack(pack: ModelPack, folder: Path) -> None:
 
     source = pack.source_path()
     console = Console(stderr=True)
+    transformers.utils.logging.disable_progress_bar()  # the status line below says what is happening
     with (
         console.status(f"converting pack {pack.name} from GGUF to safetensors (once; ~30 s)"),
         record_run("convert", {"pack": pack.name, "pip_spec": pack.pip_spec, "to": "safetensors fp32"}) as run,
