@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from genlab.cli import demo, estimate, evaluate, generate, models, prompt, runs
+from genlab.cli import demo, estimate, evaluate, finetune, generate, models, prompt, runs
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ app.command(name="chat")(generate.chat_command)
 app.command(name="eval")(evaluate.eval_command)
 app.command(name="compare")(evaluate.compare_command)
 app.command(name="estimate")(estimate.estimate_command)
+app.command(name="finetune")(finetune.finetune_command)
 app.command(name="demo")(demo.demo_command)
 
 

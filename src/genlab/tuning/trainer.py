@@ -1,0 +1,288 @@
+"""`genlab finetune`: one recipe, any method, trained by transformers' Trainer and recorded in lineage.
+
+The Trainer (with accelerate underneath) provides the loop, schedules, gradient accumulation,
+evaluation loss, early stopping, checkpoints with optimizer/scheduler/RNG state, exact resumption and
+DDP under ``torchrun``; genlab adds the recipe, the data, the methods, Ctrl-C checkpoints, the adapter
+record, the scores after training and the lineage record. Only the main process (rank 0) writes
+outputs and lineage.
+
+Checkpoints live in ``$GENLAB_HOME/finetune/<recipe name>/checkpoints`` until the run completes; a
+run that stopped (Ctrl-C, a crash, a kill) leaves them there, and ``resume=True`` continues from the
+last one: the result equals an uninterrupted run's. A fresh run refuses to start over existing
+checkpoints rather than delete them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.errors import GenlabError
+from genlab.home import genlab_home
+from genlab.tuning.recipe import FinetuneRecipe
+
+
+class TrainingInterrupted(GenlabError):
+    exit_code = 130
+
+
+class CheckpointError(GenlabError):
+    pass
+
+
+@dataclass
+class FinetuneResult:
+    run_id: str
+    adapter_path: str  # the adapter folder, or the model folder for full-weight methods
+    trainable_params: int
+    total_params: int
+    trainable_percent: float
+    metrics: dict[str, float]
+    method: str = ""
+    report: str = ""
+    eval_run_id: str | None = None
+    baseline_run_id: str | None = None
+    dropped_rows: int = 0
+    loss_history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def work_dir(recipe: FinetuneRecipe) -> Path:
+    return genlab_home() / "finetune" / recipe.name
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not folder.is_dir():
+        return None
+    found = get_last_checkpoint(str(folder))
+    return Path(found) if found else None
+
+
+def finetune(
+    recipe: FinetuneRecipe,
+    *,
+    resume: bool = False,
+    recipe_dir: Path | None = None,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+) -> FinetuneResult:
+    """Train ``recipe``; return where the adapter (or model) is and how it scored."""
+    from accelerate import PartialState
+
+    from genlab.lineage import record_run
+
+    if recipe.method == "qlora":
+        from genlab.tuning.methods.qlora import check_available
+
+        check_available()  # before loading anything
+    checkpoints = work_dir(recipe) / "checkpoints"
+    start_from = _checkpoint_to_start_from(checkpoints, resume, recipe.name)
+    main_process = PartialState().is_main_process
+    config = {"recipe": recipe.model_dump(), "resume_from": str(start_from) if start_from else None}
+    with record_run("finetune", config) if main_process else contextlib.nullcontext() as run:
+        return _finetune(recipe, run, checkpoints, start_from, recipe_dir, list(callbacks), progress)
+
+
+def _checkpoint_to_start_from(checkpoints: Path, resume: bool, name: str) -> Path | None:
+    existing = last_checkpoint(checkpoints)
+    if resume and existing is None:
+        raise CheckpointError(f"there is nothing to resume for recipe {name!r}: {checkpoints} holds no checkpoint.")
+    if not resume and existing is not None:
+        raise CheckpointError(
+            f"recipe {name!r} has checkpoints from an unfinished run in {checkpoints}: pass --resume to continue it, "
+            "or delete that folder to start over."
+        )
+    return existing
+
+
+def _finetune(
+    recipe: FinetuneRecipe,
+    run: Any,
+    checkpoints: Path,
+    start_from: Path | None,
+    recipe_dir: Path | None,
+    callbacks: list[Any],
+    progress: bool,
+) -> FinetuneResult:
+    from transformers import set_seed
+
+    from genlab.models.load import load_model
+    from genlab.tuning.assemble import assemble, write_validation_file
+    from genlab.tuning.methods import count_parameters, prepare_model
+    from genlab.tuning.output import save_output
+
+    loaded = load_model(recipe.model)
+    if run is not None and loaded.path is not None:
+        run.use(loaded.path, "model", {"model": loaded.name})
+    data = assemble(recipe, loaded, recipe_dir)
+    validation_file = None
+    if run is not None:
+        for source in data.sources:
+            if Path(source).exists():
+                run.use(source, "dataset", {"role": "train"})
+        validation_file = write_validation_file(data.validation_rows, run.dir, recipe.data)
+        run.log_artifact(validation_file, "dataset", {"role": "validation", "rows": len(data.validation_rows)})
+
+    baseline = None
+    if run is not None and recipe.evaluation.enabled and recipe.evaluation.baseline:
+        baseline = _score(loaded, validation_file, recipe, run, label="baseline")
+
+    from genlab.models.adapters import base_fingerprint
+
+    fingerprint = base_fingerprint(loaded)  # before training changes any weight
+    set_seed(recipe.training.seed)  # adapter initialisation (LoRA's A, random soft prompts) is seeded too
+    model = prepare_model(loaded, recipe)
+    trainable, total = count_parameters(model)
+    trainer, stopper, seconds = _train(recipe, model, loaded, data, checkpoints, start_from, run, callbacks, progress)
+    if stopper.stopped_at is not None:
+        raise TrainingInterrupted(
+            f"training stopped by Ctrl-C at step {stopper.stopped_at}; a checkpoint is in {checkpoints}: "
+            "run the same command with --resume to continue."
+        )
+    if not trainer.is_world_process_zero():
+        return FinetuneResult("", "", trainable, total, 100.0 * trainable / total, {})
+
+    history = _loss_history(trainer.state.log_history)
+    metrics: dict[str, float] = {
+        "train_loss": _last(history, "loss"),
+        "eval_loss": _last(history, "eval_loss"),
+        "steps": float(trainer.state.global_step),
+        "train_seconds": seconds,
+        "seconds_per_step": seconds / max(trainer.state.global_step - _start_step(start_from), 1),
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "trainable_params": float(trainable),
+        "total_params": float(total),
+        "trainable_percent": 100.0 * trainable / total,
+        "train_rows": float(len(data.train)),
+        "dropped_rows": float(len(data.train.dropped) + len(data.validation.dropped)),
+    }
+    metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: no validation loss was logged
+    output = save_output(trainer.model, loaded, recipe, run.id, fingerprint, metrics)
+    run.log_artifact(output, "adapter" if recipe.saves_adapter else "model", {"method": recipe.method, "base": loaded.name})
+    run.log_metrics({k: v for k, v in metrics.items() if k not in ("train_loss", "eval_loss")})
+
+    result = FinetuneResult(
+        run.id, str(output), trainable, total, 100.0 * trainable / total, metrics, recipe.method,
+        dropped_rows=int(metrics["dropped_rows"]), loss_history=history,
+        baseline_run_id=baseline.run_id if baseline else None,
+    )  # fmt: skip
+    if recipe.evaluation.enabled and validation_file is not None and recipe.method != "continued_pretraining":
+        tuned = _trained_model(trainer.model, loaded, recipe)
+        scored = _score(tuned, validation_file, recipe, run, label="tuned")
+        result.eval_run_id = scored.run_id
+        result.metrics.update({f"val_{k}": v for k, v in scored.metrics.items() if k.startswith(("rouge", "bleu"))})
+        run.log_metrics({f"val_{k}": v for k, v in scored.metrics.items() if k.startswith(("rouge", "bleu"))})
+    from genlab.tuning.report import write_report
+
+    result.report = str(write_report(run, recipe, result, baseline))
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: its output replaces them
+    return result
+
+
+def _train(
+    recipe: FinetuneRecipe,
+    model: Any,
+    loaded: Any,
+    data: Any,
+    checkpoints: Path,
+    start_from: Path | None,
+    run: Any,
+    callbacks: list[Any],
+    progress: bool,
+) -> tuple[Any, Any, float]:
+    from transformers import EarlyStoppingCallback, Trainer
+
+    from genlab.tuning.arguments import training_arguments
+    from genlab.tuning.callbacks import CheckpointOnInterrupt, LineageLosses, LossProgressBar
+    from genlab.tuning.data import training_collator
+
+    stopper = CheckpointOnInterrupt()
+    extra = [stopper, LineageLosses(run), *callbacks]
+    if progress:
+        extra.append(LossProgressBar())
+    if recipe.training.early_stopping_patience is not None:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(recipe, checkpoints, has_validation=len(data.validation) > 0),
+        train_dataset=_as_dataset(data.train),
+        eval_dataset=_as_dataset(data.validation) if len(data.validation) else None,
+        data_collator=training_collator(loaded.tokenizer, is_encoder_decoder=loaded.is_encoder_decoder),
+        callbacks=extra,
+    )
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    stopper.install()
+    start = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    finally:
+        stopper.uninstall()
+    return trainer, stopper, time.perf_counter() - start
+
+
+def _as_dataset(features: Any) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(features.features)
+
+
+def _trained_model(model: Any, loaded: Any, recipe: FinetuneRecipe) -> Any:
+    """The trained model ready for generation: LoRA merged in; soft prompts kept as a peft model."""
+    from dataclasses import replace
+
+    model.eval()
+    if recipe.method in ("lora", "qlora"):
+        model = model.merge_and_unload()
+    return replace(loaded, name=f"{loaded.name}+{recipe.name}", model=model)
+
+
+def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, run: Any, *, label: str) -> Any:
+    from genlab.evaluation.run import evaluate
+    from genlab.generation import GenerationSettings
+
+    assert validation_file is not None
+    settings = recipe.evaluation
+    result = evaluate(
+        loaded, str(validation_file), task="summarize", metrics=settings.metrics, limit=settings.limit,
+        template=recipe.data.template, input_field=recipe.data.input_field, target_field=recipe.data.target_field,
+        settings=GenerationSettings(max_new_tokens=settings.max_new_tokens), batch_size=settings.batch_size,
+        chat=recipe.data.chat,
+    )  # fmt: skip
+    run.store.link(("run", run.id), ("run", result.run_id), label)
+    return result
+
+
+def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    keep = ("loss", "eval_loss", "learning_rate")
+    return [
+        {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
+        for entry in log_history
+        if "step" in entry and any(k in entry for k in keep)
+    ]
+
+
+def _last(history: list[dict[str, float]], key: str) -> float:
+    values = [entry[key] for entry in history if key in entry]
+    return values[-1] if values else float("nan")
+
+
+def _start_step(start_from: Path | None) -> int:
+    if start_from is None:
+        return 0
+    with contextlib.suppress(ValueError):
+        return int(start_from.name.rsplit("-", 1)[-1])
+    return 0
+
