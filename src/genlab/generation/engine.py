@@ -11,6 +11,10 @@ top-p) in the order ``generate`` applies them.
 Decoder-only models get left padding (real tokens end at the same column, so the next-token logits
 sit in the last column) and position ids from the attention mask; encoder-decoder models run the
 encoder once and decode from the decoder start token.
+
+A prompt-tuned model (``LoadedModel.soft_prompt``, learned vectors from peft's prompt tuning) reads
+its virtual tokens right before every prompt, with positions 0..P-1 as in training, so they occupy
+attended cache columns like any prompt token and batching works unchanged.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class GenerationEngine:
         self.eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
         if tokenizer.eos_token_id is not None:
             self.eos_ids.add(int(tokenizer.eos_token_id))
+        self.soft_prompt = loaded.soft_prompt  # (virtual tokens, hidden size) or None
+        self.virtual_tokens = 0 if self.soft_prompt is None else int(self.soft_prompt.shape[0])
 
     # --- prompts --------------------------------------------------------------------------------
 
@@ -103,7 +109,7 @@ class GenerationEngine:
         return self.encode(text, formatted_chat=text != prompt)
 
     def check_fits(self, prompt_tokens: int, max_new_tokens: int, label: str = "the prompt") -> None:
-        window = self.loaded.context_window
+        window = self.loaded.context_window - self.virtual_tokens
         if self.loaded.is_encoder_decoder:
             if prompt_tokens > window:
                 raise PromptTooLongError(
@@ -259,25 +265,32 @@ class GenerationEngine:
                     else:
                         state = None
 
-    def _left_padded(self, rows: list[_Row]) -> tuple[Any, Any]:
-        """The prompts of ``rows`` as one (batch, width) tensor, left-padded, and its attention mask."""
+    def _left_padded(self, rows: list[_Row]) -> tuple[dict[str, Any], Any]:
+        """The prompts of ``rows`` left-padded as model inputs (ids, or embeddings with a soft prompt) and mask."""
         import torch
 
-        width = max(len(r.prompt_ids) for r in rows)
+        virtual = self.virtual_tokens
+        width = max(len(r.prompt_ids) for r in rows) + virtual
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # every prompt ends in the last column
+        for i, row in enumerate(rows):  # every prompt ends in the last column, its soft prompt just before
             input_ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
-            mask[i, width - len(row.prompt_ids) :] = 1
-        return input_ids, mask
+            mask[i, width - len(row.prompt_ids) - virtual :] = 1
+        if self.soft_prompt is None:
+            return {"input_ids": input_ids}, mask
+        embeds = self.loaded.model.get_input_embeddings()(input_ids)
+        for i, row in enumerate(rows):
+            start = width - len(row.prompt_ids) - virtual
+            embeds[i, start : start + virtual] = self.soft_prompt.to(embeds.dtype)
+        return {"inputs_embeds": embeds}, mask
 
     def _prefill(self, rows: list[_Row]) -> tuple[BatchState, Any]:
         """Read the prompts of ``rows`` together; return their batch state and next-token logits."""
-        input_ids, mask = self._left_padded(rows)
+        inputs, mask = self._left_padded(rows)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         # Only the last column's logits are needed: skip the LM head on the rest of the prompt.
         out = self.loaded.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            **inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
         )
         return BatchState(out.past_key_values, mask, positions[:, -1:]), out.logits[:, -1, :]
 
@@ -290,10 +303,10 @@ class GenerationEngine:
         import torch
 
         model = self.loaded.model
-        input_ids, mask = self._left_padded(rows)
         active = list(rows)
         with torch.inference_mode():
-            encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask)
+            inputs, mask = self._left_padded(rows)
+            encoder_outputs = model.get_encoder()(**inputs, attention_mask=mask)
             start = model.generation_config.decoder_start_token_id
             start = start if start is not None else model.config.decoder_start_token_id
             step_input = torch.full((len(rows), 1), int(start), dtype=torch.long)

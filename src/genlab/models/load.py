@@ -40,6 +40,7 @@ class LoadedModel:
     model: Any  # transformers.PreTrainedModel
     tokenizer: Any  # transformers.PreTrainedTokenizerBase
     path: Path | None  # the local folder or file of the weights (hashed for lineage)
+    soft_prompt: Any = None  # prompt tuning: (virtual tokens, hidden size) vectors read before every prompt
 
     @property
     def is_encoder_decoder(self) -> bool:

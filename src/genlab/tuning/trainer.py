@@ -244,9 +244,13 @@ def _trained_model(model: Any, loaded: Any, recipe: FinetuneRecipe) -> Any:
     from dataclasses import replace
 
     model.eval()
+    name = f"{loaded.name}+{recipe.name}"
+    if recipe.method == "prompt_tuning":  # the engine reads the soft prompt before every prompt
+        soft_prompt = model.get_prompt_embedding_to_save("default").detach()
+        return replace(loaded, name=name, model=model.get_base_model(), soft_prompt=soft_prompt)
     if recipe.method in ("lora", "qlora"):
         model = model.merge_and_unload()
-    return replace(loaded, name=f"{loaded.name}+{recipe.name}", model=model)
+    return replace(loaded, name=name, model=model)
 
 
 def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, run: Any, *, label: str) -> Any:
