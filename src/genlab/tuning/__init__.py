@@ -1,0 +1,1 @@
+"""Fine-tuning: training data, methods (full, LoRA, prompt tuning, ...), the trainer and its report."""
