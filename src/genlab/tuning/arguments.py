@@ -44,7 +44,7 @@ def training_arguments(recipe: FinetuneRecipe, checkpoints: Path, *, has_validat
         seed=training.seed,
         data_seed=training.seed,
         train_sampling_strategy="group_by_length" if training.group_by_length else "random",
-        gradient_checkpointing=training.gradient_checkpointing,
+        activation_checkpointing=training.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         remove_unused_columns=False,

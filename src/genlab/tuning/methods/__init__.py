@@ -6,10 +6,14 @@ way for every method.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from genlab.models.load import LoadedModel
 from genlab.tuning.recipe import FinetuneRecipe
+
+# peft still reads a transformers attribute deprecated in 5.x; the warning is theirs and says nothing to users.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def prepare_model(loaded: LoadedModel, recipe: FinetuneRecipe) -> Any:
