@@ -123,3 +123,25 @@ def test_unknown_run_id_is_a_clear_error(store: LineageStore) -> None:
 
     with pytest.raises(GenlabError, match="no run with id 'nope'"):
         store.get_run("nope")
+
+
+
+def test_a_new_store_waits_for_another_process_writing_it(tmp_path: Path) -> None:
+    # DDP ranks open the same new store together; switching it to WAL needs a moment alone with the file,
+    # and SQLite reports "database is locked" at once instead of waiting, unless genlab waits.
+    import sqlite3
+    import threading
+
+    path = tmp_path / "lineage.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE early (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO early VALUES (1)")  # holds the write lock until the transaction ends
+    release = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        with LineageStore(path) as store:
+            assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        release.join()
+        writer.close()

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from genlab.cli import demo, estimate, evaluate, finetune, generate, models, prompt, runs
+from genlab.cli import adapters, demo, estimate, evaluate, finetune, generate, models, prompt, runs
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def _root(
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.add_typer(prompt.app, name="prompt")
+app.add_typer(adapters.app, name="adapters")
 app.command(name="generate")(generate.generate_command)
 app.command(name="chat")(generate.chat_command)
 app.command(name="eval")(evaluate.eval_command)

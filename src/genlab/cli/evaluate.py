@@ -15,7 +15,7 @@ def eval_command(
     data: Annotated[str, typer.Option(help="'builtin', a data file or hub id; for multiple-choice, a task.")] = "builtin",
     task: Annotated[str, typer.Option(help="summarize, generate or multiple-choice.")] = "summarize",
     metrics: Annotated[str, typer.Option(help="Comma-separated: rouge, bleu, toxicity, exact_match, length.")] = "rouge",
-    adapter: Annotated[str | None, typer.Option(help="A peft adapter folder to merge into the model.")] = None,
+    adapter: Annotated[str | None, typer.Option(help="A peft adapter: a folder or a name in $GENLAB_HOME/adapters.")] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N examples.")] = None,
     template: Annotated[str | None, typer.Option(help="Prompt template name or file (default per task).")] = None,
     shots: Annotated[int, typer.Option(min=0, help="Solved examples in each prompt.")] = 0,

@@ -63,18 +63,28 @@ def evaluate(
         raise InvalidValueError(f"limit={limit!r} is not allowed: evaluate at least 1 example.")
     settings = settings or GenerationSettings(max_new_tokens=64)
     model_name = model if isinstance(model, str) else model.name
+    adapter_path = _resolve_adapter(adapter)
     config = {
-        "model": model_name, "adapter": adapter, "data": data, "task": task, "metrics": list(metrics),
+        "model": model_name, "adapter": adapter_path, "data": data, "task": task, "metrics": list(metrics),
         "limit": limit, "template": template, "shots": shots, "settings": settings.model_dump(), "chat": chat,
     }  # fmt: skip
     with record_run("eval", config) as run:
-        loaded = _load(model, adapter, run)
+        loaded = _load(model, adapter_path, run)
         if task == "multiple-choice":
             return _evaluate_multiple_choice(run, loaded, data, limit, batch_size)
         return _evaluate_generation(
             run, loaded, data, task, metrics, limit, template, shots, input_field, target_field, settings,
             batch_size, chat, metric_options or {},
         )  # fmt: skip
+
+
+def _resolve_adapter(adapter: str | None) -> str | None:
+    """The adapter's folder (``adapter`` may name one under ``$GENLAB_HOME/adapters``), before a run starts."""
+    if adapter is None:
+        return None
+    from genlab.models.adapters import resolve_adapter
+
+    return str(resolve_adapter(adapter))
 
 
 def _load(model: str | LoadedModel, adapter: str | None, run: Run) -> LoadedModel:
@@ -84,8 +94,8 @@ def _load(model: str | LoadedModel, adapter: str | None, run: Run) -> LoadedMode
     if adapter is not None:
         from genlab.models.adapters import merge_adapter
 
-        loaded = merge_adapter(loaded, adapter)
         run.use(adapter, "adapter", {"base": loaded.name})
+        loaded = merge_adapter(loaded, adapter)
     return loaded
 
 

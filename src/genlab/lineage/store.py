@@ -14,6 +14,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -50,6 +51,23 @@ class RunNotFoundError(GenlabError):
     pass
 
 
+def _enable_wal(conn: sqlite3.Connection, seconds: float = 30.0) -> None:
+    """Switch to write-ahead logging, waiting out other processes opening the same new store.
+
+    Switching the journal mode needs an exclusive lock and SQLite reports "database is locked" at once,
+    without the busy handler, when another process holds one (several DDP ranks starting together).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class LineageStore:
     """Open (creating if needed) the store at ``path`` (default ``$GENLAB_HOME/lineage.sqlite``)."""
 
@@ -59,9 +77,9 @@ class LineageStore:
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(self._conn)
+        self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(DDL)
         with self._transaction() as conn:
             conn.execute(

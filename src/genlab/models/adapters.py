@@ -5,8 +5,8 @@ An adapter folder is exactly what ``PeftModel.save_pretrained`` writes (``adapte
 the method, the run that trained it, and the **fingerprint of its base** — the SHA-256 of the files
 the base was loaded from (or of its weights, for a model built in memory). Loading an adapter onto a
 base with another fingerprint is refused: a LoRA delta added to the wrong weights gives a model that
-loads without error and then writes nonsense. Adapters made elsewhere carry no fingerprint and are
-only checked by peft's shapes.
+loads without error and then writes nonsense (fingerprints: :mod:`genlab.models.fingerprint`).
+Adapters made elsewhere carry no fingerprint and are only checked by peft's shapes.
 
 Uses:
 - :func:`merge_adapter` — evaluation: a LoRA adapter merged into a copy of the base
@@ -20,7 +20,6 @@ Uses:
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError, ModelNotFoundError
+from genlab.models.fingerprint import base_fingerprint, weights_hash
 from genlab.models.load import LoadedModel
 
 ADAPTER_RECORD = "genlab_adapter.json"
@@ -64,48 +64,6 @@ class AdapterInfo:
         }  # fmt: skip
 
 
-# --- fingerprints ------------------------------------------------------------------------------------
-
-
-def base_fingerprint(loaded: LoadedModel) -> str:
-    """The identity of a base: its files' content hash, or its weights' hash when built in memory.
-
-    Call it before peft wraps the model; for an already wrapped model the adapter's own tensors are
-    left out, so the result is the base's either way.
-    """
-    if loaded.path is not None and Path(loaded.path).exists():
-        from genlab.lineage import LineageStore
-
-        with LineageStore() as store:  # cached by sizes and modification times: hashed once per file
-            return "sha256:" + store.content_hash(Path(loaded.path))
-    return "weights-sha256:" + weights_hash(loaded.model)
-
-
-def weights_hash(model: Any) -> str:
-    """SHA-256 over a model's tensors (names, shapes, dtypes, bytes), peft's own tensors excluded."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(_base_state(model).items()):
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=_byte_dtype()).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _byte_dtype() -> Any:
-    import torch
-
-    return torch.uint8
-
-
-def _base_state(model: Any) -> dict[str, Any]:
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if any(part in name for part in (".lora_", "prompt_encoder.", "modules_to_save.", "lora_magnitude")):
-            continue
-        name = name.replace(".base_layer.", ".").removeprefix("base_model.model.")
-        state[name] = tensor
-    return state
-
-
 # --- saving and reading ------------------------------------------------------------------------------
 
 
@@ -124,10 +82,11 @@ def save_adapter(
 
     folder = Path(folder)
     fingerprint = fingerprint or base_fingerprint(base)
+    base_model = _base_location(base)
     for config in peft_model.peft_config.values():  # plain peft reloads the base from here
-        config.base_model_name_or_path = str(base.path) if base.path is not None else base.name
+        config.base_model_name_or_path = base_model
     record = {
-        "base_model": base.name, "base_fingerprint": fingerprint, "method": method, "run_id": run_id,
+        "base_model": base_model, "base_fingerprint": fingerprint, "method": method, "run_id": run_id,
         **dict(extra or {}),
     }  # fmt: skip
     with atomic_directory(folder) as tmp:
@@ -135,6 +94,13 @@ def save_adapter(
         base.tokenizer.save_pretrained(str(tmp))
         (tmp / ADAPTER_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+def _base_location(base: LoadedModel) -> str:
+    """How to load the base again from anywhere: a local folder or file as an absolute path, else its name."""
+    if base.source.kind in ("folder", "gguf") and base.path is not None:
+        return str(Path(base.path).resolve())
+    return base.name
 
 
 def adapters_dir() -> Path:
@@ -147,11 +113,11 @@ def resolve_adapter(adapter: str | Path) -> Path:
     """A folder path, or the name of an adapter under ``$GENLAB_HOME/adapters``."""
     path = Path(adapter).expanduser()
     if path.is_dir():
-        return path
+        return path.resolve()
     named = adapters_dir() / str(adapter)
     if not path.is_absolute() and named.is_dir():
-        return named
-    known = ", ".join(info.name for info in list_adapters()) or "none yet"
+        return named.resolve()
+    known = ", ".join(_adapter_folder_names()) or "none yet"
     raise ModelNotFoundError(f"no adapter {str(adapter)!r}: not a folder, nor a name in {adapters_dir()} (known: {known}).")
 
 
@@ -178,23 +144,30 @@ def read_adapter_info(adapter: str | Path) -> AdapterInfo:
     )
 
 
-def list_adapters() -> list[AdapterInfo]:
-    """The adapters under ``$GENLAB_HOME/adapters``, by name."""
+def _adapter_folder_names() -> list[str]:
     folder = adapters_dir()
     if not folder.is_dir():
         return []
-    found = []
-    for child in sorted(folder.iterdir()):
-        if child.is_dir() and (child / "adapter_config.json").is_file() and not child.name.startswith("."):
-            found.append(read_adapter_info(child))
-    return found
+    return sorted(
+        child.name
+        for child in folder.iterdir()
+        if child.is_dir() and (child / "adapter_config.json").is_file() and not child.name.startswith(".")
+    )
+
+
+def list_adapters() -> list[AdapterInfo]:
+    """The adapters under ``$GENLAB_HOME/adapters``, by name."""
+    return [read_adapter_info(adapters_dir() / name) for name in _adapter_folder_names()]
 
 
 def check_base(info: AdapterInfo, loaded: LoadedModel) -> None:
     """Refuse an adapter whose recorded base is not ``loaded``."""
     if info.base_fingerprint is None:
         return
-    actual = base_fingerprint(loaded)
+    if info.base_fingerprint.startswith("weights-sha256:"):  # trained on a model built in memory: compare weights
+        actual = "weights-sha256:" + weights_hash(loaded.model)
+    else:
+        actual = base_fingerprint(loaded)
     if actual != info.base_fingerprint:
         raise AdapterMismatchError(
             f"adapter {info.name!r} was trained on {info.base_model!r} ({_short(info.base_fingerprint)}), "
@@ -220,6 +193,7 @@ def merge_adapter(loaded: LoadedModel, adapter: str | Path) -> LoadedModel:
     check_base(info, loaded)
     name = f"{loaded.name}+{info.name}"
     if info.is_prompt_learning:
+        _check_soft_prompt_fits(info, loaded)
         return replace(loaded, name=name, soft_prompt=read_soft_prompt(info))
     from peft import PeftModel
 
@@ -231,7 +205,16 @@ def merge_adapter(loaded: LoadedModel, adapter: str | Path) -> LoadedModel:
             f"the adapter in {info.path} does not fit {loaded.name!r}: {str(error).splitlines()[0]}"
         ) from None
     merged.eval()
-    return replace(loaded, name=name, model=merged)
+    # The weights are no longer those in ``loaded.path``: no path, so a fingerprint hashes the merged weights.
+    return replace(loaded, name=name, model=merged, path=None)
+
+
+def _check_soft_prompt_fits(info: AdapterInfo, loaded: LoadedModel) -> None:
+    if loaded.is_encoder_decoder:  # the engine reads soft prompts on decoder-only models only
+        raise GenlabError(
+            f"adapter {info.name!r} is a soft prompt ({info.peft_type}), which genlab applies to decoder-only "
+            f"models only, and {loaded.name!r} is an encoder-decoder model."
+        )
 
 
 def read_soft_prompt(info: AdapterInfo) -> Any:
@@ -254,15 +237,16 @@ def merge_and_save(loaded: LoadedModel, adapter: str | Path, output: str | Path)
             f"adapter {info.name!r} is a soft prompt ({info.peft_type}), which has no weights to merge: "
             "use it with its base (genlab eval --adapter) instead."
         )
-    merged = merge_adapter(loaded, info.path)
     output = Path(output).expanduser()
     if output.exists():
         raise GenlabError(f"{output} exists already: choose a new folder for the merged model.")
+    merged = merge_adapter(loaded, info.path)
     with atomic_directory(output) as tmp:
         merged.model.save_pretrained(str(tmp))
         loaded.tokenizer.save_pretrained(str(tmp))
         record = {
-            "base_model": loaded.name, "base_fingerprint": info.base_fingerprint, "method": f"{info.method or 'peft'}+merge",
+            "base_model": _base_location(loaded), "base_fingerprint": info.base_fingerprint,
+            "method": f"{info.method or 'peft'}+merge",
             "adapter": str(info.path), "adapter_run_id": info.run_id,
         }  # fmt: skip
         (tmp / MODEL_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -291,6 +275,7 @@ class AdapterSet:
     def _add(self, name: str, info: AdapterInfo) -> None:
         check_base(info, self.base)
         if info.is_prompt_learning:
+            _check_soft_prompt_fits(info, self.base)
             self._soft_prompts[name] = read_soft_prompt(info)
             return
         from peft import PeftModel

@@ -47,6 +47,7 @@ def training_arguments(recipe: FinetuneRecipe, checkpoints: Path, *, has_validat
         activation_checkpointing=training.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trainable parameter is used each step; skips a graph walk
         remove_unused_columns=False,
         report_to="none",
         disable_tqdm=True,  # genlab's own bar shows the loss (callbacks.LossProgressBar)

@@ -15,6 +15,7 @@ checkpoints rather than delete them.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import shutil
 import time
@@ -77,8 +78,6 @@ def finetune(
     progress: bool = True,
 ) -> FinetuneResult:
     """Train ``recipe``; return where the adapter (or model) is and how it scored."""
-    from accelerate import PartialState
-
     from genlab.lineage import record_run
 
     if recipe.method == "qlora":
@@ -87,7 +86,9 @@ def finetune(
         check_available()  # before loading anything
     checkpoints = work_dir(recipe) / "checkpoints"
     start_from = _checkpoint_to_start_from(checkpoints, resume, recipe.name)
-    main_process = PartialState().is_main_process
+    # torchrun, accelerate launch and deepspeed all set RANK; accelerate's state is left for the Trainer
+    # to set up (created earlier with other arguments it would disagree with the Trainer's).
+    main_process = int(os.environ.get("RANK", "0")) == 0
     config = {"recipe": recipe.model_dump(), "resume_from": str(start_from) if start_from else None}
     with record_run("finetune", config) if main_process else contextlib.nullcontext() as run:
         return _finetune(recipe, run, checkpoints, start_from, recipe_dir, list(callbacks), progress)
