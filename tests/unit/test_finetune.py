@@ -202,3 +202,38 @@ def test_seq2seq_lora_with_scores_before_and_after(tiny_folders: dict[str, Path]
     assert Path(result.report).is_file() and "data:image/png;base64," in Path(result.report).read_text()
     with LineageStore() as store:
         assert store.get_run(result.eval_run_id).status == "completed"
+
+
+def test_continued_pretraining_with_too_little_held_out_text_trains_without_validation(
+    tiny_folders: dict[str, Path],
+) -> None:
+    result = finetune(
+        recipe(
+            tiny_folders["causal"], method="continued_pretraining", data={"path": "builtin", "text_field": "dialogue",
+            "validation_size": 1, "block_size": 500}, training__max_steps=2,
+        ),
+        progress=False,
+    )  # fmt: skip
+    assert result.metrics["train_rows"] > 0 and "eval_loss" not in result.metrics
+
+
+def test_forgetting_check_scores_a_second_task_before_and_after(tiny_folders: dict[str, Path]) -> None:
+    result = finetune(
+        recipe(
+            tiny_folders["causal"], method="full", training__max_steps=3, training__learning_rate=1e-2,
+            evaluation={"enabled": True, "limit": 2, "max_new_tokens": 4, "forgetting_task": "everyday-facts",
+                        "forgetting_limit": 6},
+        ),
+        progress=False,
+    )  # fmt: skip
+    metrics = result.metrics
+    assert 0 <= metrics["forgetting_accuracy_before"] <= 1 and 0 <= metrics["forgetting_accuracy_after"] <= 1
+    assert metrics["forgetting_accuracy_change_pp"] == pytest.approx(
+        100 * (metrics["forgetting_accuracy_after"] - metrics["forgetting_accuracy_before"])
+    )
+    assert "catastrophic-forgetting" in Path(result.report).read_text()
+    with LineageStore() as store:
+        linked = store._conn.execute(
+            "SELECT relation FROM links WHERE parent_id = ? AND relation LIKE 'forgetting%'", (result.run_id,)
+        ).fetchall()
+    assert sorted(row[0] for row in linked) == ["forgetting_after", "forgetting_before"]

@@ -78,3 +78,14 @@ def test_bad_recipes_are_one_sentence_naming_the_field(tmp_path: Path, yaml_text
 def test_method_may_be_spelled_with_a_hyphen() -> None:
     recipe = FinetuneRecipe.model_validate({"name": "x", "data": {"path": "builtin"}, "method": "prompt-tuning"})
     assert recipe.method == "prompt_tuning" and recipe.saves_adapter
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed-zero3", "DEEPSPEED")]
+)
+def test_shipped_accelerate_configs_load_with_accelerate(name: str, kind: str) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(RECIPES / "accelerate" / f"{name}.yaml"))  # unknown keys raise
+    assert config.distributed_type.value == kind
+    assert config.num_processes >= 2 and not config.use_cpu

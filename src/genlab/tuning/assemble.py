@@ -52,9 +52,8 @@ def assemble(recipe: FinetuneRecipe, loaded: LoadedModel, recipe_dir: Path | Non
     size = int(data.validation_size) if data.validation_size >= 1 else data.validation_size
     train_rows, validation_rows = split_examples(rows, test_size=size, seed=data.split_seed)
     if continued:
-        return TrainingData(
-            _packed(train_rows, loaded, data), _packed(validation_rows, loaded, data), validation_rows, [main_path]
-        )
+        validation = _packed_validation(validation_rows, loaded, data)
+        return TrainingData(_packed(train_rows, loaded, data), validation, validation_rows, [main_path])
     train = _instructions(train_rows, loaded, data, data.template)
     validation = _instructions(validation_rows, loaded, data, data.template)
     sources = [main_path]
@@ -86,6 +85,18 @@ def _packed(rows: list[Example], loaded: LoadedModel, data: DataConfig) -> objec
     from genlab.tuning.data import pack_texts
 
     return pack_texts([row.input for row in rows], loaded.tokenizer, block_size=data.block_size)
+
+
+def _packed_validation(rows: list[Example], loaded: LoadedModel, data: DataConfig) -> object:
+    """Validation blocks; held-out text shorter than one block gives none (no validation loss), not an error."""
+    from genlab.tuning.features import FeatureSet
+
+    texts = [row.input for row in rows if row.input.strip()]
+    encoded = loaded.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    tokens = sum(len(ids) + 1 for ids in encoded)  # each document is followed by eos
+    if tokens < data.block_size:
+        return FeatureSet()
+    return _packed(rows, loaded, data)
 
 
 def write_validation_file(rows: list[Example], folder: Path, data: DataConfig) -> Path:

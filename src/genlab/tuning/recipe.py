@@ -103,6 +103,10 @@ class EvaluationConfig(Section):
     max_new_tokens: int = Field(default=64, ge=1)
     batch_size: int = Field(default=8, ge=1)
     baseline: bool = False  # also score the untouched base model, for the improvement table
+    # Catastrophic-forgetting check: a second, multiple-choice task (a builtin benchmark name such as
+    # everyday-facts, or a task YAML file) scored before and after training.
+    forgetting_task: str | None = None
+    forgetting_limit: int | None = Field(default=None, ge=1)
 
 
 class FinetuneRecipe(Section):

@@ -138,6 +138,12 @@ def _finetune(
     if run is not None and recipe.evaluation.enabled and recipe.evaluation.baseline:
         baseline = _score(loaded, validation_file, recipe, run, label="baseline")
 
+    from genlab.tuning.forgetting import score_second_task, wants_forgetting_check
+
+    second_task_before = None
+    if run is not None and wants_forgetting_check(recipe):  # before training changes the weights
+        second_task_before = score_second_task(loaded, recipe, run, label="forgetting_before")
+
     from genlab.models.adapters import base_fingerprint
 
     fingerprint = base_fingerprint(loaded)  # before training changes any weight
@@ -183,6 +189,12 @@ def _finetune(
         result.eval_run_id = scored.run_id
         result.metrics.update({f"val_{k}": v for k, v in scored.metrics.items() if k.startswith(("rouge", "bleu"))})
         run.log_metrics({f"val_{k}": v for k, v in scored.metrics.items() if k.startswith(("rouge", "bleu"))})
+        if second_task_before is not None:
+            from genlab.tuning.forgetting import forgetting_metrics
+
+            forgetting = forgetting_metrics(second_task_before, score_second_task(tuned, recipe, run, label="forgetting_after"))
+            result.metrics.update(forgetting)
+            run.log_metrics(forgetting)
     from genlab.tuning.report import write_report
 
     result.report = str(write_report(run, recipe, result, baseline))
@@ -264,7 +276,7 @@ def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, ru
         loaded, str(validation_file), task="summarize", metrics=settings.metrics, limit=settings.limit,
         template=recipe.data.template, input_field=recipe.data.input_field, target_field=recipe.data.target_field,
         settings=GenerationSettings(max_new_tokens=settings.max_new_tokens), batch_size=settings.batch_size,
-        chat=recipe.data.chat,
+        chat=recipe.data.chat and not loaded.is_encoder_decoder,  # scored in the format it was trained on
     )  # fmt: skip
     run.store.link(("run", run.id), ("run", result.run_id), label)
     return result
