@@ -237,3 +237,11 @@ def test_forgetting_check_scores_a_second_task_before_and_after(tiny_folders: di
             "SELECT relation FROM links WHERE parent_id = ? AND relation LIKE 'forgetting%'", (result.run_id,)
         ).fetchall()
     assert sorted(row[0] for row in linked) == ["forgetting_after", "forgetting_before"]
+
+
+def test_lora_with_gradient_checkpointing_still_trains_the_adapter(tiny_folders: dict[str, Path]) -> None:
+    result = finetune(
+        recipe(tiny_folders["causal"], training__gradient_checkpointing=True, training__max_steps=2), progress=False
+    )
+    lora_b = [tensor for name, tensor in adapter_tensors(result.adapter_path).items() if "lora_B" in name]
+    assert lora_b and all(tensor.abs().sum() > 0 for tensor in lora_b)  # B starts at zero: gradients reached it

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from genlab.cli import adapters, demo, estimate, evaluate, finetune, generate, models, prompt, runs
+from genlab.cli import adapters, align, demo, estimate, evaluate, feedback, finetune, generate, models, prompt, runs
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ def _root(
 
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
+app.add_typer(align.app, name="align")
+app.add_typer(feedback.app, name="feedback")
 app.add_typer(prompt.app, name="prompt")
 app.add_typer(adapters.app, name="adapters")
 app.command(name="generate")(generate.generate_command)

@@ -1,4 +1,4 @@
-"""Load text examples from JSONL, JSON, CSV, Parquet, a hub dataset or genlab's builtin dialogues.
+"""Load text examples from JSONL, JSON, CSV, Parquet, a hub dataset or genlab's builtin dialogue sets.
 
 Every source ends as a list of :class:`~genlab.data.example.Example`: one field is the input, one the
 target, one (optionally) the id, and the rest ride along in ``Example.fields``. Files and hub datasets
@@ -24,14 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genlab.data.builtin import builtin_dialogues
+from genlab.data.builtin import builtin_dialogues, builtin_heated_dialogues
 from genlab.data.example import Example
 from genlab.errors import GenlabError, InvalidValueError
 from genlab.models.hub import ensure_hub_reachable, looks_like_hub_id
 
 # File suffix -> the `datasets` packaged builder that reads it.
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-BUILTIN_SOURCES = ("builtin", "builtin:dialogues")
+# Builtin source name -> (its rows, the prefix in its error messages).
+BUILTIN_LOADERS = {
+    "builtin": (builtin_dialogues, "builtin"),
+    "builtin:dialogues": (builtin_dialogues, "builtin"),
+    "builtin:heated": (builtin_heated_dialogues, "builtin:heated"),
+}
+BUILTIN_SOURCES = tuple(BUILTIN_LOADERS)
 AUTO_ID_FIELDS = ("id", "fname")  # used as Example.id when present and no id_field is given
 SUPPORTED_FILES = ", ".join(list(FILE_BUILDERS)[:-1]) + f" or {list(FILE_BUILDERS)[-1]}"  # for messages
 
@@ -81,7 +87,8 @@ def load_examples(
 ) -> list[Example]:
     """Load ``source`` as Examples, mapping ``input_field``/``target_field``/``id_field`` onto each row.
 
-    ``source`` is ``"builtin"`` (genlab's 64 demo dialogues), a ``.jsonl``/``.json``/``.csv``/``.parquet``
+    ``source`` is ``"builtin"`` (genlab's 64 demo dialogues), ``"builtin:heated"`` (heated dialogues with
+    profanity and neutral summaries, for the detoxification lab), a ``.jsonl``/``.json``/``.csv``/``.parquet``
     file, or a hub dataset id (``owner/name``, whose ``split`` is loaded; ``split`` is ignored for
     files, which are one split each). ``limit`` keeps the first N rows; rows after them are neither
     validated nor returned. A missing, ``None`` or blank input (or target, when ``require_target``)
@@ -92,9 +99,10 @@ def load_examples(
         raise _not_allowed("limit", limit, "give a row count of at least 1, or none for all rows")
 
     text = str(source)
-    if text in BUILTIN_SOURCES:
-        rows = builtin_dialogues()
-        return _examples_from_rows(rows, list(rows[0]), mapping, label="builtin", id_prefix="builtin", limit=limit)
+    if text in BUILTIN_LOADERS:
+        builtin_rows, label = BUILTIN_LOADERS[text]
+        rows = builtin_rows()
+        return _examples_from_rows(rows, list(rows[0]), mapping, label=label, id_prefix=label, limit=limit)
     if text.startswith("builtin:"):
         raise DataError(f"there is no builtin dataset {text!r}; the builtin ones are: {', '.join(BUILTIN_SOURCES)}.")
 

@@ -14,11 +14,10 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from genlab.atomic import atomic_write_text
-from genlab.data.builtin import BUILTIN_DIALOGUES
+from genlab.data.builtin import source_file
 from genlab.errors import InvalidValueError
 from genlab.evaluation.generation_metrics import score_generations
 from genlab.generation import GenerationEngine, GenerationSettings
@@ -122,8 +121,8 @@ def _evaluate_generation(
 
     rows = load_examples(data, input_field=input_field, target_field=target_field)
     held_out = rows[:limit] if limit else rows
-    data_path = BUILTIN_DIALOGUES if data.startswith("builtin") else Path(data)
-    if data_path.exists():
+    data_path = source_file(data)
+    if data_path is not None:
         run.use(data_path, "dataset", {"input_field": input_field, "target_field": target_field})
     prompt_template = get_template(template or ("summarize" if task == "summarize" else "qa"))
     chat = chat and has_chat_template(loaded.tokenizer)

@@ -13,11 +13,10 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_json, atomic_write_text
-from genlab.data.builtin import BUILTIN_DIALOGUES
+from genlab.data.builtin import source_file
 from genlab.data.example import Example
 from genlab.data.loaders import load_examples
 from genlab.errors import InvalidValueError
@@ -100,8 +99,8 @@ def compare_shots(
         "selection": selection, "seed": seed, "settings": settings.model_dump(), "chat": chat,
     }  # fmt: skip
     with record_run("prompt-compare", config) as run:
-        data_path = BUILTIN_DIALOGUES if data.startswith("builtin") else Path(data)
-        if data_path.exists():
+        data_path = source_file(data)
+        if data_path is not None:
             run.use(data_path, "dataset", {"input_field": input_field, "target_field": target_field})
         progress(f"loading {model_name}")
         loaded = load_model(model) if isinstance(model, str) else model

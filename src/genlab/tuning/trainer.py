@@ -128,9 +128,11 @@ def _finetune(
     data = assemble(recipe, loaded, recipe_dir)
     validation_file = None
     if run is not None:
+        from genlab.data.builtin import source_file
+
         for source in data.sources:
-            if Path(source).exists():
-                run.use(source, "dataset", {"role": "train"})
+            if (source_path := source_file(source)) is not None:
+                run.use(source_path, "dataset", {"role": "train"})
         validation_file = write_validation_file(data.validation_rows, run.dir, recipe.data)
         run.log_artifact(validation_file, "dataset", {"role": "validation", "rows": len(data.validation_rows)})
 
