@@ -1,0 +1,40 @@
+"""The shipped reward-model recipe on the real default model (SmolLM2-135M-Instruct): several minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genlab.alignment.reward import TrainedRewardModel, load_reward
+from genlab.alignment.reward_data import RUDE_PHRASES, summary_prompt
+from genlab.alignment.reward_training import RewardRecipe, train_reward_model
+from genlab.config import load_recipe
+from genlab.data.builtin import builtin_dialogues
+
+pytestmark = pytest.mark.integration
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "reward-model.yaml"
+
+
+def test_shipped_recipe_learns_summary_preferences_and_serves_as_a_reward() -> None:
+    result = train_reward_model(load_recipe(RECIPE, RewardRecipe), RECIPE.parent, progress=False)
+    m = result.metrics
+    print(  # shown with -s
+        f"\nreward-model: accuracy {m['accuracy_before']:.3f} -> {m['accuracy_after']:.3f}, "
+        f"margin {m['margin_before']:+.3f} -> {m['margin_after']:+.3f}, {m['train_seconds']:.0f} s training"
+    )
+    assert result.validation_pairs == 40
+    assert m["accuracy_after"] >= 0.75  # chance is 0.5; measured 0.85 (0.55 before) with the shipped seeds
+    assert m["accuracy_after"] > m["accuracy_before"] and m["margin_after"] > m["margin_before"]
+
+    reward = load_reward("reward-model")
+    assert isinstance(reward, TrainedRewardModel)
+    row = builtin_dialogues()[0]
+    rude = f"{row['summary']} {RUDE_PHRASES[0]}"
+    # as genlab's PPO passes it: the prompt already in the chat template, with the generation cue
+    chat_prompt = reward.tokenizer.apply_chat_template(
+        [{"role": "user", "content": summary_prompt(row["dialogue"])}], tokenize=False, add_generation_prompt=True
+    )
+    raw = reward([summary_prompt(row["dialogue"])] * 2, [row["summary"], rude])
+    formatted = reward([chat_prompt] * 2, [row["summary"], rude])
+    assert formatted == pytest.approx(raw, abs=1e-4)  # not wrapped in the template twice
