@@ -1,0 +1,291 @@
+"""Constitutional AI (Bai et al. 2022, "Constitutional AI: Harmlessness from AI Feedback", arXiv:2212.08073).
+
+Harmlessness is taught from a short list of principles (a constitution,
+:mod:`genlab.alignment.constitution`) instead of human labels, in up to three stages on red-team
+prompts -- requests that tempt a model into rude, unsafe or dishonest answers:
+
+1. **critique → revision** (:mod:`~genlab.alignment.critique_revision`): the model answers, critiques
+   its answer against a principle and revises it; the rows are a supervised (SL-CAI) dataset.
+2. **AI feedback** (:mod:`~genlab.alignment.rlaif`): the model samples two answers per prompt and
+   judges which better follows a principle, by the log-likelihood of "A" vs "B", asked in both
+   orders; the verdicts are preference pairs ``{prompt, chosen, rejected, principle, confidence}``.
+3. **DPO** (:mod:`~genlab.alignment.dpo`) on those pairs. The paper trains a preference model and
+   runs PPO (RL-CAI); DPO optimises the same preference objective without either, and the pairs
+   file is also exactly what ``genlab align reward`` reads.
+
+Here both feedback and DPO start from the base model (the paper samples from its SL-CAI model);
+fine-tune on the stage-1 dataset first and point ``model`` at the result to follow the paper.
+Each stage is a child run of one "constitutional" lineage run; datasets are written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from genlab.alignment.dpo import DpoLoraConfig, DpoRecipe, DpoResult, DpoTrainingConfig, LossType, PairsDataConfig
+from genlab.errors import GenlabError
+from genlab.tuning.recipe import Section
+
+
+class GenerationConfig(Section):
+    """How the model writes answers, critiques and revisions (and samples the two answers to compare)."""
+
+    max_new_tokens: int = Field(default=96, ge=1, le=4096)
+    temperature: float = Field(default=0.7, ge=0, le=5)  # AI feedback needs > 0: two different answers
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0)
+    repetition_penalty: float = Field(default=1.1, gt=0)  # small models loop without it
+    seed: int = 0
+    batch_size: int = Field(default=8, ge=1)
+
+    def settings(self) -> Any:
+        from genlab.generation.settings import GenerationSettings
+
+        return GenerationSettings(**self.model_dump(exclude={"batch_size"}))
+
+
+class StagesConfig(Section):
+    critique_revise: bool = True
+    ai_feedback: bool = True
+    dpo: bool = True  # needs ai_feedback: DPO trains on its pairs
+
+
+class JudgeConfig(Section):
+    both_orders: bool = True  # ask with the answers swapped too and average: cancels position bias
+    min_confidence: float = Field(default=0.5, ge=0.5, lt=1)  # pairs the judge is less sure of are dropped
+
+
+class ConstitutionalDpoConfig(Section):
+    validation_size: float = Field(default=0.25, ge=0)  # a fraction (< 1) or a count of AI pairs held out
+    split_seed: int = 0
+    max_length: int = Field(default=512, ge=8)
+    lora: DpoLoraConfig = Field(default_factory=DpoLoraConfig)
+    beta: float = Field(default=0.1, gt=0)
+    loss_type: LossType = "sigmoid"
+    training: DpoTrainingConfig = Field(default_factory=DpoTrainingConfig)
+
+
+class ConstitutionalRecipe(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    model: str = "smollm2-135m-instruct"
+    constitution: str = "constitution.yaml"  # relative paths: from the current folder, else the recipe's
+    prompts: str = "data/red-team-prompts.jsonl"
+    limit: int | None = Field(default=None, ge=1)  # use only the first N prompts
+    chat: bool = True  # conversations through the tokenizer's chat template
+    seed: int = 0  # which principle each prompt is critiqued and judged by
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+    dpo: ConstitutionalDpoConfig = Field(default_factory=ConstitutionalDpoConfig)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _stages_fit_together(self) -> ConstitutionalRecipe:
+        stages = self.stages
+        if not (stages.critique_revise or stages.ai_feedback or stages.dpo):
+            raise ValueError("stages turns every stage off: enable critique_revise, ai_feedback or dpo")
+        if stages.dpo and not stages.ai_feedback:
+            raise ValueError("stages.dpo needs stages.ai_feedback, because DPO trains on the AI preference pairs")
+        if stages.ai_feedback and self.generation.temperature == 0:
+            raise ValueError(
+                "stages.ai_feedback samples two answers per prompt, so generation.temperature must be above 0"
+            )
+        return self
+
+    def dpo_recipe(self, pairs_path: Path) -> DpoRecipe:
+        """The DPO stage as a DPO recipe on the AI pairs file."""
+        settings = self.dpo
+        data = PairsDataConfig(
+            path=str(pairs_path), validation_size=settings.validation_size, split_seed=settings.split_seed,
+            max_length=settings.max_length, chat=self.chat,
+        )  # fmt: skip
+        return DpoRecipe(
+            name=f"{self.name}-dpo", model=self.model, data=data, lora=settings.lora, beta=settings.beta,
+            loss_type=settings.loss_type, training=settings.training,
+        )  # fmt: skip
+
+
+@dataclass
+class ConstitutionalResult:
+    run_id: str
+    prompts: int
+    revisions: int = 0  # rows of the supervised dataset (one per prompt)
+    revisions_changed: int = 0  # ... whose revision differs from the first answer
+    sft_dataset: str | None = None
+    pairs: int = 0  # AI preference pairs kept
+    judged: int = 0  # comparisons made
+    skipped_identical: int = 0
+    mean_confidence: float | None = None
+    orders_agree: float | None = None  # share of comparisons both orders decided the same way
+    pairs_file: str | None = None
+    dpo: DpoResult | None = None
+    child_runs: dict[str, str] = field(default_factory=dict)  # stage -> run id
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> tuple[str, list[str], list[list[Any]]]:
+        rows: list[list[Any]] = [["red-team prompts", self.prompts, ""]]
+        if "critique_revise" in self.child_runs:
+            rows.append(["revisions (supervised rows)", self.revisions, f"{self.revisions_changed} changed the answer"])
+        if "ai_feedback" in self.child_runs:
+            note = f"of {self.judged} compared; {self.skipped_identical} had identical answers"
+            rows.append(["AI preference pairs", self.pairs, note])
+            rows.append(["mean judge confidence", _fmt(self.mean_confidence), "max(P, 1-P), both orders averaged"])
+            rows.append(["both orders agree", _fmt(self.orders_agree), "share of comparisons"])
+        if self.dpo is not None:
+            before, after, held = self.dpo.before, self.dpo.after, self.dpo.held_out_pairs
+            labels = {"reward_accuracy": "held-out preference accuracy", "loglik_accuracy": "held-out: prefers chosen"}
+            for key, label in labels.items():
+                if key in before:
+                    change = f"{before[key]:.3f} -> {after[key]:.3f}"
+                    rows.append([label, change, f"{held} held-out pairs, before -> after"])
+            rows.append(["DPO adapter", self.dpo.output_path, f"{self.dpo.train_pairs} training pairs"])
+        for stage, seconds in self.seconds.items():
+            rows.append([f"{stage} seconds", f"{seconds:.1f}", self.child_runs.get(stage, "")])
+        return "Constitutional AI", ["", "value", "note"], rows
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def run_constitutional(
+    recipe: ConstitutionalRecipe, recipe_dir: Path | None = None, *, progress: bool = True
+) -> ConstitutionalResult:
+    """``genlab align constitutional``: the enabled stages in order, each a child run (module docstring)."""
+    from genlab.alignment.constitution import load_constitution, load_prompts
+    from genlab.alignment.dpo_data import uses_chat
+    from genlab.generation.engine import GenerationEngine
+    from genlab.lineage import record_run
+    from genlab.models.load import load_model
+    from genlab.tuning.assemble import resolve_data_path
+
+    constitution_path = resolve_data_path(recipe.constitution, recipe_dir)
+    prompts_path = resolve_data_path(recipe.prompts, recipe_dir)
+    constitution = load_constitution(constitution_path)
+    prompts = load_prompts(prompts_path, limit=recipe.limit)
+    with record_run("constitutional", {"recipe": recipe.model_dump()}) as run:
+        run.use(constitution_path, "constitution", {"principles": len(constitution.principles)})
+        run.use(prompts_path, "dataset", {"role": "red-team prompts", "rows": len(prompts)})
+        loaded = load_model(recipe.model)
+        if loaded.path is not None:
+            run.use(loaded.path, "model", {"model": loaded.name})
+        stage = _Stage(
+            recipe, constitution, prompts, GenerationEngine(loaded, batch_size=recipe.generation.batch_size),
+            uses_chat(loaded, recipe.chat), run, ConstitutionalResult(run.id, len(prompts)), progress,
+        )  # fmt: skip
+        if recipe.stages.critique_revise:
+            stage.timed("critique_revise", stage.critique_revise)
+        if recipe.stages.ai_feedback:
+            stage.timed("ai_feedback", stage.ai_feedback)
+        if recipe.stages.dpo:
+            stage.timed("dpo", stage.dpo)
+        run.log_metrics(_summary(stage.result))
+        return stage.result
+
+
+@dataclass
+class _Stage:
+    """The pipeline's shared state; each stage method is one child run of the constitutional run."""
+
+    recipe: ConstitutionalRecipe
+    constitution: Any
+    prompts: list[str]
+    engine: Any  # GenerationEngine
+    chat: bool
+    run: Any
+    result: ConstitutionalResult
+    progress: bool
+    pairs: list[Any] = field(default_factory=list)
+
+    def timed(self, name: str, stage: Any) -> None:
+        import time
+
+        start = time.perf_counter()
+        stage()
+        self.result.seconds[name] = time.perf_counter() - start
+
+    def _child(self, kind: str, config: dict[str, Any]) -> Any:
+        from genlab.lineage import record_run
+
+        return record_run(kind, {**config, "parent": self.run.id}, store=self.run.store)
+
+    def _config(self) -> dict[str, Any]:
+        return {"recipe": self.recipe.name, "constitution": self.constitution.model_dump()}
+
+    def critique_revise(self) -> None:
+        from genlab.alignment.critique_revision import critique_and_revise, write_revisions
+
+        recipe, result = self.recipe, self.result
+        with self._child("critique_revision", self._config()) as child:
+            self.run.add_child(child)
+            rows = critique_and_revise(
+                self.engine, self.prompts, self.constitution, recipe.generation.settings(), chat=self.chat,
+                seed=recipe.seed, progress=self.progress,
+            )  # fmt: skip
+            path = write_revisions(child.dir / "critique-revision.jsonl", rows)
+            child.log_artifact(path, "dataset", {"role": "supervised", "rows": len(rows)})
+            result.revisions, result.revisions_changed = len(rows), sum(r.changed for r in rows)
+            child.log_metrics({"revisions": float(len(rows)), "revisions_changed": float(result.revisions_changed)})
+            result.sft_dataset, result.child_runs["critique_revise"] = str(path), child.id
+
+    def ai_feedback(self) -> None:
+        from genlab.alignment.dpo_data import write_pairs
+        from genlab.alignment.rlaif import ai_preference_pairs
+
+        recipe, result = self.recipe, self.result
+        with self._child("ai_feedback", self._config()) as child:
+            self.run.add_child(child)
+            outcome = ai_preference_pairs(
+                self.engine, self.prompts, self.constitution, recipe.generation.settings(), chat=self.chat,
+                seed=recipe.seed + 1, both_orders=recipe.judge.both_orders, min_confidence=recipe.judge.min_confidence,
+                progress=self.progress,
+            )  # fmt: skip
+            self.pairs = outcome.pairs
+            path = write_pairs(child.dir / "ai-preferences.jsonl", outcome.pairs)
+            child.log_artifact(path, "dataset", {"role": "pairs", "rows": len(outcome.pairs), "labels": "ai"})
+            result.pairs, result.judged = len(outcome.pairs), outcome.judged
+            result.skipped_identical = outcome.skipped_same
+            result.mean_confidence, result.orders_agree = outcome.mean_confidence, outcome.orders_agree
+            metrics = {
+                "pairs": float(len(outcome.pairs)), "judged": float(outcome.judged),
+                "mean_confidence": outcome.mean_confidence, "orders_agree": outcome.orders_agree,
+            }  # fmt: skip
+            child.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
+            result.pairs_file, result.child_runs["ai_feedback"] = str(path), child.id
+
+    def dpo(self) -> None:
+        from genlab.alignment.dpo import train_dpo
+
+        if len(self.pairs) < 2:
+            raise GenlabError(
+                f"the AI judge kept {len(self.pairs)} preference pair(s) and DPO needs at least 2: "
+                "raise limit, or lower judge.min_confidence."
+            )
+        pairs_file = Path(self.result.pairs_file or "")
+        dpo_recipe = self.recipe.dpo_recipe(pairs_file)
+        loaded = self.engine.loaded
+        with self._child("dpo", {"recipe": dpo_recipe.model_dump()}) as child:
+            self.run.add_child(child)
+            if loaded.path is not None:
+                child.use(loaded.path, "model", {"model": loaded.name})
+            child.use(pairs_file, "dataset", {"role": "pairs", "rows": len(self.pairs), "labels": "ai"})
+            self.result.dpo = train_dpo(loaded, self.pairs, dpo_recipe, run=child, progress=self.progress)
+            self.result.child_runs["dpo"] = child.id
+
+
+def _summary(result: ConstitutionalResult) -> dict[str, float]:
+    summary = {"prompts": float(result.prompts), "revisions": float(result.revisions), "pairs": float(result.pairs)}
+    if result.mean_confidence is not None and not math.isnan(result.mean_confidence):
+        summary["mean_confidence"] = result.mean_confidence
+    if result.dpo is not None:
+        summary.update({f"dpo_before_{k}": v for k, v in result.dpo.before.items()})
+        summary.update({f"dpo_after_{k}": v for k, v in result.dpo.after.items()})
+    return summary

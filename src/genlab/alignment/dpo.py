@@ -1,0 +1,334 @@
+"""Direct preference optimisation (Rafailov et al. 2023, arXiv:2305.18290) through trl's DPOTrainer.
+
+DPO fits the policy π_θ to preference pairs (x, y_w ≻ y_l) without a reward model or sampling, by
+minimising (the ``sigmoid`` loss)
+
+    L(θ) = −E[ log σ( β·log(π_θ(y_w|x)/π_ref(y_w|x)) − β·log(π_θ(y_l|x)/π_ref(y_l|x)) ) ]
+
+where π_ref is the frozen starting model and β (default 0.1) sets how far π_θ may move from it.
+trl computes the loss; genlab adds the recipe, the data checks, a held-out before/after measurement
+(:mod:`genlab.alignment.dpo_data`), the adapter with its base's fingerprint and the lineage record.
+
+With ``lora.enabled`` (the default) trl wraps the model in a fresh LoRA adapter and the reference is
+the same model with the adapter switched off (no second copy in memory); with LoRA off every weight
+trains and the reference is a frozen copy. A recipe's ``adapter`` (a LoRA adapter from ``genlab
+finetune``, say) is merged into the base first, so DPO starts from the fine-tuned model and the new
+adapter applies on top of that merge.
+
+``run_dpo(recipe)`` is ``genlab align dpo``; ``train_dpo(loaded, pairs, recipe)`` trains on pairs
+already in memory (the Constitutional AI pipeline's AI-labelled pairs). ``train_dpo`` wraps
+``loaded.model`` in place: use the returned adapter, not ``loaded``, afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from genlab.alignment.dpo_data import PreferencePair
+from genlab.models.load import LoadedModel
+from genlab.tuning.recipe import LoraConfig, Section
+
+LossType = Literal["sigmoid", "hinge", "ipo"]  # trl's names; sigmoid is the DPO paper's loss
+
+
+class PairsDataConfig(Section):
+    path: str  # a JSONL file of {"prompt", "chosen", "rejected"} rows (relative: to the recipe's folder)
+    limit: int | None = Field(default=None, ge=1)  # read only the first N pairs
+    validation_size: float = Field(default=0.2, ge=0)  # a fraction (< 1) or a count of pairs held out; 0: none
+    split_seed: int = 0
+    max_length: int = Field(default=512, ge=8)  # tokens of prompt + answer; longer pairs are dropped, never cut
+    chat: bool = True  # prompts in the tokenizer's chat template, as genlab's evaluation and generation read them
+
+
+class DpoLoraConfig(LoraConfig):
+    enabled: bool = True  # False: every weight trains, against a frozen copy of the model
+
+
+class DpoTrainingConfig(Section):
+    epochs: float = Field(default=3.0, gt=0)
+    max_steps: int = Field(default=-1, ge=-1)  # > 0 overrides epochs
+    batch_size: int = Field(default=4, ge=1)  # pairs per step (each is two sequences)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0, lt=1)  # trl's default, 1e-6, suits full fine-tuning of big models
+    warmup: float = Field(default=0.0, ge=0)  # steps (>= 1) or a fraction of all steps
+    log_every: int = Field(default=1, ge=1)
+    seed: int = 42
+
+
+class DpoRecipe(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the adapter's folder name
+    model: str = "smollm2-135m-instruct"
+    adapter: str | None = None  # a LoRA adapter (folder or name) merged into the model before DPO
+    data: PairsDataConfig
+    lora: DpoLoraConfig = Field(default_factory=DpoLoraConfig)
+    beta: float = Field(default=0.1, gt=0)  # DPO's β: higher keeps the policy closer to the reference
+    loss_type: LossType = "sigmoid"
+    training: DpoTrainingConfig = Field(default_factory=DpoTrainingConfig)
+    description: str = ""
+
+
+@dataclass
+class DpoResult:
+    run_id: str
+    output_path: str  # the adapter folder (LoRA) or model folder (full weights)
+    before: dict[str, float]  # held-out preference metrics of the starting model
+    after: dict[str, float]  # ... of the trained policy, against the same reference
+    train_pairs: int
+    held_out_pairs: int
+    dropped_pairs: int
+    metrics: dict[str, float] = field(default_factory=dict)  # steps, losses, seconds, parameter counts
+    loss_history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> tuple[str, list[str], list[list[Any]]]:
+        rows: list[list[Any]] = []
+        labels = {
+            "reward_accuracy": "preference accuracy (implicit reward)",
+            "reward_margin": "mean reward margin β·Δ",
+            "loglik_accuracy": "model prefers chosen (log-likelihood)",
+            "loglik_margin": "mean log-likelihood margin",
+        }
+        for key, label in labels.items():
+            if key in self.before:
+                rows.append([label, f"{self.before[key]:.3f}", f"{self.after[key]:.3f}"])
+        counts = f"{self.train_pairs} / {self.held_out_pairs} / {self.dropped_pairs}"
+        rows.append(["pairs: train / held out / dropped", "", counts])
+        for key, label in (("first_loss", "training loss, first step"), ("last_loss", "training loss, last step")):
+            if key in self.metrics:
+                rows.append([label, "", f"{self.metrics[key]:.4f}"])
+        rows.append(["steps", "", f"{self.metrics.get('steps', 0):.0f}"])
+        rows.append(["train seconds", "", f"{self.metrics.get('train_seconds', 0):.1f}"])
+        rows.append(["saved to", "", self.output_path])
+        return f"DPO on held-out pairs ({self.held_out_pairs})", ["", "before", "after"], rows
+
+
+def run_dpo(recipe: DpoRecipe, recipe_dir: Path | None = None, *, progress: bool = True) -> DpoResult:
+    """``genlab align dpo``: load the model (and merge ``adapter``), read the pairs, train, record."""
+    from genlab.alignment.dpo_data import read_pairs
+    from genlab.lineage import record_run
+    from genlab.models.load import load_model
+    from genlab.tuning.assemble import resolve_data_path
+
+    pairs_path = resolve_data_path(recipe.data.path, recipe_dir)
+    pairs = read_pairs(pairs_path, limit=recipe.data.limit)
+    with record_run("dpo", {"recipe": recipe.model_dump()}) as run:
+        loaded = load_model(recipe.model)
+        if loaded.path is not None:
+            run.use(loaded.path, "model", {"model": loaded.name})
+        if recipe.adapter is not None:
+            from genlab.models.adapters import merge_adapter, resolve_adapter
+
+            folder = resolve_adapter(recipe.adapter)
+            loaded = merge_adapter(loaded, folder)
+            run.use(folder, "adapter", {"role": "merged before DPO"})
+        run.use(pairs_path, "dataset", {"role": "pairs", "rows": len(pairs)})
+        return train_dpo(loaded, pairs, recipe, run=run, progress=progress)
+
+
+def train_dpo(
+    loaded: LoadedModel, pairs: list[PreferencePair], recipe: DpoRecipe, *, run: Any = None, progress: bool = True
+) -> DpoResult:
+    """Train ``loaded`` on ``pairs`` with DPO; measure held-out pairs before and after; save and record.
+
+    ``run`` is the lineage run to record into (a new "dpo" run when None). ``loaded.model`` is
+    wrapped in place by the LoRA adapter (or trained in place without LoRA).
+    """
+    if run is None:
+        from genlab.lineage import record_run
+
+        with record_run("dpo", {"recipe": recipe.model_dump()}) as own:
+            return _train_dpo(loaded, pairs, recipe, own, progress)
+    return _train_dpo(loaded, pairs, recipe, run, progress)
+
+
+def _train_dpo(
+    loaded: LoadedModel, pairs: list[PreferencePair], recipe: DpoRecipe, run: Any, progress: bool
+) -> DpoResult:
+    from transformers import set_seed
+
+    from genlab.alignment.dpo_data import (
+        fitting_pairs, pair_logprobs, preference_metrics, split_pairs, uses_chat, write_pairs,
+    )  # fmt: skip
+    from genlab.errors import GenlabError
+    from genlab.models.adapters import base_fingerprint
+    from genlab.tuning.methods import count_parameters
+
+    if loaded.is_encoder_decoder:
+        raise GenlabError(f"DPO in genlab trains decoder-only models, and {loaded.name!r} is an encoder-decoder model.")
+    chat = uses_chat(loaded, recipe.data.chat)
+    kept, dropped = fitting_pairs(loaded, pairs, recipe.data.max_length, chat=chat)
+    if len(kept) < 2:
+        raise GenlabError(
+            f"only {len(kept)} of {len(pairs)} pairs fit data.max_length={recipe.data.max_length} tokens: "
+            "DPO needs at least 2 (raise max_length or shorten the pairs)."
+        )
+    train, held_out = split_pairs(kept, recipe.data.validation_size, recipe.data.split_seed)
+    if held_out:
+        held_out_file = write_pairs(run.dir / "held-out-pairs.jsonl", held_out)
+        run.log_artifact(held_out_file, "dataset", {"role": "validation", "rows": len(held_out)})
+
+    fingerprint = base_fingerprint(loaded)  # before LoRA wraps (or training changes) any weight
+    loaded.model.eval()
+    reference = pair_logprobs(loaded, held_out, chat=chat) if held_out else None
+    before = preference_metrics(reference, reference, recipe.beta) if reference else {}
+
+    set_seed(recipe.training.seed)  # LoRA's initialisation is seeded too
+    trainer, seconds = _fit(loaded, train, recipe, chat, run, progress)
+    model = trainer.model
+    model.eval()
+    after = {}
+    if reference is not None:
+        policy = pair_logprobs(replace(loaded, model=model), held_out, chat=chat)
+        after = preference_metrics(policy, reference, recipe.beta)
+
+    trainable, total = count_parameters(model)
+    history = _history(trainer.state.log_history)
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    metrics = {
+        "steps": float(trainer.state.global_step),
+        "train_seconds": seconds,
+        "seconds_per_step": seconds / max(trainer.state.global_step, 1),
+        "trainable_params": float(trainable),
+        "total_params": float(total),
+        "train_pairs": float(len(train)),
+        "held_out_pairs": float(len(held_out)),
+        "dropped_pairs": float(len(dropped)),
+        **({"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}),
+    }
+    output = _save(model, loaded, recipe, run.id, fingerprint, metrics)
+    run.log_artifact(output, "adapter" if recipe.lora.enabled else "model", {"method": "dpo", "base": loaded.name})
+    run.log_metrics(metrics)
+    run.log_metrics({**{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()}})
+    return DpoResult(run.id, str(output), before, after, len(train), len(held_out), len(dropped), metrics, history)
+
+
+def _fit(
+    loaded: LoadedModel, train: list[PreferencePair], recipe: DpoRecipe, chat: bool, run: Any, progress: bool
+) -> tuple[Any, float]:
+    """Build trl's DPOTrainer around the model and train it; (trainer, seconds)."""
+    import datasets
+    from transformers import PrinterCallback, ProgressCallback
+    from trl import DPOTrainer
+
+    from genlab.alignment.dpo_data import trl_rows
+    from genlab.tuning.callbacks import LineageLosses, LossProgressBar
+    from genlab.tuning.methods.lora import peft_config
+
+    from huggingface_hub import constants as hub_constants
+
+    datasets.disable_progress_bars()  # trl's tokenising passes over a few dozen rows need no bars
+    hub_constants.HF_HUB_DISABLE_TELEMETRY = True  # trl pings the hub as a trainer starts; local training sends nothing
+    peft = peft_config(loaded, recipe.lora) if recipe.lora.enabled else None
+    reference = None
+    if peft is None:  # a frozen copy: trl would otherwise reload the reference from the model's hub id or folder
+        reference = copy.deepcopy(loaded.model).eval()
+        reference.requires_grad_(False)
+    lineage = LineageLosses(run)
+    lineage.NAMES = DPO_METRICS  # the DPO trainer's reward accuracy and margin too
+    callbacks: list[Any] = [lineage]
+    if progress:
+        callbacks.append(LossProgressBar())
+    trainer = DPOTrainer(
+        model=loaded.model,
+        ref_model=reference,
+        args=_dpo_config(recipe, run.dir / "dpo-trainer"),
+        train_dataset=datasets.Dataset.from_list(trl_rows(train, chat=chat)),
+        processing_class=loaded.tokenizer,
+        peft_config=peft,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    start = time.perf_counter()
+    trainer.train()
+    return trainer, time.perf_counter() - start
+
+
+def _dpo_config(recipe: DpoRecipe, output_dir: Path) -> Any:
+    import torch
+    from trl import DPOConfig
+
+    training = recipe.training
+    return DPOConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=training.epochs,
+        max_steps=training.max_steps,
+        per_device_train_batch_size=training.batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation,
+        learning_rate=training.learning_rate,
+        warmup_steps=training.warmup,
+        beta=recipe.beta,
+        loss_type=[recipe.loss_type],
+        max_length=recipe.data.max_length,  # pairs longer than this were dropped already; a safety net only
+        bf16=False,  # trl turns bf16 on by default; genlab trains in the model's own dtype on CPU
+        fp16=False,
+        activation_checkpointing=False,  # trl turns it on by default; small models on CPU do not need it
+        use_cpu=not torch.cuda.is_available(),
+        save_strategy="no",  # the adapter is saved by genlab, with its base's fingerprint
+        eval_strategy="no",  # held-out pairs are measured before and after by genlab
+        logging_steps=training.log_every,
+        logging_first_step=True,
+        seed=training.seed,
+        data_seed=training.seed,
+        dataloader_num_workers=0,
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+
+# trl's logged names -> the run's metric names (per step)
+DPO_METRICS = {
+    "loss": "train_loss",
+    "rewards/accuracies": "train_reward_accuracy",
+    "rewards/margins": "train_reward_margin",
+    "learning_rate": "learning_rate",
+}
+
+
+def _history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    keep = tuple(DPO_METRICS)
+    return [
+        {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
+        for entry in log_history
+        if "step" in entry and "loss" in entry
+    ]
+
+
+def _save(
+    model: Any, loaded: LoadedModel, recipe: DpoRecipe, run_id: str, fingerprint: str, metrics: dict[str, float]
+) -> Path:
+    from genlab.home import genlab_home
+    from genlab.tuning.output import free_folder
+
+    extra = {
+        "recipe": recipe.name, "beta": recipe.beta, "loss_type": recipe.loss_type,
+        "trainable_params": int(metrics["trainable_params"]), "total_params": int(metrics["total_params"]),
+    }  # fmt: skip
+    if recipe.lora.enabled:
+        from genlab.models.adapters import save_adapter
+
+        folder = free_folder(genlab_home() / "adapters", recipe.name)
+        return save_adapter(
+            model, folder, base=loaded, method="dpo", run_id=run_id, extra=extra, fingerprint=fingerprint
+        )
+    from genlab.atomic import atomic_directory
+    from genlab.models.adapters import MODEL_RECORD
+
+    folder = free_folder(genlab_home() / "finetuned", recipe.name)
+    with atomic_directory(folder) as tmp:
+        model.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+        record = {
+            "base_model": loaded.name, "base_fingerprint": fingerprint, "method": "dpo", "run_id": run_id, **extra,
+        }  # fmt: skip
+        (tmp / MODEL_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return folder
