@@ -1,6 +1,5 @@
 """The builtin benchmark task on the real default model (SmolLM2-135M-Instruct)."""
 
-import time
 
 import pytest
 
@@ -17,11 +16,9 @@ def loaded():
 
 
 def test_everyday_facts_on_the_default_model(loaded) -> None:
-    start = time.perf_counter()
     result = run_benchmark(
         load_task("everyday-facts"), loaded, batch_size=8, limit=20, robustness=("typos", "lowercase", "uppercase")
     )
-    elapsed = time.perf_counter() - start
     summary = result.to_dict()
     print(  # shown with -s: what the default model scores (chance is 0.25; above it is not required)
         f"\neveryday-facts, first 20: accuracy={result.accuracy:.3f} acc_norm={result.acc_norm:.3f} "
@@ -32,7 +29,6 @@ def test_everyday_facts_on_the_default_model(loaded) -> None:
     assert 0.0 <= result.ece <= 1.0
     assert set(result.robustness) == {"typos", "lowercase", "uppercase"}
     assert all(0.0 <= v <= 1.0 for v in result.robustness.values())
-    assert elapsed < 60
 
 
 def test_default_model_scores_do_not_depend_on_batch_size(loaded) -> None:
