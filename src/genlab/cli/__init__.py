@@ -10,7 +10,9 @@ import sys
 
 import typer
 
-from genlab.cli import adapters, align, demo, estimate, evaluate, feedback, finetune, generate, models, prompt, runs
+from genlab.cli import (
+    adapters, align, demo, estimate, evaluate, feedback, finetune, generate, models, optimize, prompt, runs,
+)
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -43,6 +45,7 @@ app.add_typer(align.app, name="align")
 app.add_typer(feedback.app, name="feedback")
 app.add_typer(prompt.app, name="prompt")
 app.add_typer(adapters.app, name="adapters")
+app.add_typer(optimize.app, name="optimize")
 app.command(name="generate")(generate.generate_command)
 app.command(name="chat")(generate.chat_command)
 app.command(name="eval")(evaluate.eval_command)

@@ -128,6 +128,11 @@ def load_folder(folder: Path, dtype: Any) -> tuple[Any, Any]:
 
     transformers_logging.disable_progress_bar()  # a 0.4 s load needs no progress bar
 
+    from genlab.optimize.artifact import loader_for
+
+    optimized_loader = loader_for(folder)  # a quantised folder stored in its runtime's own form
+    if optimized_loader is not None:
+        return optimized_loader(folder, dtype)
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(f"{folder} has no config.json, so it is not a Hugging Face model folder.")
     try:

@@ -1,0 +1,1 @@
+"""`genlab optimize distill`: see genlab.optimize.distill (in progress)."""

@@ -1,0 +1,1 @@
+"""`genlab optimize prune`: see genlab.optimize.prune (in progress)."""

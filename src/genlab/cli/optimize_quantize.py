@@ -1,0 +1,1 @@
+"""`genlab optimize quantize`: see genlab.optimize.quantize (in progress)."""
