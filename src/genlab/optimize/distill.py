@@ -1,0 +1,342 @@
+"""Distil a teacher into a smaller student and measure both: ``genlab optimize distill``.
+
+The student is the teacher with fewer layers, initialised from the teacher's own layers, or a smaller
+model sharing its tokenizer (:mod:`genlab.optimize.distill_student`). It is trained with the
+knowledge distillation loss of Hinton et al. 2015, ``T^2 * KL(teacher || student) + alpha * CE``
+on the target tokens (:mod:`genlab.optimize.distill_loss`), on (input, target) rows built exactly as
+the finetune stage builds them (:mod:`genlab.tuning.data`): a summarisation model learns the summary
+tokens of chat-formatted prompts, as evaluation will prompt it.
+
+A run, recorded in lineage as kind ``optimize``:
+
+1. loads the teacher and splits the data (seeded) into training rows and held-out rows; the held-out
+   rows are written to the run's folder and are what quality is measured on, unless ``eval_data``
+   names other data;
+2. trains with transformers' ``Trainer``: checkpoints with optimizer, scheduler and RNG state every
+   ``training.save_every`` steps in ``$GENLAB_HOME/distill/<name>/checkpoints``, so a crash, a kill or
+   Ctrl-C loses at most that many steps and ``resume=True`` continues where it stopped;
+3. saves the student as a plain transformers folder with a ``genlab_optimized.json`` manifest
+   (``$GENLAB_HOME/optimized/<name>`` unless ``output`` says where);
+4. measures teacher and student, each in a fresh process (:mod:`genlab.optimize.measure`), and
+   returns their :class:`~genlab.optimize.report.OptimizationReport`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from genlab.errors import GenlabError, InvalidValueError
+from genlab.optimize.measure import EvalSpec, Metric
+from genlab.tuning.recipe import DataConfig, TrainingConfig
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StudentConfig(Section):
+    layers: int | None = Field(default=None, ge=1)  # layers per stack kept from the teacher; None: half
+    model: str | None = None  # or: a smaller model (name or folder) that shares the teacher's tokenizer
+
+    @model_validator(mode="after")
+    def _one_way(self) -> StudentConfig:
+        if self.layers is not None and self.model is not None:
+            raise ValueError("give student.layers (drop teacher layers) or student.model (a smaller model), not both")
+        return self
+
+
+class LossConfig(Section):
+    temperature: float = Field(default=2.0, gt=0)  # softens both distributions (Hinton et al. use 1-20)
+    alpha: float = Field(default=0.5, ge=0)  # weight of the ground-truth cross-entropy beside T^2 * KL
+
+
+class MeasureConfig(Section):
+    data: str | None = None  # None: the rows held out of data.path (never trained on)
+    metric: Metric = "rouge1"
+    limit: int = Field(default=50, ge=1)  # examples scored
+    max_new_tokens: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    speed_prompts: int = Field(default=4, ge=1)
+    speed_tokens: int = Field(default=32, ge=1)
+
+
+class DistillRecipe(Section):
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # None: from the teacher
+    teacher: str = "smollm2-135m-instruct"
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    data: DataConfig = Field(default_factory=lambda: DataConfig(path="builtin"))
+    # Full-weight training of every student parameter: a lower rate than LoRA's default.
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(learning_rate=1e-4, save_every=25))
+    evaluation: MeasureConfig = Field(default_factory=MeasureConfig)
+    output: str | None = None  # the student's folder; None: $GENLAB_HOME/optimized/<name>
+    description: str = ""
+
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(self.teacher.rstrip("/")).name).strip("-.") or "model"
+        if self.student.model:
+            student = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(self.student.model.rstrip("/")).name).strip("-.")
+            return f"{stem}-distill-{student}"
+        return f"{stem}-distill-{self.student.layers or 'half'}"
+
+
+@dataclass
+class DistillResult:
+    run_id: str
+    folder: str  # the student's model folder
+    details: dict[str, Any]  # layers kept, steps, losses, alpha, temperature, ...
+    loss_history: list[dict[str, float]] = field(default_factory=list)
+    report: Any = None  # OptimizationReport (teacher vs student), when measured
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.report is not None:
+            return self.report.to_dict()
+        return {"method": "distill", "run_id": self.run_id, "artifact": self.folder, "details": self.details}
+
+
+class CheckpointError(GenlabError):
+    pass
+
+
+def work_dir(name: str) -> Path:
+    from genlab.home import genlab_home
+
+    return genlab_home() / "distill" / name
+
+
+def distill(
+    recipe: DistillRecipe,
+    *,
+    resume: bool = False,
+    recipe_dir: Path | None = None,
+    progress: bool = True,
+    measure_models: bool = True,
+    callbacks: list[Any] | None = None,
+) -> DistillResult:
+    """Train the student, save it, and (``measure_models``) measure it against the teacher; see the module docstring."""
+    from genlab.lineage import record_run
+    from genlab.tuning.trainer import last_checkpoint
+
+    name = recipe.run_name()
+    checkpoints = work_dir(name) / "checkpoints"
+    start_from = last_checkpoint(checkpoints)
+    if resume and start_from is None:
+        raise CheckpointError(f"there is nothing to resume for {name!r}: {checkpoints} holds no checkpoint.")
+    if not resume and start_from is not None:
+        raise CheckpointError(
+            f"{name!r} has checkpoints from an unfinished run in {checkpoints}: pass --resume to continue it, "
+            "or delete that folder to start over."
+        )
+    output = _output_folder(recipe, name)
+    config = {"method": "distill", "recipe": recipe.model_dump(), "resume_from": str(start_from) if start_from else None}
+    with record_run("optimize", config) as run:
+        result = _distill(recipe, name, run, output, checkpoints, start_from, recipe_dir, progress, callbacks or [])
+        if measure_models:
+            result.report = _measure(recipe, run, result)
+            run.log_metrics(result.report.metrics())
+    return result
+
+
+def _output_folder(recipe: DistillRecipe, name: str) -> Path:
+    from genlab.home import genlab_home
+    from genlab.tuning.output import free_folder
+
+    if recipe.output is None:
+        return free_folder(genlab_home() / "optimized", name)
+    output = Path(recipe.output).expanduser()
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InvalidValueError(f"output={str(output)!r} already exists and is not empty; give a new folder.")
+    return output
+
+
+def _distill(
+    recipe: DistillRecipe,
+    name: str,
+    run: Any,
+    output: Path,
+    checkpoints: Path,
+    start_from: Path | None,
+    recipe_dir: Path | None,
+    progress: bool,
+    callbacks: list[Any],
+) -> DistillResult:
+    from transformers import set_seed
+
+    from genlab.data.builtin import source_file
+    from genlab.models.load import load_model
+    from genlab.optimize.artifact import optimized_folder
+    from genlab.tuning.assemble import assemble, write_validation_file
+    from genlab.tuning.recipe import EvaluationConfig, FinetuneRecipe
+
+    teacher = load_model(recipe.teacher)
+    if teacher.path is not None:
+        run.use(teacher.path, "model", {"model": teacher.name, "role": "teacher"})
+    set_seed(recipe.training.seed)
+    student, layers = _student(recipe, teacher, run)
+    # The finetune stage's data and training arguments, for the same rows, prompts and checkpoints.
+    as_finetune = FinetuneRecipe(
+        name=name, model=recipe.teacher, method="full", data=recipe.data, training=recipe.training,
+        evaluation=EvaluationConfig(enabled=False),
+    )  # fmt: skip
+    data = assemble(as_finetune, teacher, recipe_dir)
+    for source in data.sources:
+        if (path := source_file(source)) is not None:
+            run.use(path, "dataset", {"role": "train"})
+    held_out = write_validation_file(data.validation_rows, run.dir, recipe.data)
+    run.log_artifact(held_out, "dataset", {"role": "held-out", "rows": len(data.validation_rows)})
+
+    trainer, stopper, seconds = _train(recipe, as_finetune, student, teacher, data, checkpoints, start_from, run, progress, callbacks)
+    if stopper.stopped_at is not None:
+        from genlab.tuning.trainer import TrainingInterrupted
+
+        raise TrainingInterrupted(
+            f"training stopped by Ctrl-C at step {stopper.stopped_at}; a checkpoint is in {checkpoints}: "
+            "run the same command with --resume to continue."
+        )
+    history = _loss_history(trainer.state.log_history)
+    details = {
+        "teacher": teacher.name, **layers,
+        "steps": trainer.state.global_step, "train_seconds": round(seconds, 1), "train_rows": len(data.train),
+        "held_out_rows": len(data.validation_rows), "held_out_file": str(held_out), "dropped_rows": len(data.train.dropped),
+        "alpha": recipe.loss.alpha, "temperature": recipe.loss.temperature,
+        "learning_rate": recipe.training.learning_rate, "batch_size": recipe.training.batch_size,
+        **{f"final_{key}": _last(history, key) for key in ("loss", "soft_loss", "hard_loss", "eval_loss")},
+    }  # fmt: skip
+    details = {key: value for key, value in details.items() if value == value}  # NaN: never logged
+    manifest = {
+        "method": "distill", "teacher": teacher.name, "run_id": run.id, **layers,
+        "settings": recipe.model_dump(exclude={"output"}),
+    }  # fmt: skip
+    student = trainer.model.eval()
+    with optimized_folder(output, manifest) as tmp:
+        student.save_pretrained(tmp)
+        teacher.tokenizer.save_pretrained(tmp)
+    run.log_artifact(output, "model", {"method": "distill", "teacher": teacher.name, **layers})
+    run.log_metrics({k: float(v) for k, v in details.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    shutil.rmtree(checkpoints.parent, ignore_errors=True)  # the run is complete: the student replaces them
+    return DistillResult(run.id, str(output), details, history)
+
+
+def _student(recipe: DistillRecipe, teacher: Any, run: Any) -> tuple[Any, dict[str, Any]]:
+    """The student model and what it is, for the manifest and report."""
+    from genlab.optimize.distill_student import check_same_kind, check_same_tokenizer, shrink_teacher
+
+    if recipe.student.model is None:
+        shrunk = shrink_teacher(teacher.model, recipe.student.layers)
+        kept = shrunk.layers_kept
+        return shrunk.model, {
+            "student": "teacher-layers",
+            "layers_kept": kept,
+            "teacher_layers": shrunk.teacher_layers,
+            "student_layers": {path: len(keep) for path, keep in kept.items()},
+            "teacher_parameters": int(teacher.model.num_parameters()),
+            "student_parameters": int(shrunk.model.num_parameters()),
+        }
+    from genlab.models.load import load_model
+
+    loaded = load_model(recipe.student.model)
+    check_same_kind(teacher, loaded, recipe.student.model)
+    check_same_tokenizer(teacher, loaded, recipe.student.model)
+    if loaded.path is not None:
+        run.use(loaded.path, "model", {"model": loaded.name, "role": "student"})
+    return loaded.model, {
+        "student": loaded.name,
+        "teacher_parameters": int(teacher.model.num_parameters()),
+        "student_parameters": int(loaded.model.num_parameters()),
+    }
+
+
+def _train(
+    recipe: DistillRecipe,
+    as_finetune: Any,
+    student: Any,
+    teacher: Any,
+    data: Any,
+    checkpoints: Path,
+    start_from: Path | None,
+    run: Any,
+    progress: bool,
+    callbacks: list[Any],
+) -> tuple[Any, Any, float]:
+    from transformers import PrinterCallback, ProgressCallback
+
+    from genlab.optimize.distill_loss import DistillationTrainer, DistillLosses
+    from genlab.tuning.arguments import training_arguments
+    from genlab.tuning.callbacks import CheckpointOnInterrupt, LossProgressBar
+    from genlab.tuning.data import training_collator
+
+    stopper = CheckpointOnInterrupt()
+    extra = [stopper, DistillLosses(run), *callbacks]
+    if progress:
+        extra.append(LossProgressBar())
+    has_validation = len(data.validation) > 0
+    trainer = DistillationTrainer(
+        model=student,
+        args=training_arguments(as_finetune, checkpoints, has_validation=has_validation),
+        train_dataset=_as_dataset(data.train),
+        eval_dataset=_as_dataset(data.validation) if has_validation else None,
+        data_collator=training_collator(teacher.tokenizer, is_encoder_decoder=teacher.is_encoder_decoder),
+        callbacks=extra,
+        teacher=teacher.model,
+        temperature=recipe.loss.temperature,
+        alpha=recipe.loss.alpha,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    stopper.install()
+    start = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    finally:
+        stopper.uninstall()
+    return trainer, stopper, time.perf_counter() - start
+
+
+def _measure(recipe: DistillRecipe, run: Any, result: DistillResult) -> Any:
+    from genlab.optimize.measure import measure
+    from genlab.optimize.report import OptimizationReport
+
+    spec = eval_spec(recipe, Path(result.details["held_out_file"]))
+    result.details["eval_data"] = spec.data
+    teacher = measure(recipe.teacher, spec)
+    student = measure(result.folder, spec)
+    return OptimizationReport("distill", run.id, result.folder, teacher, student, result.details)
+
+
+def eval_spec(recipe: DistillRecipe, held_out: Path) -> EvalSpec:
+    """What quality is measured on: ``evaluation.data``, or else the held-out rows (with the data's fields)."""
+    evaluation = recipe.evaluation
+    return EvalSpec(
+        data=evaluation.data or str(held_out), metric=evaluation.metric, limit=evaluation.limit,
+        input_field=recipe.data.input_field, target_field=recipe.data.target_field, template=recipe.data.template, max_new_tokens=evaluation.max_new_tokens,
+        batch_size=evaluation.batch_size, speed_prompts=evaluation.speed_prompts, speed_tokens=evaluation.speed_tokens,
+    )  # fmt: skip
+
+
+def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    keep = ("loss", "soft_loss", "hard_loss", "eval_loss", "learning_rate")
+    return [
+        {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
+        for entry in log_history
+        if "step" in entry and any(k in entry for k in keep)
+    ]
+
+
+def _last(history: list[dict[str, float]], key: str) -> float:
+    values = [entry[key] for entry in history if key in entry]
+    return values[-1] if values else float("nan")
+
+
+def _as_dataset(features: Any) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(features.features)
