@@ -1,0 +1,1 @@
+"""LLM-powered applications: model providers, retrieval-augmented generation, reasoning and acting agents."""
