@@ -18,7 +18,8 @@ sentence) when no index of that name exists under ``genlab_home()/"indexes"``.
 retrieval options (defaults: vector top-k, no filter).
 
 The modules: :mod:`.ingest` (files -> documents), :mod:`.chunk` (token windows with overlap),
-:mod:`.store` (the VectorStore interface and its LanceDB implementation), :mod:`.retrieve` (vector,
+:mod:`.store` (the VectorStore interface and its LanceDB implementation), :mod:`.index` (named
+indexes, incremental ingest), :mod:`.retrieve` (vector,
 MMR, hybrid with BM25, filters), :mod:`.answer` (prompt within the context window, numbered citations).
 """
 
@@ -26,15 +27,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Hit", "Index", "IndexNotFoundError", "open_index"]
+__all__ = ["Hit", "Index", "IndexNotFoundError", "answer_question", "ingest_path", "list_indexes", "open_index"]
 
 if TYPE_CHECKING:  # the heavy modules (lancedb, sentence-transformers) load on first use
-    from genlab.apps.rag.store import Hit, Index, IndexNotFoundError, open_index
+    from genlab.apps.rag.answer import answer_question
+    from genlab.apps.rag.index import Index, IndexNotFoundError, ingest_path, list_indexes, open_index
+    from genlab.apps.rag.store import Hit
+
+_HOMES = {"Hit": "store", "answer_question": "answer"}
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from genlab.apps.rag import store
+        import importlib
 
-        return getattr(store, name)
+        module = importlib.import_module(f"genlab.apps.rag.{_HOMES.get(name, 'index')}")
+        return getattr(module, name)
     raise AttributeError(name)
