@@ -173,3 +173,37 @@ def test_bad_settings_and_questions_are_one_sentence() -> None:
         ReActAgent(ScriptedProvider([]), max_steps=0)
     with pytest.raises(InvalidValueError, match="question is empty"):
         ReActAgent(ScriptedProvider([])).run("  ")
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+def test_cli_agent_react_over_a_corpus_folder_with_a_scripted_model(tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "warsaw.txt").write_text("Warsaw is the capital of Poland. It lies on the Vistula.")
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps([" Search it.\nAction: Search[Warsaw]", " Found.\nAction: Finish[Warsaw]"]))
+    result = run_cli("agent", "react", "What is the capital of Poland?", "--model", f"scripted:{replies}",
+                     "--corpus", str(docs), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["answer"] == "Warsaw" and payload["steps"][0]["observation"].endswith("It lies on the Vistula.")
+    assert payload["run_id"].startswith("agent-")
+
+
+def test_cli_agent_modes_and_bad_input(tmp_path) -> None:
+    from tests.conftest import run_cli
+
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["I do not know."]))
+    result = run_cli("agent", "cot", "What is 2 + 2?", "--model", f"scripted:{replies}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: the model's reasoning has no \"The answer is ...\" sentence."
+    result = run_cli("agent", "pal", "q", "--model", "scripted:/nonexistent.json")
+    assert result.returncode == 2 and result.stderr.startswith("error: cannot read the scripted replies /nonexistent.json")
+    result = run_cli("agent", "react", "q", "--corpus", str(tmp_path / "missing"), "--model", f"scripted:{replies}")
+    assert result.returncode == 2 and result.stderr.strip() == f"error: no such corpus folder: {tmp_path / 'missing'}."
+    result = run_cli("agent", "cot", "q", "--corpus", str(tmp_path), "--model", f"scripted:{replies}")
+    assert result.returncode == 2 and "No such option: --corpus" in result.stderr  # only react searches

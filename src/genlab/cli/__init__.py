@@ -13,6 +13,7 @@ import typer
 from genlab.cli import (
     adapters, align, demo, estimate, evaluate, feedback, finetune, generate, models, optimize, prompt, runs,
 )
+from genlab.cli import agent
 from genlab.cli import sandbox
 from genlab.errors import GenlabError
 
@@ -47,6 +48,7 @@ app.add_typer(feedback.app, name="feedback")
 app.add_typer(prompt.app, name="prompt")
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(optimize.app, name="optimize")
+app.add_typer(agent.app, name="agent")
 app.add_typer(sandbox.app, name="sandbox")
 app.command(name="generate")(generate.generate_command)
 app.command(name="chat")(generate.chat_command)
