@@ -15,6 +15,7 @@ from genlab.cli import (
 )
 from genlab.cli import agent
 from genlab.cli import sandbox
+from genlab.cli import rag
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app.add_typer(adapters.app, name="adapters")
 app.add_typer(optimize.app, name="optimize")
 app.add_typer(agent.app, name="agent")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(rag.app, name="rag")
 app.command(name="generate")(generate.generate_command)
 app.command(name="chat")(generate.chat_command)
 app.command(name="eval")(evaluate.eval_command)

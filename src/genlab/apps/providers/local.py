@@ -23,8 +23,9 @@ class LocalProvider:
     decides by whether the tokenizer has one); ``count_tokens`` counts what the model really reads.
     """
 
-    def __init__(self, model: str = DEFAULT_GENERATOR, *, chat: bool | None = None, batch_size: int = 1) -> None:
-        self.name = model
+    def __init__(self, model: Any = DEFAULT_GENERATOR, *, chat: bool | None = None, batch_size: int = 1) -> None:
+        self._model = model  # a name, or an already loaded genlab.models.load.LoadedModel
+        self.name = model if isinstance(model, str) else model.name
         self._chat = chat
         self._batch_size = batch_size
         self._engine: Any = None
@@ -34,7 +35,7 @@ class LocalProvider:
         if self._engine is None:
             from genlab.generation.api import engine_for
 
-            self._engine = engine_for(self.name, self._batch_size)
+            self._engine = engine_for(self._model, self._batch_size)
         return self._engine
 
     @property
@@ -79,7 +80,9 @@ class LocalEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
 
     @property
     def max_tokens(self) -> int:

@@ -12,6 +12,7 @@ readable files, a file that is not UTF-8 text, a PDF that cannot be read.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,6 +159,10 @@ def _read_pdf(path: Path) -> dict[str, Any]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings on damaged files end in our one sentence
+    with open(path, "rb") as handle:
+        if b"%PDF-" not in handle.read(1024):
+            raise IngestError(f"cannot read PDF {path}: it is not a PDF file (no %PDF header).")
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):

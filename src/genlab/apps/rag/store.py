@@ -17,6 +17,7 @@ Another store fits by implementing :class:`VectorStore` (files, replace_files, t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +27,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from genlab.errors import InvalidValueError
+
+# LanceDB's hybrid query asks its own sub-queries for columns in a way its Rust core warns about on
+# stderr at every query; errors still show. Read when lancedb loads, so set before it is imported.
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 TABLE = "chunks"
 FILTER_COLUMNS = {"path", "format", "title", "page", "chunk", "file_sha"}
