@@ -1,1 +1,36 @@
-"""`genlab optimize quantize`: see genlab.optimize.quantize (in progress)."""
+"""`genlab optimize quantize --model M --method int8-dynamic|fp16|bf16|onnx-int8 [...]`: see genlab.optimize.quantize."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from genlab.cli.optimize import (
+    EvalDataOption, EvalLimitOption, InputFieldOption, JsonFlag, MetricOption, ModelOption, OutputOption,
+    TargetFieldOption, app, eval_spec, print_report,
+)  # fmt: skip
+
+MethodOption = Annotated[
+    str, typer.Option("--method", help="int8-dynamic (int8 Linear layers), fp16, bf16, or onnx-int8 (onnxruntime).")
+]
+
+
+@app.command("quantize")
+def quantize_command(
+    model: ModelOption = "smollm2-135m-instruct",
+    method: MethodOption = "int8-dynamic",
+    eval_data: EvalDataOption = "builtin",
+    metric: MetricOption = "rouge1",
+    eval_limit: EvalLimitOption = 20,
+    input_field: InputFieldOption = "dialogue",
+    target_field: TargetFieldOption = "summary",
+    output: OutputOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Quantise a model after training, save it with lineage, and measure it against the original."""
+    from genlab.optimize.quantize import QuantizeConfig, quantize
+
+    QuantizeConfig(method)  # a bad method fails here, before any model is loaded
+    spec = eval_spec(eval_data, metric, eval_limit, input_field, target_field)
+    print_report(quantize(model, method, spec, output), as_json)

@@ -9,8 +9,9 @@ model layer and generates through the engine.
 
 - size on disk: the weight files (:func:`genlab.optimize.artifact.weights_size`);
 - parameters: the loaded model's parameters (packed quantised weights count as the weights they hold);
-- tokens/s: greedy decoding at batch 1 through the generation engine, ``speed_prompts`` prompts of
-  ``speed_tokens`` new tokens after one warm-up prompt, new tokens / seconds;
+- tokens/s: greedy decoding at batch 1 through the generation engine, ``speed_prompts`` eval prompts
+  of up to ``speed_tokens`` new tokens after one warm-up prompt; prefill is timed apart and taken
+  out (see :func:`_tokens_per_second`), so this is the decode rate;
 - quality: ROUGE-1 of greedy summaries of the eval set against its references (``metric=rouge1``),
   or the perplexity of the references (``metric=perplexity``).
 """
@@ -105,6 +106,8 @@ def measure_here(model: str, spec: EvalSpec, dtype: str = "fp32") -> Measurement
 
 def _parameters(model: Any) -> int:
     """Parameters, counting packed quantised Linear weights (which are not ``nn.Parameter``) too."""
+    if getattr(model, "parameter_count", None):  # a runtime's graph (ONNX): the count its saver recorded
+        return int(model.parameter_count)
     count = sum(p.numel() for p in model.parameters())
     for module in model.modules():
         weight = getattr(module, "weight", None)
@@ -138,16 +141,30 @@ def _eval_prompts(loaded: Any, spec: EvalSpec) -> tuple[list[Any], list[str], bo
 
 
 def _tokens_per_second(loaded: Any, prompts: list[str], chat: bool, spec: EvalSpec) -> float:
+    """Decode speed: tokens after the first / the seconds they took, prefill excluded.
+
+    The eval prompts are long (~250-token dialogues) and reading one costs about as much as decoding
+    a dozen tokens, so new tokens / total seconds would mostly time prefill and would shift with
+    whatever length the answers happen to have. Each prompt is run twice, to one new token (prefill
+    plus the first token) and to ``speed_tokens``; the difference is the decoding alone.
+    """
     from genlab.generation import GenerationEngine, GenerationSettings
 
     engine = GenerationEngine(loaded, batch_size=1)
-    settings = GenerationSettings(max_new_tokens=spec.speed_tokens)
-    engine.generate(prompts[:1], settings, preformatted=chat)  # warm-up: first-call allocations
+    full = GenerationSettings(max_new_tokens=spec.speed_tokens)
+    first = GenerationSettings(max_new_tokens=1)
+    engine.generate(prompts[:1], full, preformatted=chat)  # warm-up: first-call allocations
     timed = [prompts[i % len(prompts)] for i in range(spec.speed_prompts)]
-    start = time.perf_counter()
-    completions = engine.generate(timed, settings, preformatted=chat)
-    seconds = time.perf_counter() - start
-    return sum(c.new_tokens for c in completions) / seconds if seconds > 0 else 0.0
+    tokens, prefill_seconds, whole_seconds = 0, 0.0, 0.0
+    for prompt in timed:
+        start = time.perf_counter()
+        [prefill] = engine.generate([prompt], first, preformatted=chat)
+        middle = time.perf_counter()
+        [whole] = engine.generate([prompt], full, preformatted=chat)
+        prefill_seconds, whole_seconds = prefill_seconds + middle - start, whole_seconds + time.perf_counter() - middle
+        tokens += whole.new_tokens - prefill.new_tokens
+    seconds = whole_seconds - prefill_seconds
+    return tokens / seconds if seconds > 0 and tokens > 0 else 0.0
 
 
 def _quality(loaded: Any, rows: list[Any], prompts: list[str], chat: bool, spec: EvalSpec) -> dict[str, float]:

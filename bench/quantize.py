@@ -1,0 +1,129 @@
+"""Benchmark: post-training quantisation of a model, each method against the original in one run.
+
+Each method goes through ``genlab.optimize.quantize.quantize`` (the product's own path): the folder is
+written, then the original and the result are measured by ``genlab.optimize.measure`` in a fresh
+process each -- size on disk, parameters, peak memory, decode tokens/s at batch 1 (prefill taken
+out), ROUGE-1 of greedy summaries of the builtin dialogues. Printed: each report's table and one
+line of ratios per method. Targets (issue 7, int8-dynamic on the default model): >= 2x tokens/s,
+>= 2x smaller on disk, ROUGE-1 within 1 point.
+
+``--kernels`` instead compares int8 kernels on the same model by decode-step speed at batch 1,
+interleaved (see :func:`compare_kernels`): fp32, fbgemm's dynamic int8 Linear (what ``int8-dynamic``
+uses), and torchao's ``Int8DynamicActivationInt8WeightConfig`` / ``Int8WeightOnlyConfig`` (needs
+``pip install --no-deps torchao``; it is not a genlab dependency).
+
+    python bench/quantize.py [--model NAME] [--methods int8-dynamic,bf16] [--eval-limit 20]
+    python bench/quantize.py --kernels [--model NAME] [--context 256] [--rounds 5] [--steps 4]
+
+Measured on 2 cores shared with other work: see the docstring of genlab.optimize.quantize.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+def compare_kernels(args: argparse.Namespace) -> int:
+    """Decode-step speed of each int8 kernel, interleaved in rounds so a busy machine slows all alike.
+
+    One process holds the fp32 model and a copy per kernel (quantised in memory). Each timed step is
+    one forward of one new token over a ``--context``-token KV cache (what every decode step is);
+    tokens/s = 1 / median step time. Rounds alternate the kernels, so load from other work on the
+    machine falls on all of them rather than on whichever ran last.
+    """
+    import copy
+    import statistics
+    import time
+
+    import torch
+
+    from genlab.models.load import load_model
+    from genlab.optimize.quantize import int8_linear, quantize_weight
+
+    loaded = load_model(args.model)
+    models = {"fp32": loaded.model}
+    fbgemm = copy.deepcopy(loaded.model)
+    for name, module in list(fbgemm.named_modules()):
+        if isinstance(module, torch.nn.Linear):
+            parent, _, child = name.rpartition(".")
+            q, scale = quantize_weight(module.weight)
+            setattr(fbgemm.get_submodule(parent), child, int8_linear(q, scale, module.bias))
+    models["fbgemm-dynamic-int8"] = fbgemm
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
+    except ImportError:
+        print("torchao is not installed: comparing fp32 and fbgemm only (pip install --no-deps torchao).")
+    else:
+        for kernel, config in (("torchao-int8-dynamic", Int8DynamicActivationInt8WeightConfig()),
+                               ("torchao-int8-weight-only", Int8WeightOnlyConfig())):  # fmt: skip
+            models[kernel] = copy.deepcopy(loaded.model)
+            quantize_(models[kernel], config)
+    prompt = torch.randint(0, loaded.model.config.vocab_size, (1, args.context))
+    step = torch.tensor([[42]])
+    times: dict[str, list[float]] = {kernel: [] for kernel in models}
+    with torch.inference_mode():
+        caches = {kernel: model(input_ids=prompt, use_cache=True).past_key_values for kernel, model in models.items()}
+        for _ in range(args.rounds):
+            for kernel, model in models.items():
+                cache = copy.deepcopy(caches[kernel])
+                for _ in range(args.steps):
+                    start = time.perf_counter()
+                    out = model(input_ids=step, past_key_values=cache, use_cache=True)
+                    times[kernel].append(time.perf_counter() - start)
+                    cache = out.past_key_values
+    base = 1 / statistics.median(times["fp32"])
+    print(f"model {args.model}, batch 1, one new token over a {args.context}-token cache, "
+          f"{args.rounds} interleaved rounds x {args.steps} steps, tokens/s = 1 / median step\n")  # fmt: skip
+    print(f"{'kernel':<26} {'tokens/s':>9} {'x fp32':>7}")
+    for kernel, measured in times.items():
+        rate = 1 / statistics.median(measured)
+        print(f"{kernel:<26} {rate:>9.1f} {rate / base:>7.2f}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--methods", default="int8-dynamic", help="Comma-separated: int8-dynamic, fp16, bf16, onnx-int8.")
+    parser.add_argument("--eval-limit", type=int, default=20)
+    parser.add_argument("--speed-prompts", type=int, default=4)
+    parser.add_argument("--speed-tokens", type=int, default=32)
+    parser.add_argument("--kernels", action="store_true", help="Compare int8 kernels' decode speed instead.")
+    parser.add_argument("--context", type=int, default=256, help="--kernels: cache length of the timed steps.")
+    parser.add_argument("--rounds", type=int, default=5, help="--kernels: interleaved rounds.")
+    parser.add_argument("--steps", type=int, default=4, help="--kernels: decode steps per kernel per round.")
+    args = parser.parse_args()
+    if args.kernels:
+        return compare_kernels(args)
+
+    from genlab.cli.output import print_table
+    from genlab.home import models_dir
+    from genlab.optimize.measure import EvalSpec
+    from genlab.optimize.quantize import quantize
+
+    spec = EvalSpec(limit=args.eval_limit, speed_prompts=args.speed_prompts, speed_tokens=args.speed_tokens)
+    reports = []
+    with tempfile.TemporaryDirectory() as home:  # the bench's runs and folders are thrown away
+        os.environ["GENLAB_MODELS_DIR"] = str(models_dir())
+        os.environ["GENLAB_HOME"] = home
+        for method in args.methods.split(","):
+            report = quantize(args.model, method.strip(), spec)
+            print_table(*report.table())
+            reports.append(report)
+    print(f"\nmodel {args.model}, {args.eval_limit} builtin dialogues, batch 1 greedy decoding, one run")
+    met = True
+    for r in reports:
+        rouge = r.quality_change.get("rouge1_change_points", float("nan"))
+        line = f"{r.method:<13} speedup {r.speedup:.2f}x  size {r.size_ratio:.2f}x smaller  ROUGE-1 {rouge:+.2f} points"
+        if r.method == "int8-dynamic":
+            ok = r.speedup >= 2 and r.size_ratio >= 2 and abs(rouge) <= 1
+            met = met and ok
+            line += f"  (targets >= 2x, >= 2x, within 1 point: {'met' if ok else 'NOT met'})"
+        print(line)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""Post-training quantisation: int8 weights with dynamically quantised activations, fp16/bf16, ONNX int8.
+
+Methods (``QuantizeConfig.method``):
+
+- ``int8-dynamic`` -- every ``nn.Linear`` (the LM head included) gets int8 weights, symmetric per
+  output channel, and int8 activations quantised on the fly per call (Jacob et al. 2018,
+  https://arxiv.org/abs/1712.05877):
+
+      s_j = max_i |W_ji| / 127,   q_ji = round(W_ji / s_j) in [-127, 127],   y = (x_q @ q^T) * s_x * s + b
+
+  The folder stores ``q`` (int8) and ``s`` (fp32) in ``model.int8.safetensors`` -- no pickles, no
+  runtime-specific packing -- and :func:`load_quantized` rebuilds the model on the meta device and
+  puts int8 modules in place, so loading never holds the fp32 weights. A tied embedding (SmolLM2
+  ties ``lm_head`` to ``embed_tokens``) is stored once: the embedding reads rows of the LM head's int8
+  matrix times their scale (:class:`Int8Embedding`), which is per-row int8 for the embedding.
+- ``fp16`` / ``bf16`` -- the weights cast and saved with ``save_pretrained``: a plain transformers
+  folder that loads anywhere (load it with ``--dtype fp16|bf16`` to compute in that type).
+- ``onnx-int8`` -- see :mod:`genlab.optimize.quantize_onnx`.
+
+Which int8 kernel, and why (the issue asked; ``torch.ao.quantization`` is deprecated). The kernel
+is fbgemm's dynamic int8 Linear (``torch.ao.nn.quantized.dynamic.Linear``, the module behind
+``torch.ao.quantization.quantize_dynamic``), built here directly from the stored int8 weights rather
+than through the deprecated ``quantize_dynamic`` workflow; onnxruntime is the other path offered
+(``onnx-int8``). torchao 0.18 (tried with torch 2.13 here) was not chosen:
+
+- its CPU int8 paths are written for ``torch.compile``: in eager mode
+  ``Int8DynamicActivationInt8WeightConfig`` multiplies in int32 (``_int_scaled_matmul_cpu``
+  leaves the fusion to Inductor) and ``Int8WeightOnlyConfig`` converts the whole int8 weight to
+  fp32 on every call; compiling does not fit a decode loop whose KV cache grows every step;
+- measured (``bench/quantize.py --kernels``, default model, batch 1, 2 cores under load from other
+  work): KERNEL_FIGURES (being measured)
+- installing it makes transformers import it on every model load (and print warnings about its
+  CUDA libraries), so it is not a genlab dependency.
+
+torch 2.13 warns that quantized tensors (which fbgemm's module holds) will be removed; the stored
+format does not depend on them, so moving to another kernel (onnxruntime, or torchao once its
+eager CPU path is fast) is a change to :func:`int8_linear` alone. No maintained eager CPU int4 path
+exists in torchao 0.18 (its int4 packings target CUDA/XPU), so there is no int4 method.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genlab.errors import InvalidValueError, ModelLoadError
+from genlab.optimize.artifact import register_loader
+from genlab.optimize.measure import EvalSpec
+from genlab.optimize.report import OptimizationReport
+
+INT8_WEIGHTS = "model.int8.safetensors"
+INT8_LOADER = "int8-dynamic"
+
+register_loader(INT8_LOADER, "genlab.optimize.quantize:load_quantized")
+register_loader("onnx-int8", "genlab.optimize.quantize_onnx:load_onnx")
+
+
+# --- the int8 arithmetic -------------------------------------------------------------------------
+
+
+def quantize_weight(weight: Any) -> tuple[Any, Any]:
+    """Symmetric per-output-channel int8: (q int8 (out, in), scale fp32 (out,)); see the module docstring."""
+    import torch
+
+    weight = weight.detach().float()
+    scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # (out,)
+    q = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def int8_linear(q: Any, scale: Any, bias: Any | None) -> Any:
+    """An fbgemm dynamic int8 Linear holding ``q`` with per-channel ``scale`` (activations quantised per call)."""
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    out_features, in_features = q.shape
+    zero_points = torch.zeros(out_features, dtype=torch.long)
+    with warnings.catch_warnings():  # quantized tensors are deprecated in torch 2.13; see the module docstring
+        warnings.simplefilter("ignore", UserWarning)
+        qweight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero_points, 0)
+    module = DynamicInt8Linear(in_features, out_features, bias_=bias is not None, dtype=torch.qint8)
+    module.set_weight_bias(qweight, None if bias is None else bias.detach().float())
+    return module
+
+
+def _int8_embedding_class() -> type:
+    import torch
+
+    class Int8Embedding(torch.nn.Module):
+        """An embedding read from int8 rows times their scale (the tied LM head's int8 matrix)."""
+
+        def __init__(self, q: Any, scale: Any, padding_idx: int | None = None) -> None:
+            super().__init__()
+            self.register_buffer("weight_int8", q)  # (vocab, hidden) int8
+            self.register_buffer("weight_scale", scale)  # (vocab,) fp32
+            self.padding_idx = padding_idx
+            self.num_embeddings, self.embedding_dim = q.shape
+
+        def forward(self, input_ids: Any) -> Any:
+            rows = torch.nn.functional.embedding(input_ids, self.weight_int8)  # (B, T, hidden) int8
+            return rows.float() * self.weight_scale[input_ids].unsqueeze(-1)
+
+    return Int8Embedding
+
+
+# --- configuration and methods ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuantMethod:
+    name: str
+    save: Callable[[Any, Path], dict[str, Any]]  # (loaded model, folder) -> manifest details
+    loader: str | None  # the registered loader, or None for a plain transformers folder
+    measure_dtype: str  # the dtype the result is measured (and best loaded) in
+    summary: str
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    method: str = "int8-dynamic"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidValueError(
+                f"method={self.method!r} is not allowed: choose one of {', '.join(METHODS)}."
+            )
+
+
+def _save_int8_dynamic(loaded: Any, folder: Path) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import save_file
+
+    model = loaded.model
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    if not linears:
+        raise InvalidValueError(f"{loaded.name} has no Linear layers, so int8-dynamic has nothing to quantise.")
+    tensors: dict[str, Any] = {}
+    for name, module in linears.items():
+        q, scale = quantize_weight(module.weight)
+        tensors[f"{name}.weight_int8"], tensors[f"{name}.weight_scale"] = q, scale
+        if module.bias is not None:
+            tensors[f"{name}.bias"] = module.bias.detach().float().contiguous()
+    tied_embedding = _tied_embedding_name(model, linears)
+    covered = {f"{name}.weight" for name in linears} | {f"{name}.bias" for name in linears}
+    if tied_embedding is not None:
+        covered.add(f"{tied_embedding}.weight")
+    for name, tensor in model.state_dict().items():
+        if name not in covered:
+            tensors[name] = tensor.detach().float().contiguous()
+    model.config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    save_file(tensors, folder / INT8_WEIGHTS, metadata={"format": "genlab-int8-dynamic"})
+    return {"quantized_linears": len(linears), "tied_embedding": tied_embedding, "kernel": "fbgemm dynamic int8"}
+
+
+def _tied_embedding_name(model: Any, linears: dict[str, Any]) -> str | None:
+    """The input embedding's module name when it shares its weight with a quantised Linear (the LM head)."""
+    embedding = model.get_input_embeddings()
+    output = model.get_output_embeddings()
+    if output is None or embedding is None or output.weight is not embedding.weight:
+        return None
+    if not any(module is output for module in linears.values()):
+        return None
+    return next(name for name, module in model.named_modules() if module is embedding)
+
+
+def _save_cast(dtype_name: str) -> Callable[[Any, Path], dict[str, Any]]:
+    def save(loaded: Any, folder: Path) -> dict[str, Any]:
+        from genlab.models.load import torch_dtype
+
+        loaded.model.to(torch_dtype(dtype_name)).save_pretrained(folder)
+        return {"dtype": dtype_name}
+
+    return save
+
+
+def _save_onnx_int8(loaded: Any, folder: Path) -> dict[str, Any]:
+    from genlab.optimize.quantize_onnx import save_onnx_int8
+
+    return save_onnx_int8(loaded, folder)
+
+
+METHODS: dict[str, QuantMethod] = {
+    "int8-dynamic": QuantMethod(
+        "int8-dynamic", _save_int8_dynamic, INT8_LOADER, "fp32", "int8 weights per channel, int8 activations per call"
+    ),
+    "fp16": QuantMethod("fp16", _save_cast("fp16"), None, "fp16", "weights cast to float16"),
+    "bf16": QuantMethod("bf16", _save_cast("bf16"), None, "bf16", "weights cast to bfloat16"),
+    "onnx-int8": QuantMethod(
+        "onnx-int8", _save_onnx_int8, "onnx-int8", "fp32", "ONNX graph with KV cache, onnxruntime dynamic int8"
+    ),
+}
+
+
+# --- the library entry point -----------------------------------------------------------------------
+
+
+def quantize(
+    model: str, method: str, spec: EvalSpec, output: str | Path | None = None, *, measure_models: bool = True
+) -> OptimizationReport:
+    """Quantise ``model`` with ``method``, save it atomically, record lineage, and measure it against the original.
+
+    ``measure_models=False`` skips the two measuring processes (the report then holds zeros); the
+    folder, manifest and lineage are written either way.
+    """
+    from genlab.lineage import record_run
+    from genlab.models.load import load_model
+    from genlab.optimize.artifact import optimized_folder, read_manifest
+    from genlab.optimize.measure import Measurement, measure
+
+    config = QuantizeConfig(method)
+    chosen = METHODS[config.method]
+    folder = _output_folder(model, chosen.name, output)
+    if folder.exists() and any(folder.iterdir()) and read_manifest(folder) is None:
+        raise InvalidValueError(f"{folder} exists and is not an optimised model folder; choose another --output.")
+    run_config = {"model": model, "method": chosen.name, "output": str(folder), "eval": spec.model_dump()}
+    with record_run("optimize", run_config) as run:
+        loaded = load_model(model)
+        if loaded.path is not None:
+            run.use(loaded.path, "model", {"model": loaded.name})
+        manifest = {"method": chosen.name, "loader": chosen.loader, "base_model": model, "run_id": run.id}
+        with optimized_folder(folder, manifest) as tmp:
+            details = chosen.save(loaded, tmp)
+            loaded.tokenizer.save_pretrained(tmp)
+            manifest.update(details)  # written by optimized_folder after this block, so it holds the details
+        del loaded
+        run.log_artifact(folder, "model", {"method": chosen.name, "base": model})
+        if measure_models:
+            original = measure(model, spec)
+            result = measure(str(folder), spec, dtype=chosen.measure_dtype)
+        else:
+            original = Measurement(model, 0, 0, 0.0, 0.0, {}, 0.0)
+            result = Measurement(str(folder), 0, 0, 0.0, 0.0, {}, 0.0, chosen.measure_dtype)
+        report = OptimizationReport(chosen.name, run.id, str(folder), original, result, details=details)
+        run.log_metrics(report.metrics())
+    return report
+
+
+def _output_folder(model: str, method: str, output: str | Path | None) -> Path:
+    from genlab.home import genlab_home
+    from genlab.tuning.output import free_folder
+
+    if output is not None:
+        return Path(output).expanduser()
+    name = Path(model.rstrip("/")).name or "model"
+    return free_folder(genlab_home() / "optimized", f"{name}-{method}")
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def load_quantized(folder: Path, dtype: Any) -> tuple[Any, Any]:
+    """Load an ``int8-dynamic`` folder: the architecture on the meta device, int8 modules put in place."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    if dtype not in (None, torch.float32):
+        raise InvalidValueError(f"{folder} is an int8-dynamic model, which computes in fp32; load it with dtype fp32.")
+    weights = folder / INT8_WEIGHTS
+    if not weights.is_file():
+        raise ModelLoadError(f"{folder} has no {INT8_WEIGHTS}, so it is not a complete int8-dynamic model.")
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tensors = load_file(weights)
+    except Exception as error:  # noqa: BLE001 - damaged files fail in many ways
+        raise ModelLoadError(f"could not read the int8 model in {folder}: {error}") from None
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    with torch.device("meta"):
+        model = auto.from_config(config)
+    model.generation_config = _generation_config(folder, model.generation_config)
+    for name in [key.removesuffix(".weight_int8") for key in tensors if key.endswith(".weight_int8")]:
+        q, scale = tensors.pop(f"{name}.weight_int8"), tensors.pop(f"{name}.weight_scale")
+        _set_module(model, name, int8_linear(q, scale, tensors.pop(f"{name}.bias", None)))
+    manifest_tied = _manifest_value(folder, "tied_embedding")
+    if manifest_tied:
+        head = model.get_output_embeddings()
+        q, scale = head._weight_bias()[0].int_repr(), head._weight_bias()[0].q_per_channel_scales().float()
+        old = model.get_input_embeddings()
+        model.set_input_embeddings(_int8_embedding_class()(q, scale, getattr(old, "padding_idx", None)))
+    for name, tensor in tensors.items():  # the rest (norms, untied embeddings): fp32, as saved
+        _assign(model, name, tensor, folder)
+    _initialise_meta_buffers(model)
+    left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if left:
+        raise ModelLoadError(f"{folder} lacks weights the model needs, e.g. {left[0]}.")
+    model.eval()
+    return model, tokenizer
+
+
+def _generation_config(folder: Path, default: Any) -> Any:
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(folder)
+    except OSError:
+        return default
+
+
+def _manifest_value(folder: Path, key: str) -> Any:
+    from genlab.optimize.artifact import read_manifest
+
+    return (read_manifest(folder) or {}).get(key)
+
+
+def _set_module(model: Any, name: str, module: Any) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def _assign(model: Any, name: str, tensor: Any, folder: Path) -> None:
+    import torch
+
+    parent_name, _, attribute = name.rpartition(".")
+    try:
+        parent = model.get_submodule(parent_name) if parent_name else model
+    except AttributeError:
+        parent = None
+    if parent is None or not hasattr(parent, attribute):
+        raise ModelLoadError(f"{folder} holds a weight this architecture does not have: {name}.")
+    if attribute in parent._parameters:
+        setattr(parent, attribute, torch.nn.Parameter(tensor, requires_grad=False))
+    else:
+        parent.register_buffer(attribute, tensor)
+
+
+def _initialise_meta_buffers(model: Any) -> None:
+    """Non-persistent buffers (rotary ``inv_freq``) are not in any state dict: compute them as transformers does."""
+    for module in model.modules():
+        if any(buffer.is_meta for buffer in module.buffers(recurse=False)):
+            module.to_empty(device="cpu", recurse=False)
+            model._init_weights(module)

@@ -1,0 +1,171 @@
+"""Post-training quantisation on tiny random models: the artifact, its loader, lineage, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.errors import InvalidValueError
+from genlab.generation import GenerationEngine, GenerationSettings
+from genlab.lineage.store import LineageStore
+from genlab.models.load import load_model
+from genlab.models.tiny import save_tiny_model
+from genlab.optimize import quantize as quantize_module
+from genlab.optimize.artifact import read_manifest, weights_size
+from genlab.optimize.measure import EvalSpec
+from genlab.optimize.quantize import QuantizeConfig, quantize, quantize_weight
+from tests.conftest import run_cli
+
+SPEC = EvalSpec(limit=2, max_new_tokens=4, speed_prompts=1, speed_tokens=4)
+TOKENS = torch.tensor([[5, 17, 42, 99, 7, 230, 64, 12]])
+PROMPTS = ["#Person1#: Hello, how are you?", "Summarize: the meeting is moved to Friday."]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "base")
+
+
+@pytest.fixture(scope="module")
+def original(base: Path):
+    return load_model(str(base))
+
+
+def _logits(loaded) -> torch.Tensor:
+    with torch.inference_mode():
+        return loaded.model(input_ids=TOKENS).logits
+
+
+def _greedy(loaded) -> list[tuple[int, ...]]:
+    completions = GenerationEngine(loaded, batch_size=2).generate(PROMPTS, GenerationSettings(max_new_tokens=6))
+    return [c.choices[0].token_ids for c in completions]
+
+
+def test_quantize_weight_is_symmetric_per_channel_int8() -> None:
+    weight = torch.tensor([[0.5, -1.0, 0.25], [2.0, 1.0, -0.5]])
+    q, scale = quantize_weight(weight)
+    # By hand: scales are max|row| / 127 = 1/127 and 2/127; q = round(w / scale).
+    assert scale.tolist() == pytest.approx([1 / 127, 2 / 127])
+    assert q.dtype == torch.int8
+    assert q.tolist() == [[64, -127, 32], [127, 64, -32]]
+
+
+def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base: Path, original) -> None:
+    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+    folder = Path(report.artifact)
+    assert folder.parent.name == "optimized"
+    quantized = load_model(str(folder))
+
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    modules = list(quantized.model.modules())
+    assert sum(isinstance(m, DynamicInt8Linear) for m in modules) == 2 * 7 + 1  # 7 per layer, the LM head too
+    assert not any(type(m) is torch.nn.Linear for m in modules)
+    assert type(quantized.model.get_input_embeddings()).__name__ == "Int8Embedding"  # tied: stored once
+    before, after = _logits(original), _logits(quantized)
+    assert (after - before).abs().max() < 0.05 * before.abs().max()
+    assert (after.argmax(-1) == before.argmax(-1)).float().mean() >= 0.75
+    assert _greedy(quantized) == _greedy(original)  # the engine (prefill, cache, continuous batching) runs on it
+    assert weights_size(folder) < 0.5 * weights_size(base)
+
+
+def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None:
+    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+    manifest = read_manifest(report.artifact)
+    assert manifest["method"] == "int8-dynamic" and manifest["loader"] == "int8-dynamic"
+    assert manifest["run_id"] == report.run_id and manifest["tied_embedding"] == "model.embed_tokens"
+    store = LineageStore()
+    run = store.get_run(report.run_id)
+    assert run.kind == "optimize" and run.status == "completed"
+    assert [a.path for a in store.artifacts_of(run.id, "input")] == [str(base)]
+    assert [a.path for a in store.artifacts_of(run.id, "output")] == [report.artifact]
+    assert "speedup" in store.metrics(run.id)
+    second = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+    assert second.artifact == report.artifact + "-2"  # an earlier result is never overwritten
+
+
+@pytest.mark.parametrize("method, dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
+def test_cast_methods_write_plain_transformers_folders(base: Path, original, method: str, dtype) -> None:
+    from transformers import AutoModelForCausalLM
+
+    report = quantize(str(base), method, SPEC, measure_models=False)
+    assert read_manifest(report.artifact)["loader"] is None
+    plain = AutoModelForCausalLM.from_pretrained(report.artifact, dtype="auto")
+    assert next(plain.parameters()).dtype == dtype
+    assert weights_size(report.artifact) < 0.6 * weights_size(base)
+    loaded = load_model(report.artifact, dtype=method)
+    assert (_logits(loaded).float() - _logits(original)).abs().max() < 0.05
+
+
+def test_bad_method_is_one_sentence_and_writes_nothing(base: Path, genlab_home: Path) -> None:
+    with pytest.raises(InvalidValueError) as caught:
+        QuantizeConfig("int4")
+    message = str(caught.value)
+    assert "'int4'" in message and "int8-dynamic" in message and "onnx-int8" in message and "\n" not in message
+    with pytest.raises(InvalidValueError):
+        quantize(str(base), "int4", SPEC, measure_models=False)
+    assert not (genlab_home / "optimized").exists()
+
+
+def test_a_failed_save_leaves_no_partial_folder(base: Path, genlab_home: Path, monkeypatch) -> None:
+    def half_then_fail(loaded, folder: Path) -> dict:
+        (folder / "model.int8.safetensors").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    method = quantize_module.METHODS["int8-dynamic"]
+    monkeypatch.setitem(quantize_module.METHODS, "int8-dynamic", method.__class__(**{**method.__dict__, "save": half_then_fail}))
+    target = genlab_home / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        quantize(str(base), "int8-dynamic", SPEC, output=target, measure_models=False)
+    assert not target.exists() and not list(genlab_home.glob(".tmp-*"))
+    (failed,) = LineageStore().list_runs(kind="optimize")
+    assert failed.status == "failed" and "disk full" in failed.error
+
+
+def test_output_over_a_folder_that_is_not_an_optimised_model_is_refused(base: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidValueError, match="not an optimised model folder"):
+        quantize(str(base), "int8-dynamic", SPEC, output=base, measure_models=False)
+    assert (base / "config.json").is_file()
+
+
+def test_onnx_int8_runs_in_onnxruntime_through_the_engine(base: Path, original) -> None:
+    pytest.importorskip("onnxruntime")
+    report = quantize(str(base), "onnx-int8", SPEC, measure_models=False)
+    quantized = load_model(report.artifact)
+    assert type(quantized.model).__name__ == "OnnxCausalLM"
+    before, after = _logits(original), _logits(quantized)
+    assert after.shape == before.shape
+    assert (after - before).abs().max() < 0.05 * before.abs().max()
+    assert _greedy(quantized) == _greedy(original)
+    assert quantized.model.num_parameters() == original.model.num_parameters()
+
+
+def test_cli_json_measures_original_and_result(base: Path, genlab_home: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from genlab.cli import app
+    from genlab.optimize import measure
+
+    # The real measurement, but in this process (not one fresh process per model) and on fewer tokens.
+    small = {"speed_prompts": 2, "speed_tokens": 16, "max_new_tokens": 4}
+    monkeypatch.setattr(
+        measure, "measure", lambda model, spec, dtype="fp32": measure.measure_here(model, spec.model_copy(update=small), dtype)
+    )
+    args = ["optimize", "quantize", "--model", str(base), "--method", "int8-dynamic", "--eval-limit", "2", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["method"] == "int8-dynamic"
+    assert report["speedup"] > 0 and report["size_ratio"] > 2
+    assert set(report["original"]["quality"]) == set(report["result"]["quality"]) == {"rouge1"}
+    assert report["result"]["parameters"] == report["original"]["parameters"]  # tied weights counted once
+    assert "rouge1_change_points" in report and Path(report["artifact"]).is_dir()
+
+
+def test_cli_bad_method_exits_with_one_line() -> None:
+    result = run_cli("optimize", "quantize", "--model", "smollm2-135m-instruct", "--method", "int3")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "'int3'" in result.stderr
