@@ -207,3 +207,16 @@ def test_cli_agent_modes_and_bad_input(tmp_path) -> None:
     assert result.returncode == 2 and result.stderr.strip() == f"error: no such corpus folder: {tmp_path / 'missing'}."
     result = run_cli("agent", "cot", "q", "--corpus", str(tmp_path), "--model", f"scripted:{replies}")
     assert result.returncode == 2 and "No such option: --corpus" in result.stderr  # only react searches
+
+
+def test_search_over_a_rag_index(tmp_path) -> None:
+    from genlab.apps.agents import IndexCorpus
+    from genlab.apps.rag import ingest_path
+
+    (tmp_path / "warsaw.txt").write_text("Warsaw is the capital of Poland. It lies on the Vistula river.")
+    (tmp_path / "paris.txt").write_text("Paris is the capital of France. It lies on the Seine.")
+    ingest_path(tmp_path, "cities", embedder="hashing")
+    model = ScriptedProvider([" s\nAction: Search[Warsaw Vistula Poland]", " l\nAction: Lookup[river]", " f\nAction: Finish[Vistula]"])
+    result = ReActAgent(model, corpus=IndexCorpus("cities")).run("Which river?", record=False)
+    assert "warsaw.txt" in result.steps[0].observation and "capital of Poland" in result.steps[0].observation
+    assert result.steps[1].observation == "(Result 1 / 1) It lies on the Vistula river."
