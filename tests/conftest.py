@@ -20,7 +20,11 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Set for the whole session (not per test) so module-scoped fixtures that load a model use it too.
     """
-    store = tmp_path_factory.mktemp("genlab-models")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n: the workers share one store (conversion is file-locked)
+        store = tmp_path_factory.getbasetemp().parent / "genlab-models"
+        store.mkdir(exist_ok=True)
+    else:
+        store = tmp_path_factory.mktemp("genlab-models")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GENLAB_MODELS_DIR", str(store))
         patch.setenv("GENLAB_HOME", str(tmp_path_factory.mktemp("genlab-session-home")))
