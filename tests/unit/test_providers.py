@@ -16,6 +16,7 @@ import pytest
 
 from genlab.apps.providers import HashingEmbedder, ProviderError, ScriptedProvider, get_embedder, get_provider
 from genlab.apps.providers.openai_compat import Endpoint, OpenAICompatEmbedder, OpenAICompatProvider
+from genlab.errors import InvalidValueError
 
 
 class FakeOpenAI:
@@ -56,6 +57,7 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda request, address: None  # the timeout test hangs up on purpose
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +173,8 @@ def test_get_provider_and_embedder_dispatch_on_the_spec(fake_server: FakeOpenAI)
     provider = get_provider("openai:tiny", base_url=fake_server.url)
     assert isinstance(provider, OpenAICompatProvider) and provider.name == "openai:tiny"
     assert isinstance(get_embedder("hashing-64"), HashingEmbedder) and get_embedder("hashing-64").dim == 64
+    with pytest.raises(InvalidValueError, match="embedder 'hashing-x' is not allowed"):
+        get_embedder("hashing-x")
 
 
 def test_hashing_embedder_is_deterministic_unit_length_and_word_sensitive() -> None:

@@ -44,8 +44,12 @@ def get_embedder(spec: str | None = None, **options: Any) -> Embedder:
 
         return OpenAICompatEmbedder(spec.removeprefix(REMOTE_PREFIX), **options)
     if spec is not None and spec.split("-")[0] == "hashing":
-        dim = spec.split("-")[1] if "-" in spec else "256"
-        return HashingEmbedder(int(dim), name=f"hashing-{dim}") if dim.isdigit() else HashingEmbedder()
+        dim = spec.partition("-")[2] or "256"
+        if not dim.isdigit() or int(dim) < 1:
+            from genlab.errors import InvalidValueError
+
+            raise InvalidValueError(f"embedder {spec!r} is not allowed: write hashing or hashing-DIM, e.g. hashing-256.")
+        return HashingEmbedder(int(dim), name=f"hashing-{dim}")
     from genlab.apps.providers.local import LocalEmbedder
 
     return LocalEmbedder(spec) if spec else LocalEmbedder()
