@@ -27,8 +27,14 @@ than through the deprecated ``quantize_dynamic`` workflow; onnxruntime is the ot
   ``Int8DynamicActivationInt8WeightConfig`` multiplies in int32 (``_int_scaled_matmul_cpu``
   leaves the fusion to Inductor) and ``Int8WeightOnlyConfig`` converts the whole int8 weight to
   fp32 on every call; compiling does not fit a decode loop whose KV cache grows every step;
-- measured (``bench/quantize.py --kernels``, default model, batch 1, 2 cores under load from other
-  work): KERNEL_FIGURES (being measured)
+- measured: only roughly so far. The machine was shared with other benchmarks (load average 9-13
+  on 2 cores), so fp32 itself ran at ~1 token/s instead of 15.3. In one pass of a first,
+  one-process-per-kernel version of the comparison (4 prompts x 32 tokens each) fp32 and fbgemm
+  took about 3.5 and 3 minutes, while torchao's dynamic and weight-only configs were each still
+  running after 5 minutes and were stopped. The earlier figure for fbgemm on an idle machine is
+  39.8 tokens/s against 15.3 for fp32 (2.6x). ``bench/quantize.py --kernels`` now runs the
+  kernels interleaved in one process, which is fairer on a busy machine; its figures are still
+  to be taken on a quiet one.
 - installing it makes transformers import it on every model load (and print warnings about its
   CUDA libraries), so it is not a genlab dependency.
 
