@@ -1,11 +1,11 @@
 """Benchmark: RAG retrieval at >= 10,000 chunks -- LanceDB against brute-force numpy, in one run.
 
-Corpus: the DialogSum dialogues in ../shared/datasets/dialogsum/dev.jsonl and genlab's builtin
-dialogues, each written as a text file into a temporary folder (read from the shared folder, never
+Corpus: the DialogSum dialogues and their summaries in ../shared/datasets/dialogsum/dev.jsonl and
+genlab's builtin dialogues, each written as a text file into a temporary folder (read from the shared folder, never
 copied into the repository) and ingested through the product's own path (``Index.ingest``: read,
 chunk with the embedder's tokenizer, embed with the default embedder pack, one LanceDB commit, BM25
-index). The chunk size is the largest of 64, 48, 40, 32, 24 tokens (overlap a quarter) that gives at
-least ``--chunks`` chunks: 500 dialogues are ~120k tokens, so 10k chunks means short chunks.
+index). The chunk size is the largest of 64, 48, ..., 16, 12 tokens (overlap a quarter) that gives at
+least ``--chunks`` chunks: the corpus is ~150k tokens, so 10k chunks means short chunks (16 tokens).
 
 Questions whose answers are known chunks: for ``--questions`` chunks drawn with a fixed seed, the
 question is a contiguous run of 60% of the chunk's words from a random start, lower-cased and without
@@ -16,12 +16,26 @@ Measured, for the same question vectors: recall@5 and per-query latency (p50/p95
 vector search (exact cosine scan), its hybrid search (vector + BM25, RRF) and MMR, against numpy's
 brute force over the very same embeddings read back from the table (``M @ q`` + argpartition);
 their top-5 agreement; and end-to-end ``Index.search`` latency, which adds embedding the question.
-Targets (issue 8): recall@5 >= 0.9, p50 <= 50 ms at 10k chunks on 2 cores.
+Targets (issue 8): recall@5 >= 0.9, p50 <= 50 ms at 10k chunks on 2 cores; checked for hybrid (genlab's
+default mode) and for vector search alone.
 
 Embeddings of the corpus are cached in $GENLAB_HOME/cache (keyed by embedder and text), so a second
 run skips the minutes of embedding 10k chunks on a busy CPU; the index itself is rebuilt every run.
 
     python bench/rag.py [--chunks 10000] [--questions 300] [--k 5]
+
+Measured here (2 cores, load average ~13 from other work; 10,501 chunks of <= 20 tokens, 300 questions):
+
+    search                        recall@5    p50 ms    p95 ms   top-5 = numpy
+    numpy brute force (M @ q)        0.837      4.88     16.40           1.000
+    LanceDB vector (exact)           0.837     17.73     63.76           0.999
+    LanceDB hybrid (+BM25, RRF)      0.940     20.55     43.85           0.729
+    LanceDB + MMR (lambda 0.7)       0.810     15.73     43.10           0.653
+    Index.search end to end                    67.89     98.29   (question embedded on one thread)
+
+LanceDB's exact scan returns numpy's top 5 (agreement 0.999: ties) at 3.6x numpy's time; its recall
+is the embedder's, and with 20-token chunks that is 0.84 -- hybrid, genlab's default, reaches 0.94.
+With 24-token chunks (7,514 chunks, dialogues only) vector search alone had recall@5 0.953.
 """
 
 from __future__ import annotations
@@ -87,6 +101,7 @@ def dialogues() -> list[str]:
                 if line.strip():
                     row = json.loads(line)
                     texts.append(row.get("dialogue") or row.get("text") or "")
+                    texts.append(row.get("summary") or "")  # the human summary: a document of its own
     return [t for t in texts if t.strip()]
 
 
@@ -116,8 +131,8 @@ def main() -> int:
 
     texts = dialogues()
     embedder = CachedEmbedder(LocalEmbedder(), cache_file)
-    size = 24
-    for candidate in (64, 48, 40, 32, 24):
+    size = 12
+    for candidate in (64, 48, 40, 32, 24, 20, 16, 12):
         total = sum(len(chunk_text(t, embedder.token_offsets, size=candidate, overlap=candidate // 4)) for t in texts)
         if total >= args.chunks:
             size = candidate
@@ -131,7 +146,7 @@ def main() -> int:
     started = time.perf_counter()
     report = index.ingest(corpus)
     ingest_seconds = time.perf_counter() - started
-    print(f"ingested {report.files} dialogues -> {report.chunks_total} chunks of <= {size} tokens "
+    print(f"ingested {report.files} dialogues and summaries -> {report.chunks_total} chunks of <= {size} tokens "
           f"(overlap {size // 4}) in {ingest_seconds:.1f} s ({embedder.embedded} chunks embedded, the rest cached)")  # fmt: skip
 
     table = index.store.table.to_arrow()
@@ -197,12 +212,13 @@ def main() -> int:
         summary[name] = {"recall": recall, "p50_ms": p50, "p95_ms": p95, "agreement_with_numpy": agree}
         print(f"{labels[name]:<28}{recall:>10.3f}{p50:>10.2f}{p95:>10.2f}{agree:>16.3f}")
     print(f"{'Index.search end to end':<28}{'':>10}{percentile(end_to_end, 50):>10.2f}{percentile(end_to_end, 95):>10.2f}"
-          "   (embeds the question, then LanceDB vector)")  # fmt: skip
+          "   (embeds the question, then the default hybrid search)")  # fmt: skip
     ratio = summary["lancedb"]["p50_ms"] / summary["numpy"]["p50_ms"]
     print(f"\nLanceDB vector p50 / numpy p50 = {ratio:.1f}x "
           f"(numpy holds the matrix in memory; LanceDB reads from disk, filters, and returns rows with text)")  # fmt: skip
-    ok = summary["lancedb"]["recall"] >= 0.9 and summary["lancedb"]["p50_ms"] <= 50
-    print(f"targets (recall@5 >= 0.9, p50 <= 50 ms): {'met' if ok else 'NOT met'}")
+    for name in ("hybrid", "lancedb"):  # hybrid is genlab's default retrieval mode
+        ok = summary[name]["recall"] >= 0.9 and summary[name]["p50_ms"] <= 50
+        print(f"targets (recall@5 >= 0.9, p50 <= 50 ms), {labels[name]}: {'met' if ok else 'NOT met'}")
     return 0
 
 

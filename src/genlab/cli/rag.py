@@ -58,7 +58,7 @@ def query_command(
     question: Annotated[str, typer.Argument(help="The question.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Generator: pack, folder, GGUF, hub id, or openai:MODEL.")] = "smollm2-135m-instruct",
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Chunks to retrieve.")] = 5,
-    mode: Annotated[str, typer.Option(help="vector, mmr, hybrid (vector + BM25) or text (BM25).")] = "vector",
+    mode: Annotated[str, typer.Option(help="hybrid (vector + BM25), vector, mmr or text (BM25).")] = "hybrid",
     where: Annotated[list[str] | None, typer.Option("--where", help="Filter key=value on path, format, title, page (repeatable; * globs).")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens in the answer.")] = 256,
     retrieve_only: Annotated[bool, typer.Option("--retrieve-only", help="Show the retrieved chunks; no model.")] = False,

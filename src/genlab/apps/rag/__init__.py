@@ -14,8 +14,8 @@ The one call other applications (the ReAct agent's Search/Lookup) need::
 
 ``open_index(name)`` raises :class:`IndexNotFoundError` (a :class:`genlab.errors.GenlabError`, one
 sentence) when no index of that name exists under ``genlab_home()/"indexes"``.
-``index.search(query, k=5, mode="vector"|"mmr"|"hybrid", where={"format": "pdf"})`` takes optional
-retrieval options (defaults: vector top-k, no filter).
+``index.search(query, k=5, mode="hybrid"|"vector"|"mmr"|"text", where={"format": "pdf"})`` takes
+optional retrieval options (defaults: hybrid -- vector + BM25 fused by reciprocal rank --, no filter).
 
 The modules: :mod:`.ingest` (files -> documents), :mod:`.chunk` (token windows with overlap),
 :mod:`.store` (the VectorStore interface and its LanceDB implementation), :mod:`.index` (named

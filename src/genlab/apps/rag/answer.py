@@ -21,6 +21,7 @@ from typing import Any
 
 from genlab.apps.providers.base import Provider
 from genlab.apps.rag.index import Index, open_index
+from genlab.apps.rag.retrieve import DEFAULT_MODE
 from genlab.apps.rag.store import Hit
 from genlab.errors import PromptTooLongError
 
@@ -125,7 +126,7 @@ def answer_question(
     provider: Provider,
     *,
     k: int = 5,
-    mode: str = "vector",
+    mode: str = DEFAULT_MODE,
     where: Mapping[str, Any] | str | None = None,
     max_tokens: int = 256,
     record: bool = True,

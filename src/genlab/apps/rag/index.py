@@ -21,7 +21,7 @@ from typing import Any
 from genlab.apps.providers import Embedder, get_embedder
 from genlab.apps.rag.chunk import check_chunking, chunk_text
 from genlab.apps.rag.ingest import IngestError, file_sha256, find_files, read_document
-from genlab.apps.rag.retrieve import retrieve
+from genlab.apps.rag.retrieve import DEFAULT_MODE, retrieve
 from genlab.apps.rag.store import Hit, LanceStore
 from genlab.atomic import atomic_write_json
 from genlab.errors import GenlabError, InvalidValueError
@@ -103,7 +103,7 @@ class Index:
         query: str,
         k: int = 5,
         *,
-        mode: str = "vector",
+        mode: str = DEFAULT_MODE,
         where: Mapping[str, Any] | str | None = None,
         fetch_k: int | None = None,
         mmr_lambda: float = 0.5,

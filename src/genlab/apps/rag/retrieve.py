@@ -2,6 +2,7 @@
 
 Vector, BM25 and hybrid searches are the store's (LanceDB: exact cosine scan, native BM25 index,
 reciprocal-rank fusion of the two, Cormack et al. 2009: ``score(d) = sum_r 1 / (60 + rank_r(d))``).
+Hybrid is the default (``DEFAULT_MODE``).
 
 Written here: MMR (Carbonell and Goldstein, "The Use of MMR, Diversity-Based Reranking for
 Reordering Documents and Producing Summaries", SIGIR 1998), which picks, among ``fetch_k`` vector
@@ -26,6 +27,10 @@ from genlab.errors import InvalidValueError
 
 Mode = Literal["vector", "mmr", "hybrid", "text"]
 MODES = ("vector", "mmr", "hybrid", "text")
+# Hybrid by default: on bench/rag.py (10.5k chunks of 20 tokens, 300 questions) vector search alone
+# found the answer chunk in the top 5 for 0.84 of the questions (numpy's exact scan the same), hybrid
+# for 0.94 -- BM25 catches the exact words short chunks share with a question -- at p50 27 ms vs 19 ms.
+DEFAULT_MODE = "hybrid"
 
 
 def mmr_select(query: np.ndarray, candidates: np.ndarray, k: int, lam: float = 0.5) -> list[int]:
@@ -52,7 +57,7 @@ def retrieve(
     query: str,
     *,
     k: int = 5,
-    mode: str = "vector",
+    mode: str = DEFAULT_MODE,
     where: Mapping[str, Any] | str | None = None,
     fetch_k: int | None = None,
     mmr_lambda: float = 0.5,
