@@ -15,7 +15,15 @@ uses), and torchao's ``Int8DynamicActivationInt8WeightConfig`` / ``Int8WeightOnl
     python bench/quantize.py [--model NAME] [--methods int8-dynamic,bf16] [--eval-limit 20]
     python bench/quantize.py --kernels [--model NAME] [--context 256] [--rounds 5] [--steps 4]
 
-Measured on 2 cores shared with other work: see the docstring of genlab.optimize.quantize.
+Measured once (int8-dynamic, default model, --eval-limit 10 --speed-prompts 2), on 2 cores loaded
+by other benchmarks (load average 9-13, so fp32 decoded at 0.3 tokens/s instead of ~15; the
+speed ratio is unreliable):
+
+    size on disk 538.1 -> 135.5 MB (3.97x smaller), parameters 134.5M both, peak memory 1265 MB both,
+    tokens/s 0.3 -> 0.5 (1.70x), ROUGE-1 0.1931 -> 0.1314 (-6.18 points: the quality target NOT met)
+
+To try next for quality: keep the LM head (and so the tied embedding) in fp32 (~2.4x smaller
+instead of 4x), and compare per-tensor vs per-channel weights; see genlab.optimize.quantize.
 """
 
 from __future__ import annotations
