@@ -27,6 +27,12 @@ builtin dialogues, ``bench/prune.py``; the 2 cores were shared with ~6 other job
         538.1 -> 442.5 MB on disk (1.22x smaller), 134.5M -> 110.6M parameters,
         ROUGE-1 0.2033 -> 0.0028 without recovery: a 135M model does not survive losing 30 % of its
         MLP neurons by magnitude alone; recovery fine-tuning (``recover_steps``) is not yet measured.
+    unstructured 0.5, global (53.1M of 106.2M Linear weights zeroed; 39.7 % of all parameters):
+        538.1 MB either way (dense zeros), ROUGE-1 0.2033 -> 0.0213; global ranking spreads the
+        zeros unevenly (layer 0's v_proj ends 97.9 % sparse, its q_proj 48.8 %).
+
+Peak memory is not reported here: the child's ``ru_maxrss`` inherits the RSS the parent held when it
+forked (Linux keeps the pre-exec high-water mark), so both rows showed the caller's peak.
 """
 
 from __future__ import annotations
