@@ -1,7 +1,7 @@
 """Measure a model the way every optimisation is judged: size, parameters, peak memory, speed, quality.
 
 Each model is measured in a fresh Python process (``python -m genlab.optimize.measure``), so its
-peak resident memory (``ru_maxrss``) is its own -- loading plus generating -- and not the high-water
+peak resident memory (``VmHWM``) is its own -- loading plus generating -- and not the high-water
 mark of whatever the caller held before; the original and the optimised model pay the same
 interpreter and library overhead, so their difference is the model's. The child loads the model
 through :func:`genlab.models.load.load_model`, which also proves the artifact loads through the
@@ -82,8 +82,6 @@ def measure(model: str, spec: EvalSpec, *, dtype: str = "fp32", timeout: float =
 
 def measure_here(model: str, spec: EvalSpec, dtype: str = "fp32") -> Measurement:
     """The measurement itself, in this process (the child of :func:`measure`)."""
-    import resource
-
     import torch
 
     from genlab.models.load import load_model
@@ -96,12 +94,30 @@ def measure_here(model: str, spec: EvalSpec, dtype: str = "fp32") -> Measurement
     rows, prompts, chat = _eval_prompts(loaded, spec)
     tokens_per_second = _tokens_per_second(loaded, prompts, chat, spec)
     quality = _quality(loaded, rows, prompts, chat, spec)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    peak_kb = peak_resident_kb()
     return Measurement(
         model=model, size_bytes=weights_size(loaded.path) if loaded.path is not None else 0,
         parameters=_parameters(loaded.model), peak_memory_mb=peak_kb / 1024, tokens_per_second=tokens_per_second,
         quality=quality, load_seconds=load_seconds, dtype=dtype,
     )  # fmt: skip
+
+
+def peak_resident_kb() -> float:
+    """This process's peak resident memory in KB: ``VmHWM`` from /proc (Linux), else ``ru_maxrss``.
+
+    Not ``ru_maxrss`` on Linux: a child started by a large parent reports the parent's resident size
+    at fork as its own maximum (measured: 1444 MB for a child whose own peak, VmHWM, was 13 MB).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KB on Linux, bytes on macOS
 
 
 def _parameters(model: Any) -> int:
