@@ -278,7 +278,9 @@ def _train(
     extra = [stopper, DistillLosses(run), *callbacks]
     if progress:
         extra.append(LossProgressBar())
-    has_validation = len(data.validation) > 0
+    training = recipe.training
+    # A validation loss costs a pass over the held-out rows with both models; none if no eval step falls in the run.
+    has_validation = len(data.validation) > 0 and not (0 < training.max_steps < training.eval_every)
     trainer = DistillationTrainer(
         model=student,
         args=training_arguments(as_finetune, checkpoints, has_validation=has_validation),
