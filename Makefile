@@ -26,7 +26,8 @@ demo: setup
 	$(BIN)/genlab demo
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	# Two workers, one thread each: the two cores overlap model loading, CLI start-up and tokenising.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration" tests
