@@ -53,8 +53,26 @@ def test_quantize_weight_is_symmetric_per_channel_int8() -> None:
     assert q.tolist() == [[64, -127, 32], [127, 64, -32]]
 
 
-def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base: Path, original) -> None:
+def test_int8_dynamic_keeps_the_tied_lm_head_in_fp32_by_default(base: Path, original) -> None:
     report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+    assert read_manifest(report.artifact)["lm_head"] == "fp32"
+    quantized = load_model(report.artifact)
+
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    model = quantized.model
+    assert sum(isinstance(m, DynamicInt8Linear) for m in model.modules()) == 2 * 7  # the LM head is not among them
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    assert type(head) is torch.nn.Linear and head.weight is embedding.weight  # tied again, stored once
+    assert torch.equal(embedding.weight, original.model.get_input_embeddings().weight)
+    before, after = _logits(original), _logits(quantized)
+    assert (after - before).abs().max() < 0.05 * before.abs().max()
+    assert _greedy(quantized) == _greedy(original)
+    assert weights_size(report.artifact) < weights_size(base)
+
+
+def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base: Path, original) -> None:
+    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=True)
     folder = Path(report.artifact)
     assert folder.parent.name == "optimized"
     quantized = load_model(str(folder))
@@ -76,7 +94,7 @@ def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None
     report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
     manifest = read_manifest(report.artifact)
     assert manifest["method"] == "int8-dynamic" and manifest["loader"] == "int8-dynamic"
-    assert manifest["run_id"] == report.run_id and manifest["tied_embedding"] == "model.embed_tokens"
+    assert manifest["run_id"] == report.run_id and manifest["fp32_head_tied"] is True
     store = LineageStore()
     run = store.get_run(report.run_id)
     assert run.kind == "optimize" and run.status == "completed"
@@ -111,7 +129,7 @@ def test_bad_method_is_one_sentence_and_writes_nothing(base: Path, genlab_home: 
 
 
 def test_a_failed_save_leaves_no_partial_folder(base: Path, genlab_home: Path, monkeypatch) -> None:
-    def half_then_fail(loaded, folder: Path) -> dict:
+    def half_then_fail(loaded, folder: Path, config) -> dict:
         (folder / "model.int8.safetensors").write_bytes(b"half")
         raise RuntimeError("disk full")
 
@@ -154,7 +172,7 @@ def test_cli_json_measures_original_and_result(base: Path, genlab_home: Path, mo
     monkeypatch.setattr(
         measure, "measure", lambda model, spec, dtype="fp32": measure.measure_here(model, spec.model_copy(update=small), dtype)
     )
-    args = ["optimize", "quantize", "--model", str(base), "--method", "int8-dynamic", "--eval-limit", "2", "--json"]
+    args = ["optimize", "quantize", "--model", str(base), "--method", "int8-dynamic", "--quantize-lm-head", "--eval-limit", "2", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

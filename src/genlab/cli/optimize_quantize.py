@@ -26,6 +26,9 @@ def quantize_command(
     input_field: InputFieldOption = "dialogue",
     target_field: TargetFieldOption = "summary",
     output: OutputOption = None,
+    quantize_lm_head: Annotated[
+        bool, typer.Option("--quantize-lm-head", help="int8-dynamic: the LM head (and a tied embedding) in int8 too.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Quantise a model after training, save it with lineage, and measure it against the original."""
@@ -33,4 +36,4 @@ def quantize_command(
 
     QuantizeConfig(method)  # a bad method fails here, before any model is loaded
     spec = eval_spec(eval_data, metric, eval_limit, input_field, target_field)
-    print_report(quantize(model, method, spec, output), as_json)
+    print_report(quantize(model, method, spec, output, quantize_lm_head=quantize_lm_head), as_json)

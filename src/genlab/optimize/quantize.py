@@ -2,17 +2,21 @@
 
 Methods (``QuantizeConfig.method``):
 
-- ``int8-dynamic`` -- every ``nn.Linear`` (the LM head included) gets int8 weights, symmetric per
-  output channel, and int8 activations quantised on the fly per call (Jacob et al. 2018,
+- ``int8-dynamic`` -- every ``nn.Linear`` but the LM head gets int8 weights, symmetric per output
+  channel, and int8 activations quantised on the fly per call (Jacob et al. 2018,
   https://arxiv.org/abs/1712.05877):
 
       s_j = max_i |W_ji| / 127,   q_ji = round(W_ji / s_j) in [-127, 127],   y = (x_q @ q^T) * s_x * s + b
 
   The folder stores ``q`` (int8) and ``s`` (fp32) in ``model.int8.safetensors`` -- no pickles, no
   runtime-specific packing -- and :func:`load_quantized` rebuilds the model on the meta device and
-  puts int8 modules in place, so loading never holds the fp32 weights. A tied embedding (SmolLM2
-  ties ``lm_head`` to ``embed_tokens``) is stored once: the embedding reads rows of the LM head's int8
-  matrix times their scale (:class:`Int8Embedding`), which is per-row int8 for the embedding.
+  puts int8 modules in place, so loading never holds the fp32 weights. The LM head (and the input
+  embedding it is tied to in SmolLM2) stays fp32 by default, as most int8 schemes keep it: its
+  errors land directly on the next-token distribution over the whole vocabulary. With
+  ``quantize_lm_head=True`` (``--quantize-lm-head``) it is int8 too and a tied embedding is stored
+  once: the embedding reads rows of the LM head's int8 matrix times their scale
+  (:class:`Int8Embedding`). That is about 4x smaller than fp32 for SmolLM2-135M instead of about
+  2.4x, at a larger quality cost (see the figures below).
 - ``fp16`` / ``bf16`` -- the weights cast and saved with ``save_pretrained``: a plain transformers
   folder that loads anywhere (load it with ``--dtype fp16|bf16`` to compute in that type).
 - ``onnx-int8`` -- see :mod:`genlab.optimize.quantize_onnx`.
@@ -118,7 +122,7 @@ def _int8_embedding_class() -> type:
 @dataclass(frozen=True)
 class QuantMethod:
     name: str
-    save: Callable[[Any, Path], dict[str, Any]]  # (loaded model, folder) -> manifest details
+    save: Callable[[Any, Path, QuantizeConfig], dict[str, Any]]  # (loaded model, folder, config) -> manifest details
     loader: str | None  # the registered loader, or None for a plain transformers folder
     measure_dtype: str  # the dtype the result is measured (and best loaded) in
     summary: str
@@ -127,6 +131,7 @@ class QuantMethod:
 @dataclass(frozen=True)
 class QuantizeConfig:
     method: str = "int8-dynamic"
+    quantize_lm_head: bool = False  # int8-dynamic: the LM head (and a tied embedding) in int8 too
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -135,12 +140,16 @@ class QuantizeConfig:
             )
 
 
-def _save_int8_dynamic(loaded: Any, folder: Path) -> dict[str, Any]:
+def _save_int8_dynamic(loaded: Any, folder: Path, config: QuantizeConfig) -> dict[str, Any]:
     import torch
     from safetensors.torch import save_file
 
     model = loaded.model
-    linears = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    head = model.get_output_embeddings()
+    linears = {
+        name: module for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and (config.quantize_lm_head or module is not head)
+    }  # fmt: skip
     if not linears:
         raise InvalidValueError(f"{loaded.name} has no Linear layers, so int8-dynamic has nothing to quantise.")
     tensors: dict[str, Any] = {}
@@ -153,13 +162,27 @@ def _save_int8_dynamic(loaded: Any, folder: Path) -> dict[str, Any]:
     covered = {f"{name}.weight" for name in linears} | {f"{name}.bias" for name in linears}
     if tied_embedding is not None:
         covered.add(f"{tied_embedding}.weight")
+    fp32_head_tied = _fp32_head_tied_to_embedding(model, head, linears)
+    if fp32_head_tied:
+        covered.add(next(f"{name}.weight" for name, module in model.named_modules() if module is head))
     for name, tensor in model.state_dict().items():
         if name not in covered:
             tensors[name] = tensor.detach().float().contiguous()
     model.config.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)
     save_file(tensors, folder / INT8_WEIGHTS, metadata={"format": "genlab-int8-dynamic"})
-    return {"quantized_linears": len(linears), "tied_embedding": tied_embedding, "kernel": "fbgemm dynamic int8"}
+    return {
+        "quantized_linears": len(linears), "tied_embedding": tied_embedding, "lm_head": "int8" if head in linears.values() else "fp32",
+        "fp32_head_tied": fp32_head_tied, "kernel": "fbgemm dynamic int8",
+    }  # fmt: skip
+
+
+def _fp32_head_tied_to_embedding(model: Any, head: Any, linears: dict[str, Any]) -> bool:
+    """True when the LM head stays fp32 and shares its weight with the input embedding (stored once, as the embedding)."""
+    embedding = model.get_input_embeddings()
+    return head is not None and embedding is not None and head.weight is embedding.weight and not any(
+        module is head for module in linears.values()
+    )
 
 
 def _tied_embedding_name(model: Any, linears: dict[str, Any]) -> str | None:
@@ -173,8 +196,8 @@ def _tied_embedding_name(model: Any, linears: dict[str, Any]) -> str | None:
     return next(name for name, module in model.named_modules() if module is embedding)
 
 
-def _save_cast(dtype_name: str) -> Callable[[Any, Path], dict[str, Any]]:
-    def save(loaded: Any, folder: Path) -> dict[str, Any]:
+def _save_cast(dtype_name: str) -> Callable[[Any, Path, QuantizeConfig], dict[str, Any]]:
+    def save(loaded: Any, folder: Path, config: QuantizeConfig) -> dict[str, Any]:
         from genlab.models.load import torch_dtype
 
         loaded.model.to(torch_dtype(dtype_name)).save_pretrained(folder)
@@ -183,7 +206,7 @@ def _save_cast(dtype_name: str) -> Callable[[Any, Path], dict[str, Any]]:
     return save
 
 
-def _save_onnx_int8(loaded: Any, folder: Path) -> dict[str, Any]:
+def _save_onnx_int8(loaded: Any, folder: Path, config: QuantizeConfig) -> dict[str, Any]:
     from genlab.optimize.quantize_onnx import save_onnx_int8
 
     return save_onnx_int8(loaded, folder)
@@ -205,7 +228,13 @@ METHODS: dict[str, QuantMethod] = {
 
 
 def quantize(
-    model: str, method: str, spec: EvalSpec, output: str | Path | None = None, *, measure_models: bool = True
+    model: str,
+    method: str,
+    spec: EvalSpec,
+    output: str | Path | None = None,
+    *,
+    measure_models: bool = True,
+    quantize_lm_head: bool = False,
 ) -> OptimizationReport:
     """Quantise ``model`` with ``method``, save it atomically, record lineage, and measure it against the original.
 
@@ -217,19 +246,22 @@ def quantize(
     from genlab.optimize.artifact import optimized_folder, read_manifest
     from genlab.optimize.measure import Measurement, measure
 
-    config = QuantizeConfig(method)
+    config = QuantizeConfig(method, quantize_lm_head)
     chosen = METHODS[config.method]
     folder = _output_folder(model, chosen.name, output)
     if folder.exists() and any(folder.iterdir()) and read_manifest(folder) is None:
         raise InvalidValueError(f"{folder} exists and is not an optimised model folder; choose another --output.")
-    run_config = {"model": model, "method": chosen.name, "output": str(folder), "eval": spec.model_dump()}
+    run_config = {
+        "model": model, "method": chosen.name, "quantize_lm_head": quantize_lm_head, "output": str(folder),
+        "eval": spec.model_dump(),
+    }  # fmt: skip
     with record_run("optimize", run_config) as run:
         loaded = load_model(model)
         if loaded.path is not None:
             run.use(loaded.path, "model", {"model": loaded.name})
         manifest = {"method": chosen.name, "loader": chosen.loader, "base_model": model, "run_id": run.id}
         with optimized_folder(folder, manifest) as tmp:
-            details = chosen.save(loaded, tmp)
+            details = chosen.save(loaded, tmp, config)
             loaded.tokenizer.save_pretrained(tmp)
             manifest.update(details)  # written by optimized_folder after this block, so it holds the details
         del loaded
@@ -288,8 +320,10 @@ def load_quantized(folder: Path, dtype: Any) -> tuple[Any, Any]:
         q, scale = head._weight_bias()[0].int_repr(), head._weight_bias()[0].q_per_channel_scales().float()
         old = model.get_input_embeddings()
         model.set_input_embeddings(_int8_embedding_class()(q, scale, getattr(old, "padding_idx", None)))
-    for name, tensor in tensors.items():  # the rest (norms, untied embeddings): fp32, as saved
+    for name, tensor in tensors.items():  # the rest (norms, embeddings, an fp32 LM head): fp32, as saved
         _assign(model, name, tensor, folder)
+    if _manifest_value(folder, "fp32_head_tied"):  # stored once, as the embedding
+        model.get_output_embeddings().weight = model.get_input_embeddings().weight
     _initialise_meta_buffers(model)
     left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
     if left:
