@@ -89,8 +89,14 @@ def save_adapter(
         "base_model": base_model, "base_fingerprint": fingerprint, "method": method, "run_id": run_id,
         **dict(extra or {}),
     }  # fmt: skip
+    # peft's "auto" looks the base up on the hub to see whether the vocabulary grew (a warning offline,
+    # and a pack name is no hub id): say it directly -- embeddings are saved when the adapter trains them.
+    trains_embeddings = any(
+        "embed" in str(getattr(config, "target_modules", None) or "") + str(getattr(config, "modules_to_save", None) or "")
+        for config in peft_model.peft_config.values()
+    )
     with atomic_directory(folder) as tmp:
-        peft_model.save_pretrained(str(tmp))
+        peft_model.save_pretrained(str(tmp), save_embedding_layers=trains_embeddings)
         base.tokenizer.save_pretrained(str(tmp))
         (tmp / ADAPTER_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return folder
