@@ -16,7 +16,7 @@ from genlab.models.tiny import save_tiny_model
 from genlab.optimize import quantize as quantize_module
 from genlab.optimize.artifact import read_manifest, weights_size
 from genlab.optimize.measure import EvalSpec
-from genlab.optimize.quantize import QuantizeConfig, quantize, quantize_weight
+from genlab.optimize.quantize import QuantizeConfig, int8_linear, quantize, quantize_weight
 from tests.conftest import run_cli
 
 SPEC = EvalSpec(limit=2, max_new_tokens=4, speed_prompts=1, speed_tokens=4)
@@ -187,3 +187,24 @@ def test_cli_bad_method_exits_with_one_line() -> None:
     result = run_cli("optimize", "quantize", "--model", "smollm2-135m-instruct", "--method", "int3")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "'int3'" in result.stderr
+
+
+def test_an_outlier_token_does_not_ruin_the_other_tokens() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32)
+    x = torch.randn(1, 6, 64)
+    x[0, 0] *= 300.0  # one token with massive activations, as a prompt's first token often has
+    q, scale = quantize_weight(linear.weight)
+    per_token = int8_linear(q, scale, linear.bias)
+    expected = linear(x).detach()
+
+    def error(y: torch.Tensor) -> float:  # relative error on the ordinary tokens
+        return float((y[0, 1:] - expected[0, 1:]).norm() / expected[0, 1:].norm())
+
+    one_scale = error(per_token.inner(x))  # fbgemm alone: one activation scale for the whole prompt
+    assert one_scale > 0.05
+    assert error(per_token(x)) < 0.01  # prefill: fp32 activations
+    decoded = torch.cat([per_token(x[:, t : t + 1]) for t in range(6)], dim=1)  # decoding: one token at a time
+    assert error(decoded) < 0.03 < one_scale
+    batch = per_token(x.transpose(0, 1))  # (6 sequences, 1 token): one scale per sequence
+    assert error(batch.transpose(0, 1)) < 0.03

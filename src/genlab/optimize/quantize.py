@@ -102,7 +102,42 @@ def int8_linear(q: Any, scale: Any, bias: Any | None) -> Any:
         qweight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero_points, 0)
     module = DynamicInt8Linear(in_features, out_features, bias_=bias is not None, dtype=torch.qint8)
     module.set_weight_bias(qweight, None if bias is None else bias.detach().float())
-    return module
+    return _per_token_class()(module)
+
+
+def _per_token_class() -> type:
+    import torch
+
+    class PerTokenInt8Linear(torch.nn.Module):
+        """fbgemm's dynamic int8 Linear, with one activation scale per token.
+
+        fbgemm quantises its whole input with one scale. A prompt's tokens do not share a range:
+        a few tokens carry activations hundreds of times larger than the rest, and one scale for
+        all of them rounds the others away (perplexity of 30 builtin summaries: fp32 166, one scale
+        per call 498, one per token 161 -- simulated). So decoding (one new token per sequence) calls
+        fbgemm once per sequence, and a prompt (prefill) is multiplied by the int8 weights dequantised
+        to fp32 for that call: prefill keeps fp32 activations, decoding runs in int8.
+        """
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+            self.in_features, self.out_features = inner.in_features, inner.out_features
+
+        def forward(self, x: Any) -> Any:
+            if x.dim() == 3 and x.shape[1] == 1:  # decoding: (batch, 1, in)
+                if x.shape[0] == 1:
+                    return self.inner(x)
+                return torch.cat([self.inner(row) for row in x.split(1)])
+            weight, bias = self.inner._weight_bias()
+            return torch.nn.functional.linear(x, weight.dequantize(), bias)
+
+        def packed(self) -> tuple[Any, Any]:
+            """(int8 weights, per-channel scales)."""
+            weight = self.inner._weight_bias()[0]
+            return weight.int_repr(), weight.q_per_channel_scales().float()
+
+    return PerTokenInt8Linear
 
 
 def _int8_embedding_class() -> type:
@@ -326,7 +361,7 @@ def load_quantized(folder: Path, dtype: Any) -> tuple[Any, Any]:
     manifest_tied = _manifest_value(folder, "tied_embedding")
     if manifest_tied:
         head = model.get_output_embeddings()
-        q, scale = head._weight_bias()[0].int_repr(), head._weight_bias()[0].q_per_channel_scales().float()
+        q, scale = head.packed()
         old = model.get_input_embeddings()
         model.set_input_embeddings(_int8_embedding_class()(q, scale, getattr(old, "padding_idx", None)))
     for name, tensor in tensors.items():  # the rest (norms, embeddings, an fp32 LM head): fp32, as saved
