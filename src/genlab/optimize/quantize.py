@@ -42,14 +42,17 @@ than through the deprecated ``quantize_dynamic`` workflow; onnxruntime is the ot
 - installing it makes transformers import it on every model load (and print warnings about its
   CUDA libraries), so it is not a genlab dependency.
 
-Quality, measured on the default model (2 cores, idle): ``genlab optimize quantize --method
-int8-dynamic --eval-limit 20`` gave 2.44x smaller (538 -> 220 MB), 1.74x decode tokens/s (14.9 ->
-26.0) but ROUGE-1 0.203 -> 0.067 (-13.6 points): the target (within 1 point) is NOT met. The cause is
-the MLP's ``down_proj`` inputs (SwiGLU outputs with outlier channels) under per-tensor dynamic
-activation quantisation. Perplexity of 30 builtin summaries: fp32 166; all Linear int8 per channel
-498 (torch's own ``quantize_dynamic``, per tensor: 793); ``down_proj`` kept fp32 189; ``down_proj``
-and ``o_proj`` kept fp32 180. Next step: SmoothQuant-style calibration (Xiao et al. 2022) -- move the
-outlier scale of ``down_proj``'s input into ``up_proj``'s output rows -- before int8.
+Quality, measured on the default model (2 cores, idle; ``genlab optimize quantize --method
+int8-dynamic --eval-limit 20``, ROUGE-1 of 20 builtin summaries, decode tokens/s at batch 1):
+
+    LM head fp32 (default):       2.44x smaller (538 -> 220 MB), 1.75x tokens/s, ROUGE-1 -1.18 points
+    --quantize-lm-head:           3.97x smaller (538 -> 135 MB), 2.33x tokens/s, ROUGE-1 -2.35 points
+
+fbgemm's one activation scale per call was the first version's undoing (ROUGE-1 -13.6 points): a
+few tokens of a prompt carry activations hundreds of times larger than the rest (the MLP's
+``down_proj`` inputs above all). Perplexity of 30 summaries: fp32 166.4; int8 with one scale per
+call 498 (torch's own per-tensor ``quantize_dynamic``: 793); with one scale per token 161
+(simulated) -- hence :class:`PerTokenInt8Linear`.
 
 torch 2.13 warns that quantized tensors (which fbgemm's module holds) will be removed; the stored
 format does not depend on them, so moving to another kernel (onnxruntime, or torchao once its
