@@ -15,15 +15,20 @@ uses), and torchao's ``Int8DynamicActivationInt8WeightConfig`` / ``Int8WeightOnl
     python bench/quantize.py [--model NAME] [--methods int8-dynamic,bf16] [--eval-limit 20]
     python bench/quantize.py --kernels [--model NAME] [--context 256] [--rounds 5] [--steps 4]
 
-Measured once (int8-dynamic, default model, --eval-limit 10 --speed-prompts 2), on 2 cores loaded
-by other benchmarks (load average 9-13, so fp32 decoded at 0.3 tokens/s instead of ~15; the
-speed ratio is unreliable):
+Measured 2026-11-23 on 2 idle cores (default model, 20 builtin dialogues, one activation scale per
+token; each line one run of ``genlab optimize quantize``):
 
-    size on disk 538.1 -> 135.5 MB (3.97x smaller), parameters 134.5M both, peak memory 1265 MB both,
-    tokens/s 0.3 -> 0.5 (1.70x), ROUGE-1 0.1931 -> 0.1314 (-6.18 points: the quality target NOT met)
+    int8-dynamic (LM head fp32):  538 -> 220 MB (2.44x smaller), 13.4 -> 23.3 tokens/s (1.75x),
+                                  peak 1221 -> 1111 MB, ROUGE-1 0.2033 -> 0.1915 (-1.18 points)
+    --quantize-lm-head:           538 -> 135 MB (3.97x smaller), 12.9 -> 30.1 tokens/s (2.33x),
+                                  peak 1274 -> 1014 MB, ROUGE-1 0.2033 -> 0.1798 (-2.35 points)
+    --quantize-lm-head, --metric perplexity: 2.38x tokens/s, perplexity 164.61 -> 164.63 (+0.0%;
+                                  a prompt runs on the dequantised weights, so this hides the int8
+                                  activations of decoding, which ROUGE-1 sees)
 
-To try next for quality: keep the LM head (and so the tied embedding) in fp32 (~2.4x smaller
-instead of 4x), and compare per-tensor vs per-channel weights; see genlab.optimize.quantize.
+Targets: neither variant meets all three on ROUGE-1 (the default misses speed, the other quality).
+The first version, with fbgemm's one activation scale per call, lost 13.6 points; see
+genlab.optimize.quantize.
 """
 
 from __future__ import annotations
