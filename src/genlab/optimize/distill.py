@@ -176,6 +176,7 @@ def _distill(
     from genlab.optimize.artifact import optimized_folder
     from genlab.tuning.assemble import assemble, write_validation_file
     from genlab.tuning.recipe import EvaluationConfig, FinetuneRecipe
+    from genlab.tuning.trainer import TrainingInterrupted, last_value, loss_history
 
     teacher = load_model(recipe.teacher)
     if teacher.path is not None:
@@ -196,20 +197,18 @@ def _distill(
 
     trainer, stopper, seconds = _train(recipe, as_finetune, student, teacher, data, checkpoints, start_from, run, progress, callbacks)
     if stopper.stopped_at is not None:
-        from genlab.tuning.trainer import TrainingInterrupted
-
         raise TrainingInterrupted(
             f"training stopped by Ctrl-C at step {stopper.stopped_at}; a checkpoint is in {checkpoints}: "
             "run the same command with --resume to continue."
         )
-    history = _loss_history(trainer.state.log_history)
+    history = loss_history(trainer.state.log_history, ("loss", "soft_loss", "hard_loss", "eval_loss", "learning_rate"))
     details = {
         "teacher": teacher.name, **layers,
         "steps": trainer.state.global_step, "train_seconds": round(seconds, 1), "train_rows": len(data.train),
         "held_out_rows": len(data.validation_rows), "held_out_file": str(held_out), "dropped_rows": len(data.train.dropped),
         "alpha": recipe.loss.alpha, "temperature": recipe.loss.temperature,
         "learning_rate": recipe.training.learning_rate, "batch_size": recipe.training.batch_size,
-        **{f"final_{key}": _last(history, key) for key in ("loss", "soft_loss", "hard_loss", "eval_loss")},
+        **{f"final_{key}": last_value(history, key) for key in ("loss", "soft_loss", "hard_loss", "eval_loss")},
     }  # fmt: skip
     details = {key: value for key, value in details.items() if value == value}  # NaN: never logged
     manifest = {
@@ -273,6 +272,7 @@ def _train(
     from genlab.tuning.arguments import training_arguments
     from genlab.tuning.callbacks import CheckpointOnInterrupt, LossProgressBar
     from genlab.tuning.data import training_collator
+    from genlab.tuning.trainer import as_dataset
 
     stopper = CheckpointOnInterrupt()
     extra = [stopper, DistillLosses(run), *callbacks]
@@ -284,8 +284,8 @@ def _train(
     trainer = DistillationTrainer(
         model=student,
         args=training_arguments(as_finetune, checkpoints, has_validation=has_validation),
-        train_dataset=_as_dataset(data.train),
-        eval_dataset=_as_dataset(data.validation) if has_validation else None,
+        train_dataset=as_dataset(data.train),
+        eval_dataset=as_dataset(data.validation) if has_validation else None,
         data_collator=training_collator(teacher.tokenizer, is_encoder_decoder=teacher.is_encoder_decoder),
         callbacks=extra,
         teacher=teacher.model,
@@ -322,23 +322,3 @@ def eval_spec(recipe: DistillRecipe, held_out: Path) -> EvalSpec:
         input_field=recipe.data.input_field, target_field=recipe.data.target_field, template=recipe.data.template, max_new_tokens=evaluation.max_new_tokens,
         batch_size=evaluation.batch_size, speed_prompts=evaluation.speed_prompts, speed_tokens=evaluation.speed_tokens,
     )  # fmt: skip
-
-
-def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
-    keep = ("loss", "soft_loss", "hard_loss", "eval_loss", "learning_rate")
-    return [
-        {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
-        for entry in log_history
-        if "step" in entry and any(k in entry for k in keep)
-    ]
-
-
-def _last(history: list[dict[str, float]], key: str) -> float:
-    values = [entry[key] for entry in history if key in entry]
-    return values[-1] if values else float("nan")
-
-
-def _as_dataset(features: Any) -> Any:
-    from datasets import Dataset
-
-    return Dataset.from_list(features.features)

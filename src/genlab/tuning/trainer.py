@@ -161,10 +161,10 @@ def _finetune(
     if not trainer.is_world_process_zero():
         return FinetuneResult("", "", trainable, total, 100.0 * trainable / total, {})
 
-    history = _loss_history(trainer.state.log_history)
+    history = loss_history(trainer.state.log_history)
     metrics: dict[str, float] = {
-        "train_loss": _last(history, "loss"),
-        "eval_loss": _last(history, "eval_loss"),
+        "train_loss": last_value(history, "loss"),
+        "eval_loss": last_value(history, "eval_loss"),
         "steps": float(trainer.state.global_step),
         "train_seconds": seconds,
         "seconds_per_step": seconds / max(trainer.state.global_step - _start_step(start_from), 1),
@@ -230,8 +230,8 @@ def _train(
     trainer = Trainer(
         model=model,
         args=training_arguments(recipe, checkpoints, has_validation=len(data.validation) > 0),
-        train_dataset=_as_dataset(data.train),
-        eval_dataset=_as_dataset(data.validation) if len(data.validation) else None,
+        train_dataset=as_dataset(data.train),
+        eval_dataset=as_dataset(data.validation) if len(data.validation) else None,
         data_collator=training_collator(loaded.tokenizer, is_encoder_decoder=loaded.is_encoder_decoder),
         callbacks=extra,
     )
@@ -248,7 +248,7 @@ def _train(
     return trainer, stopper, time.perf_counter() - start
 
 
-def _as_dataset(features: Any) -> Any:
+def as_dataset(features: Any) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(features.features)
@@ -284,8 +284,10 @@ def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, ru
     return result
 
 
-def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
-    keep = ("loss", "eval_loss", "learning_rate")
+def loss_history(
+    log_history: list[dict[str, Any]], keep: tuple[str, ...] = ("loss", "eval_loss", "learning_rate")
+) -> list[dict[str, float]]:
+    """The Trainer's log entries that hold any of ``keep``, reduced to those values and the step."""
     return [
         {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
         for entry in log_history
@@ -293,7 +295,7 @@ def _loss_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     ]
 
 
-def _last(history: list[dict[str, float]], key: str) -> float:
+def last_value(history: list[dict[str, float]], key: str) -> float:
     values = [entry[key] for entry in history if key in entry]
     return values[-1] if values else float("nan")
 
