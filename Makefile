@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.genlab-setup
 
-.PHONY: setup setup-browser demo test test-unit test-integration clean
+.PHONY: setup setup-browser setup-llamacpp demo test test-unit test-integration clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,14 @@ $(STAMP): pyproject.toml
 # Playwright drives it through executable_path; no browser is downloaded.
 setup-browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+
+# Optional, for `genlab serve --backend llama.cpp`: llama-cpp-python compiled from its source package
+# (a CPU build without BLAS). Not a dependency of setup, test or demo: it compiles C++ for 10-20 minutes
+# on 2 cores, and its tests skip when it is missing.
+LLAMA_CPP_PYTHON_VERSION := 0.3.36
+setup-llamacpp: setup
+	@{ command -v cmake && command -v g++ && command -v make; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake build-essential >/dev/null; }
+	CMAKE_ARGS="-DGGML_BLAS=OFF -DLLAMA_CURL=OFF" $(BIN)/pip install --no-binary llama-cpp-python llama-cpp-python==$(LLAMA_CPP_PYTHON_VERSION)
 
 demo: setup
 	$(BIN)/genlab demo
