@@ -14,23 +14,25 @@ encoder once and decode from the decoder start token.
 
 A prompt-tuned model (``LoadedModel.soft_prompt``, learned vectors from peft's prompt tuning) reads
 its virtual tokens right before every prompt, with positions 0..P-1 as in training, so they occupy
-attended cache columns like any prompt token and batching works unchanged.
+attended cache columns like any prompt token and batching works unchanged. Each row may carry its
+own soft prompt, and its own peft adapter name (peft's per-row ``adapter_names``), so a server mixes
+the base and several adapters in one batch.
+
+``generate`` decodes a fixed list of prompts; :meth:`GenerationEngine.decode` takes rows from an open
+source that other threads keep filling (a server's queue), so new requests join the running batch.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from genlab.errors import PromptTooLongError
 from genlab.generation.batch_state import BatchState, supports_merging
+from genlab.generation.rows import DecodeRow, FinishReason, ListSource, RowSource, adapter_names, new_row, pick_tokens
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
-
-FinishReason = Literal["stop", "length"]
-
 
 @dataclass(frozen=True)
 class Choice:
@@ -52,21 +54,6 @@ class Completion:
     @property
     def new_tokens(self) -> int:
         return sum(len(choice.token_ids) for choice in self.choices)
-
-
-@dataclass
-class _Row:
-    """One sequence being decoded: a request's prompt and one of its choices."""
-
-    request: int
-    choice: int
-    prompt_ids: list[int]
-    settings: GenerationSettings
-    generator: Any  # torch.Generator, for sampling
-    processors: Any  # transformers.LogitsProcessorList
-    generated: list[int] = field(default_factory=list)
-    finish_reason: FinishReason | None = None
-    stop_at: int | None = None  # character offset of a stop sequence in the decoded text
 
 
 class GenerationEngine:
@@ -108,8 +95,12 @@ class GenerationEngine:
         text = self.format_prompt(prompt, chat=chat)
         return self.encode(text, formatted_chat=text != prompt)
 
-    def check_fits(self, prompt_tokens: int, max_new_tokens: int, label: str = "the prompt") -> None:
-        window = self.loaded.context_window - self.virtual_tokens
+    def check_fits(
+        self, prompt_tokens: int, max_new_tokens: int, label: str = "the prompt", *, virtual_tokens: int | None = None
+    ) -> None:
+        """Refuse a prompt that does not fit; ``virtual_tokens``: a soft prompt's length other than the engine's."""
+        virtual = self.virtual_tokens if virtual_tokens is None else virtual_tokens
+        window = self.loaded.context_window - virtual
         if self.loaded.is_encoder_decoder:
             if prompt_tokens > window:
                 raise PromptTooLongError(
@@ -166,72 +157,82 @@ class GenerationEngine:
         row = self._new_row(0, 0, ids, settings.with_overrides(num_return_sequences=1))
         sent = ""
         for _ in self._run([row]):
-            current = self._text(row)
+            current = self.text_of(row)
             if current.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                 continue
             if len(current) > len(sent):
                 yield current[len(sent) :]
                 sent = current
-        final = self._text(row)
+        final = self.text_of(row)
         if len(final) > len(sent):
             yield final[len(sent) :]
 
     # --- decoding -------------------------------------------------------------------------------
 
-    def _new_row(self, request: int, choice: int, ids: list[int], settings: GenerationSettings) -> _Row:
-        import torch
-        from transformers import (
-            LogitsProcessorList,
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+    def _new_row(self, request: Any, choice: int, ids: list[int], settings: GenerationSettings) -> DecodeRow:
+        return new_row(request, choice, ids, settings, soft_prompt=self.soft_prompt)
 
-        processors = LogitsProcessorList()
-        if settings.repetition_penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
-        if not settings.greedy:
-            if settings.temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(settings.temperature))
-            if settings.top_k > 0:
-                processors.append(TopKLogitsWarper(settings.top_k))
-            if settings.top_p < 1.0:
-                processors.append(TopPLogitsWarper(settings.top_p))
-        seed = settings.seed if settings.seed is not None else secrets.randbits(63)
-        generator = torch.Generator().manual_seed(seed + choice)
-        return _Row(request, choice, ids, settings, generator, processors)
+    def new_rows(
+        self,
+        request: Any,
+        prompt_ids: list[int],
+        settings: GenerationSettings,
+        *,
+        adapter: str | None = None,
+        soft_prompt: Any = None,
+    ) -> list[DecodeRow]:
+        """The rows of one request (one per choice) for :meth:`decode`; ``soft_prompt`` None: the engine's own.
 
-    def _run(self, rows: list[_Row]) -> Iterator[None]:
-        """Decode all rows, at most ``batch_size`` at a time; yields after every step."""
+        ``adapter`` names the peft adapter the rows run under (``"__base__"`` for none) when the model
+        holds several: rows with different adapters then share forward passes (peft's ``adapter_names``).
+        """
+        soft_prompt = self.soft_prompt if soft_prompt is None else soft_prompt
+        return [
+            new_row(request, choice, prompt_ids, settings, adapter=adapter, soft_prompt=soft_prompt)
+            for choice in range(settings.num_return_sequences)
+        ]
+
+    def decode(self, source: RowSource) -> Iterator[None]:
+        """Decode rows taken from ``source`` until it has none left; yields after every step.
+
+        The source may be an open queue that other threads fill while this runs: new rows join the
+        running batch at the next step (continuous batching; see :meth:`_decode_continuous`). Between
+        two steps the caller may read each row's text, or end a row by setting its ``finish_reason``.
+        """
         if self.loaded.is_encoder_decoder:
-            for start in range(0, len(rows), self.batch_size):
-                yield from self._decode_static(rows[start : start + self.batch_size])
+            while batch := source.take(self.batch_size):
+                yield from self._decode_static(batch)
         else:
-            yield from self._decode_continuous(rows)
+            yield from self._decode_continuous(source)
 
-    def _decode_continuous(self, pending: list[_Row]) -> Iterator[None]:
+    def _run(self, rows: list[DecodeRow]) -> Iterator[None]:
+        """Decode all rows, at most ``batch_size`` at a time; yields after every step."""
+        yield from self.decode(ListSource(rows))
+
+    def _decode_continuous(self, source: RowSource) -> Iterator[None]:
         """Continuous batching for decoder-only models: a finished row's slot goes to the next prompt.
 
         Each new row is prefilled (with the others joining at the same step) and merged into the
         running batch (:mod:`genlab.generation.batch_state`); then every running row advances one token
-        per forward pass. Where caches cannot be merged, new rows wait for the batch to empty.
+        per forward pass. Where caches cannot be merged, new rows wait for the batch to empty. Ends
+        when no row runs and the source has none waiting.
         """
         import torch
 
         model = self.loaded.model
-        pending = list(pending)
-        running: list[_Row] = []
+        running: list[DecodeRow] = []
         state: BatchState | None = None
         can_merge: bool | None = None
         with torch.inference_mode():
-            while pending or running:
+            while True:
                 free = self.batch_size - len(running)
-                if free > 0 and pending and (not running or (can_merge and self.continuous)):
-                    joiners, pending = pending[:free], pending[free:]
+                joiners: list[DecodeRow] = []
+                if free > 0 and (not running or (can_merge and self.continuous)):
+                    joiners = source.take(free)
+                if joiners:
                     joined, logits = self._prefill(joiners)
                     can_merge = supports_merging(joined.cache) if can_merge is None else can_merge
-                    self._advance(joiners, self._pick_tokens(logits, joiners))
+                    self._advance(joiners, pick_tokens(logits, joiners))
                     yield
                     alive = [k for k, row in enumerate(joiners) if row.finish_reason is None]
                     if alive:
@@ -243,7 +244,9 @@ class GenerationEngine:
                             state.merge(joined)
                         running += [joiners[k] for k in alive]
                 if not running:
-                    continue
+                    if joiners:
+                        continue
+                    return
                 assert state is not None
                 state.extend_for_step()
                 step_input = torch.tensor([[row.generated[-1]] for row in running], dtype=torch.long)
@@ -253,9 +256,10 @@ class GenerationEngine:
                     position_ids=state.positions,
                     past_key_values=state.cache,
                     use_cache=True,
+                    **adapter_names(running),
                 )
                 state.cache = out.past_key_values
-                self._advance(running, self._pick_tokens(out.logits[:, -1, :], running))
+                self._advance(running, pick_tokens(out.logits[:, -1, :], running))
                 yield
                 alive = [k for k, row in enumerate(running) if row.finish_reason is None]
                 if len(alive) < len(running):
@@ -265,36 +269,36 @@ class GenerationEngine:
                     else:
                         state = None
 
-    def _left_padded(self, rows: list[_Row]) -> tuple[dict[str, Any], Any]:
-        """The prompts of ``rows`` left-padded as model inputs (ids, or embeddings with a soft prompt) and mask."""
+    def _left_padded(self, rows: list[DecodeRow]) -> tuple[dict[str, Any], Any]:
+        """The prompts of ``rows`` left-padded as model inputs (ids, or embeddings with soft prompts) and mask."""
         import torch
 
-        virtual = self.virtual_tokens
-        width = max(len(r.prompt_ids) for r in rows) + virtual
+        width = max(len(r.prompt_ids) + r.virtual_tokens for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):  # every prompt ends in the last column, its soft prompt just before
             input_ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
-            mask[i, width - len(row.prompt_ids) - virtual :] = 1
-        if self.soft_prompt is None:
+            mask[i, width - len(row.prompt_ids) - row.virtual_tokens :] = 1
+        if not any(row.virtual_tokens for row in rows):
             return {"input_ids": input_ids}, mask
         embeds = self.loaded.model.get_input_embeddings()(input_ids)
         for i, row in enumerate(rows):
-            start = width - len(row.prompt_ids) - virtual
-            embeds[i, start : start + virtual] = self.soft_prompt.to(embeds.dtype)
+            if row.virtual_tokens:
+                start = width - len(row.prompt_ids) - row.virtual_tokens
+                embeds[i, start : start + row.virtual_tokens] = row.soft_prompt.to(embeds.dtype)
         return {"inputs_embeds": embeds}, mask
 
-    def _prefill(self, rows: list[_Row]) -> tuple[BatchState, Any]:
+    def _prefill(self, rows: list[DecodeRow]) -> tuple[BatchState, Any]:
         """Read the prompts of ``rows`` together; return their batch state and next-token logits."""
         inputs, mask = self._left_padded(rows)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         # Only the last column's logits are needed: skip the LM head on the rest of the prompt.
         out = self.loaded.model(
-            **inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            **inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **adapter_names(rows)
         )
         return BatchState(out.past_key_values, mask, positions[:, -1:]), out.logits[:, -1, :]
 
-    def _decode_static(self, rows: list[_Row]) -> Iterator[None]:
+    def _decode_static(self, rows: list[DecodeRow]) -> Iterator[None]:
         """Decode one fixed batch of an encoder-decoder model; yields after every step.
 
         The encoder reads the prompts once; the decoder starts from the decoder start token. Rows
@@ -318,9 +322,10 @@ class GenerationEngine:
                     decoder_input_ids=step_input,
                     past_key_values=cache,
                     use_cache=True,
+                    **adapter_names(active),
                 )
                 cache = out.past_key_values
-                self._advance(active, self._pick_tokens(out.logits[:, -1, :], active))
+                self._advance(active, pick_tokens(out.logits[:, -1, :], active))
                 yield
                 keep = [k for k, row in enumerate(active) if row.finish_reason is None]
                 if not keep:
@@ -333,23 +338,7 @@ class GenerationEngine:
                     active = [active[k] for k in keep]
                 step_input = torch.tensor([[row.generated[-1]] for row in active], dtype=torch.long)
 
-    def _pick_tokens(self, logits: Any, rows: list[_Row]) -> list[int]:
-        import torch
-
-        picked = []
-        for i, row in enumerate(rows):
-            scores = logits[i : i + 1].float()
-            if len(row.processors):
-                history = torch.tensor([row.prompt_ids + row.generated], dtype=torch.long)
-                scores = row.processors(history, scores)
-            if row.settings.greedy:
-                picked.append(int(scores.argmax(dim=-1)))
-            else:
-                probs = torch.softmax(scores, dim=-1)
-                picked.append(int(torch.multinomial(probs[0], 1, generator=row.generator)))
-        return picked
-
-    def _advance(self, rows: list[_Row], tokens: list[int]) -> None:
+    def _advance(self, rows: list[DecodeRow], tokens: list[int]) -> None:
         for row, token in zip(rows, tokens, strict=True):
             if row.finish_reason is not None:
                 continue
@@ -366,12 +355,13 @@ class GenerationEngine:
             if len(row.generated) >= row.settings.max_new_tokens:
                 row.finish_reason = "length"
 
-    def _text(self, row: _Row) -> str:
+    def text_of(self, row: DecodeRow) -> str:
+        """The text a row has generated so far, cut before its stop sequence."""
         text = self.loaded.tokenizer.decode(row.generated, skip_special_tokens=True)
         return text[: row.stop_at] if row.stop_at is not None else text
 
-    def _choice(self, row: _Row) -> Choice:
-        return Choice(self._text(row).strip(), tuple(row.generated), row.finish_reason or "length")
+    def _choice(self, row: DecodeRow) -> Choice:
+        return Choice(self.text_of(row).strip(), tuple(row.generated), row.finish_reason or "length")
 
 
 def _settings_per_prompt(

@@ -1,0 +1,127 @@
+"""One sequence being decoded, where decoding rows come from, and how a row picks its next token.
+
+A :class:`DecodeRow` is one choice of one request: its prompt ids, its own settings and random
+generator (so a seeded request samples the same tokens whatever shares its batch), optionally the
+adapter it runs under and the soft prompt it reads. The engine takes rows from a :class:`RowSource`:
+a fixed list (:class:`ListSource`, for ``generate``) or an open queue that a server keeps filling
+while the batch runs (``genlab.serving.scheduler``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from genlab.generation.settings import GenerationSettings
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass
+class DecodeRow:
+    """One sequence being decoded: a request's prompt and one of its choices."""
+
+    request: Any  # whatever identifies the request to its caller (an index, a handle)
+    choice: int
+    prompt_ids: list[int]
+    settings: GenerationSettings
+    generator: Any  # torch.Generator, for sampling
+    processors: Any  # transformers.LogitsProcessorList
+    adapter: str | None = None  # peft adapter name for this row ("__base__": none); None: the model as it is
+    soft_prompt: Any = None  # (virtual tokens, hidden) embeddings read right before the prompt, or None
+    generated: list[int] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    stop_at: int | None = None  # character offset of a stop sequence in the decoded text
+
+    @property
+    def virtual_tokens(self) -> int:
+        return 0 if self.soft_prompt is None else int(self.soft_prompt.shape[0])
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+class RowSource(Protocol):
+    def take(self, limit: int) -> list[DecodeRow]:
+        """Up to ``limit`` rows waiting to be decoded (none: nothing waits right now)."""
+        ...
+
+
+class ListSource:
+    """A fixed list of rows, handed out in order."""
+
+    def __init__(self, rows: Sequence[DecodeRow]) -> None:
+        self._rows = list(rows)
+
+    def take(self, limit: int) -> list[DecodeRow]:
+        taken, self._rows = self._rows[:limit], self._rows[limit:]
+        return taken
+
+
+def new_row(
+    request: Any,
+    choice: int,
+    prompt_ids: list[int],
+    settings: GenerationSettings,
+    *,
+    adapter: str | None = None,
+    soft_prompt: Any = None,
+) -> DecodeRow:
+    """A row with its logits processors (in ``generate``'s order) and its seeded generator."""
+    import torch
+    from transformers import (
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    processors = LogitsProcessorList()
+    if settings.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+    if not settings.greedy:
+        if settings.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(settings.temperature))
+        if settings.top_k > 0:
+            processors.append(TopKLogitsWarper(settings.top_k))
+        if settings.top_p < 1.0:
+            processors.append(TopPLogitsWarper(settings.top_p))
+    seed = settings.seed if settings.seed is not None else secrets.randbits(63)
+    generator = torch.Generator().manual_seed(seed + choice)
+    return DecodeRow(request, choice, prompt_ids, settings, generator, processors, adapter, soft_prompt)
+
+
+def pick_tokens(logits: Any, rows: Sequence[DecodeRow]) -> list[int]:
+    """The next token of each row from its (rows, vocab) logits: argmax, or a sample from its generator."""
+    import torch
+
+    picked = []
+    for i, row in enumerate(rows):
+        scores = logits[i : i + 1].float()
+        if len(row.processors):
+            history = torch.tensor([row.prompt_ids + row.generated], dtype=torch.long)
+            scores = row.processors(history, scores)
+        if row.settings.greedy:
+            picked.append(int(scores.argmax(dim=-1)))
+        else:
+            probs = torch.softmax(scores, dim=-1)
+            picked.append(int(torch.multinomial(probs[0], 1, generator=row.generator)))
+    return picked
+
+
+def adapter_names(rows: Sequence[DecodeRow]) -> dict[str, Any]:
+    """peft's per-row ``adapter_names`` forward argument, when the rows name their adapters.
+
+    Either every row names its adapter (a server mixing adapters in one batch) or none does (the
+    model runs as it is, with whatever adapter is active).
+    """
+    named = [row.adapter for row in rows]
+    if all(name is None for name in named):
+        return {}
+    if any(name is None for name in named):
+        raise ValueError("either every row in a batch names its adapter or none does")
+    return {"adapter_names": named}
