@@ -39,6 +39,10 @@ class HubUnavailableError(GenlabError):
     """A hub id was asked for but the hub cannot be reached (offline, or HF_HUB_OFFLINE is set)."""
 
 
+class BackendUnavailableError(GenlabError):
+    """An optional serving backend whose library is not installed, or that cannot run on this machine."""
+
+
 def _describe_input(value: Any) -> str:
     return repr(value) if not isinstance(value, (dict, list)) else "the given value"
 
