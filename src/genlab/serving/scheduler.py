@@ -1,0 +1,198 @@
+"""Dynamic batching: one thread owns the generation engine and decodes every request in flight together.
+
+HTTP threads call :meth:`Scheduler.submit` with a request's rows (one per choice, built by
+:meth:`GenerationEngine.new_rows`); the rows wait in an open queue. The scheduler thread runs
+:meth:`GenerationEngine.decode` on that queue, so a request arriving while others decode joins the
+running batch at the next step (continuous batching) and all share each forward pass. Between two
+steps the thread publishes what each row generated to its request's :class:`QueueHandle` (streaming),
+ends rows whose client went away, and finishes requests whose rows are all done.
+
+``max_batch=1`` turns batching off: one row decodes at a time, in arrival order (the baseline of
+``bench/serve.py``).
+
+Streamed text is held back where it could still change: a trailing half of a multi-byte character,
+and, for a request with stop sequences, the last characters that could be the start of one (the
+final text is cut before the stop sequence, and the stream must add up to the final text).
+
+Written here because no maintained library batches requests into genlab's own engine (vLLM's
+scheduler serves vLLM's engine, on GPUs).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from genlab.generation.engine import GenerationEngine
+from genlab.generation.rows import DecodeRow
+from genlab.serving.backend import ChoiceResult, GenerationResult, QueueHandle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Request:
+    handle: QueueHandle
+    rows: list[DecodeRow]
+    prompt_tokens: int
+    hold_back: int  # characters kept back from the stream: longest stop sequence - 1
+    sent: list[str] = field(default_factory=list)  # text streamed so far, per choice
+    seen: list[int] = field(default_factory=list)  # generated tokens already published, per choice
+
+    def __post_init__(self) -> None:
+        self.sent = [""] * len(self.rows)
+        self.seen = [0] * len(self.rows)
+
+
+class _OpenQueue:
+    """The rows waiting to decode, as the engine's :class:`RowSource`; filled from any thread."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def take(self, limit: int) -> list[DecodeRow]:
+        return self._scheduler._take(limit)
+
+
+class Scheduler:
+    """Decode submitted requests together on ``engine`` in a background thread; see the module docstring."""
+
+    def __init__(self, engine: GenerationEngine, *, name: str = "genlab-scheduler") -> None:
+        self.engine = engine
+        self._lock = threading.Condition()
+        self._waiting: collections.deque[tuple[DecodeRow, _Request]] = collections.deque()
+        self._active: dict[int, _Request] = {}  # id(request) -> request, rows taken by the engine
+        self._stopping = False
+        self.steps = 0  # forward passes so far (prefills and decode steps)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    # --- any thread ----------------------------------------------------------------------------------
+
+    def submit(self, rows: list[DecodeRow], prompt_tokens: int) -> QueueHandle:
+        """Queue a request's rows; the handle streams its text and gives its result."""
+        if not rows:
+            raise ValueError("a request needs at least one row")
+        handle = QueueHandle()
+        stops = [len(s) for row in rows for s in row.settings.stop]
+        request = _Request(handle, rows, prompt_tokens, hold_back=max(stops, default=1) - 1)
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the scheduler has stopped")
+            for row in rows:
+                row.request = request
+                self._waiting.append((row, request))
+            self._lock.notify()
+        return handle
+
+    @property
+    def waiting(self) -> int:
+        """Rows queued, not yet decoding."""
+        with self._lock:
+            return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        """Requests with rows decoding."""
+        with self._lock:
+            return len(self._active)
+
+    @property
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._waiting and not self._active
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Fail what is queued, let the current step end, and stop the thread."""
+        with self._lock:
+            self._stopping = True
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            self._lock.notify()
+        for _, request in waiting:
+            if not request.handle.done:
+                request.handle.fail(RuntimeError("the server is shutting down"))
+        self._thread.join(timeout)
+
+    # --- the scheduler thread ------------------------------------------------------------------------
+
+    def _take(self, limit: int) -> list[DecodeRow]:
+        taken: list[DecodeRow] = []
+        dropped: list[_Request] = []
+        with self._lock:
+            while self._waiting and len(taken) < limit and not self._stopping:
+                row, request = self._waiting.popleft()
+                if request.handle.cancelled.is_set() or request.handle.done:  # the client left, or it failed
+                    row.finish_reason = "stop"
+                    if id(request) not in self._active:
+                        dropped.append(request)
+                    continue
+                self._active[id(request)] = request
+                taken.append(row)
+        for request in dropped:
+            if all(row.finish_reason is not None for row in request.rows) and not request.handle.done:
+                request.handle.finish(self._result(request))
+        return taken
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+            try:
+                for _ in self.engine.decode(_OpenQueue(self)):
+                    self.steps += 1
+                    self._publish()
+            except Exception as error:  # noqa: BLE001 - a failed step fails its requests, not the server
+                log.exception("generation failed")
+                self._fail_active(error)
+
+    def _publish(self) -> None:
+        with self._lock:
+            requests = list(self._active.items())
+        for key, request in requests:
+            if request.handle.cancelled.is_set():
+                for row in request.rows:
+                    if row.finish_reason is None:
+                        row.finish_reason = "stop"
+            for choice, row in enumerate(request.rows):
+                if len(row.generated) != request.seen[choice] or row.finish_reason is not None:
+                    request.seen[choice] = len(row.generated)
+                    self._stream(request, choice, row)
+            if all(row.finish_reason is not None for row in request.rows):
+                with self._lock:
+                    self._active.pop(key, None)
+                request.handle.finish(self._result(request))
+
+    def _stream(self, request: _Request, choice: int, row: DecodeRow) -> None:
+        text = self.engine.text_of(row)
+        if row.finish_reason is None:
+            text = text.rstrip("\ufffd")  # half of a multi-byte character: wait for the rest
+            if request.hold_back:
+                text = text[: max(len(request.sent[choice]), len(text) - request.hold_back)]
+        sent = request.sent[choice]
+        if len(text) > len(sent) and text.startswith(sent):
+            request.handle.put(choice, text[len(sent) :])
+            request.sent[choice] = text
+
+    def _result(self, request: _Request) -> GenerationResult:
+        choices = [
+            ChoiceResult(self.engine.text_of(row), len(row.generated), row.finish_reason or "length")
+            for row in request.rows
+        ]
+        return GenerationResult(request.prompt_tokens, choices)
+
+    def _fail_active(self, error: BaseException) -> None:
+        with self._lock:
+            failed = list(self._active.values())
+            self._active.clear()
+        for request in failed:
+            for row in request.rows:
+                row.finish_reason = row.finish_reason or "stop"
+            if not request.handle.done:
+                request.handle.fail(error)
+
