@@ -16,6 +16,7 @@ from genlab.cli import (
 from genlab.cli import agent
 from genlab.cli import sandbox
 from genlab.cli import rag
+from genlab.cli import batch
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -59,6 +60,7 @@ app.command(name="compare")(evaluate.compare_command)
 app.command(name="estimate")(estimate.estimate_command)
 app.command(name="finetune")(finetune.finetune_command)
 app.command(name="demo")(demo.demo_command)
+app.command(name="batch")(batch.batch_command)
 
 
 def main() -> None:
