@@ -73,6 +73,7 @@ class GenlabBackend:
         loaded = self._engine.loaded  # type: ignore[union-attr]
         self._tokenizer = loaded.tokenizer
         self._context_window = int(loaded.context_window)
+        self.model_path = loaded.path  # the weights' folder or file (for lineage), None for a model built in memory
         self.base_id = model_id or (model if isinstance(model, str) else loaded.name)
         if self.base_id in self.adapters:
             raise InvalidValueError(f"adapter name {self.base_id!r} is not allowed: it is the base model's id.")

@@ -1,0 +1,148 @@
+"""``create_app(config)``: the FastAPI application behind ``genlab serve``.
+
+    GET  /                       the playground page (open)
+    GET  /health                 liveness and what is loaded (open)
+    GET  /metrics                Prometheus metrics
+    GET  /v1/models              the base model, its adapters, the embedder
+    POST /v1/completions         text completion (stream: server-sent events)
+    POST /v1/chat/completions    chat completion (stream: server-sent events)
+    POST /v1/embeddings          sentence embeddings
+    POST /v1/jobs                queue a chat/completion request; GET /v1/jobs/{id} for its answer
+
+The backend is built (and its weights loaded) when the app is created, so a bad model or adapter
+fails before the server listens. Start-up (the app's lifespan) opens the job store, requeues jobs a
+crash interrupted, starts the job workers and the idle-unload watcher, and records the endpoint as a
+lineage run; shutdown stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+
+from genlab.serving.api_errors import install_error_handlers
+from genlab.serving.backend import Backend
+from genlab.serving.config import ServeConfig
+from genlab.serving.embeddings import EmbeddingService
+from genlab.serving.idle import ModelLifecycle
+from genlab.serving.limits import BodySizeLimit, ConcurrencyLimit
+from genlab.serving.metrics import RequestMetricsMiddleware, ServerMetrics
+from genlab.serving.state import ServerState
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(config: ServeConfig) -> Backend:
+    """The backend ``config.backend`` names, with the model (and adapters) loaded."""
+    if config.backend == "genlab":
+        from genlab.serving.genlab_backend import GenlabBackend
+
+        return GenlabBackend(config.model, config.adapters, max_batch=config.batch_size)
+    from genlab.serving.backends import get_backend
+
+    backend: Backend = get_backend(config.backend)(config.model, adapters=config.adapters)
+    backend.load()
+    return backend
+
+
+def create_app(config: ServeConfig | None = None, *, backend: Backend | None = None) -> FastAPI:
+    """The app for ``config``; pass ``backend`` to serve one already built (tests, embedding in a program)."""
+    from genlab import __version__
+    from genlab.serving import routes_jobs, routes_openai, routes_service
+
+    config = config or ServeConfig()
+    metrics = ServerMetrics()
+    if backend is None:
+        started = time.perf_counter()
+        backend = make_backend(config)
+        metrics.cold_start(time.perf_counter() - started)
+    state = ServerState(
+        config=config,
+        backend=backend,
+        metrics=metrics,
+        lifecycle=ModelLifecycle(backend, metrics, config.idle_unload),
+        limiter=ConcurrencyLimit(config.max_concurrent),
+        embeddings=EmbeddingService(config.embedder),
+        # every request in flight may wait in a thread; a few more for tokenising and jobs
+        waiters=anyio.CapacityLimiter(config.max_concurrent + config.job_workers + 4),
+    )
+    metrics.watch(queue_depth=lambda: int(getattr(backend, "queue_depth", 0)), loaded=lambda: backend.loaded)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with contextlib.ExitStack() as stack:
+            _start_jobs(state, stack)
+            state.lifecycle.start()
+            stack.callback(state.lifecycle.stop)
+            if config.record_lineage:
+                _record_endpoint(state, stack)
+            yield
+        backend.unload()
+
+    app = FastAPI(
+        title="genlab",
+        version=__version__,
+        summary="OpenAI-compatible API over genlab's models (real-time, streaming, async jobs).",
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+    install_error_handlers(app)
+    app.include_router(routes_service.router)
+    app.include_router(routes_openai.router)
+    app.include_router(routes_jobs.router)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: counts 413s too
+    return app
+
+
+def _start_jobs(state: ServerState, stack: contextlib.ExitStack) -> None:
+    from genlab.serving.jobs import JobStore, JobWorker, default_jobs_db
+    from genlab.serving.routes_jobs import run_job
+
+    store = JobStore(state.config.jobs_db or default_jobs_db())
+    stack.callback(store.close)
+    recovered = store.recover()
+    if recovered:
+        log.warning("requeued %d job(s) interrupted by a crash", recovered)
+    state.jobs = stack.enter_context(_cleared(state, store))
+    state.metrics.watch_jobs(store.counts)
+    for index in range(state.config.job_workers):
+        worker = JobWorker(store, lambda kind, body: run_job(state, kind, body), name=f"genlab-jobs-{index}").start()
+        stack.callback(worker.stop, 30)
+
+
+@contextlib.contextmanager
+def _cleared(state: ServerState, store: Any) -> Any:
+    try:
+        yield store
+    finally:
+        state.jobs = None
+
+
+def _record_endpoint(state: ServerState, stack: contextlib.ExitStack) -> None:
+    """The endpoint as a lineage run (open while the server runs): its model, adapters and address."""
+    from genlab.lineage import record_run
+
+    config = state.config
+    run = stack.enter_context(
+        record_run("serve", {
+            "model": config.model, "adapters": config.adapters, "backend": config.backend, "host": config.host,
+            "port": config.port, "hostname": socket.gethostname(), "models": state.backend.models(),
+            "max_batch": config.batch_size, "idle_unload": config.idle_unload,
+        })  # fmt: skip
+    )
+    model_path = getattr(state.backend, "model_path", None)
+    if model_path is not None:
+        run.use(model_path, "model", {"model": config.model})
+    for name, path in config.adapters.items():
+        from genlab.models.adapters import resolve_adapter
+
+        run.use(resolve_adapter(path), "adapter", {"adapter": name})
+    state.lineage_run_id = run.id

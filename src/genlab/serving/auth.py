@@ -1,0 +1,26 @@
+"""API keys: with ``--api-key`` (or ``GENLAB_API_KEY``) set, every protected route needs ``Authorization: Bearer KEY``.
+
+``/health`` and the playground page (``/``, static HTML that asks for the key itself) stay open.
+Keys are compared in constant time (``secrets.compare_digest``).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import Request
+
+from genlab.serving.api_errors import ApiError
+
+
+def require_api_key(request: Request) -> None:
+    """FastAPI dependency: a 401 unless the request carries the server's key (if it has one)."""
+    expected: str | None = request.app.state.serving.config.api_key
+    if expected is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise ApiError(401, "this server needs an API key: send the header 'Authorization: Bearer KEY'.", code="missing_api_key")
+    if not secrets.compare_digest(given.strip().encode(), expected.encode()):
+        raise ApiError(401, "the API key given is not this server's.", code="invalid_api_key")

@@ -1,0 +1,86 @@
+"""``ServeConfig``: everything ``genlab serve`` is told, typed and checked before anything loads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from genlab.errors import invalid_value
+
+BackendName = Literal["genlab", "llama.cpp", "vllm"]
+API_KEY_ENV = "GENLAB_API_KEY"
+
+
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "smollm2-135m-instruct"  # pack name, model folder or GGUF file
+    adapters: dict[str, str] = Field(default_factory=dict)  # served id -> adapter folder or name
+    backend: BackendName = "genlab"
+    host: str = "127.0.0.1"  # loopback by default: exposing a model to a network is a choice to make
+    port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
+    api_key: str | None = None  # Bearer key every /v1 request must carry; None: no key needed
+    idle_unload: float | None = Field(default=None, gt=0)  # seconds idle before the weights are freed
+    max_batch: int = Field(default=8, ge=1, le=256)  # rows decoded together (8: the bench's sweet spot here)
+    batching: bool = True  # False: one request at a time (max_batch 1), the benchmark's baseline
+    max_concurrent: int = Field(default=64, ge=1, le=10_000)  # requests in flight before 429
+    max_tokens_limit: int = Field(default=2048, ge=1, le=1_000_000)  # the most tokens one request may ask for
+    max_n: int = Field(default=8, ge=1, le=64)  # the most choices (n) one request may ask for
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)  # request bodies above this get 413
+    jobs_db: Path | None = None  # None: $GENLAB_HOME/jobs.sqlite
+    job_workers: int = Field(default=2, ge=0, le=64)  # threads running async jobs (0: accept, never run)
+    embedder: str | None = None  # /v1/embeddings model: None is genlab's MiniLM pack; "hashing-N" for tests
+    record_lineage: bool = True  # record the endpoint as a lineage run
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise invalid_value(error, prefix="serve") from None
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name or any(c.isspace() for c in name) or "/" in name:
+                raise ValueError(f"adapter name {name!r} must be non-empty, without spaces or '/'")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _non_empty_key(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an API key cannot be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _adapters_need_genlab(self) -> ServeConfig:
+        if self.adapters and self.backend != "genlab":
+            raise ValueError(f"adapters are served by the genlab backend only, not by {self.backend}")
+        if self.model in self.adapters:
+            raise ValueError(f"adapter name {self.model!r} is the base model's id: choose another name")
+        return self
+
+    @property
+    def batch_size(self) -> int:
+        """Rows the engine decodes together: ``max_batch``, or 1 with batching off."""
+        return self.max_batch if self.batching else 1
+
+    @classmethod
+    def from_cli(cls, adapters: list[str] | None = None, api_key: str | None = None, **values: Any) -> ServeConfig:
+        """A config from command-line values: ``NAME=PATH`` adapter flags, the key from the environment if unset."""
+        from genlab.errors import InvalidValueError
+
+        parsed: dict[str, str] = {}
+        for flag in adapters or []:
+            name, sep, path = flag.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise InvalidValueError(f"--adapter {flag!r} is not allowed: write NAME=PATH (e.g. support=./adapters/support).")
+            if name.strip() in parsed:
+                raise InvalidValueError(f"--adapter name {name.strip()!r} is given twice: each adapter needs its own name.")
+            parsed[name.strip()] = path.strip()
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+        return cls(adapters=parsed, api_key=key, **values)

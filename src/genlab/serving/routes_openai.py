@@ -1,0 +1,134 @@
+"""OpenAI's endpoints: ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``, ``/v1/embeddings``.
+
+Each generation request takes a place in the concurrency limit (429 when none is free) for as long
+as it runs — for a stream, until its last event or until the client goes away, which cancels its
+rows in the batch. Blocking work (tokenising, loading, waiting for the answer) runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from genlab.serving import completions
+from genlab.serving.api_errors import ApiError
+from genlab.serving.auth import require_api_key
+from genlab.serving.embeddings import embedding_body
+from genlab.serving.protocol import (
+    ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest,
+    ErrorResponse, ModelCard, ModelList,
+)  # fmt: skip
+from genlab.serving.state import ServerState
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429)
+}
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit per request
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.serving
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": _model_cards(_state(request))}
+
+
+@router.get("/models/{model_id:path}", response_model=ModelCard)
+def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    for card in _model_cards(_state(request)):
+        if card["id"] == model_id:
+            return card
+    raise ApiError(404, f"the model {model_id!r} does not exist on this server.", param="model", code="model_not_found")
+
+
+def _model_cards(state: ServerState) -> list[dict[str, Any]]:
+    ids = state.backend.models()
+    base, adapters = ids[0], ids[1:]
+    cards = [{"id": base, "object": "model", "created": state.started, "owned_by": "genlab", "parent": None, "kind": "generator"}]
+    cards += [
+        {"id": name, "object": "model", "created": state.started, "owned_by": "genlab", "parent": base, "kind": "adapter"}
+        for name in adapters
+    ]
+    embedder = state.embeddings.model_id
+    cards.append({"id": embedder, "object": "model", "created": state.started, "owned_by": "genlab", "parent": None, "kind": "embedder"})
+    return cards
+
+
+@router.post("/completions", response_model=Completion)
+async def create_completion(body: CompletionRequest, request: Request) -> Any:
+    state = _state(request)
+    return await _generate(state, lambda: completions.prepare_completion(state, body), body.stream)
+
+
+@router.post("/chat/completions", response_model=ChatCompletion)
+async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Any:
+    state = _state(request)
+    return await _generate(state, lambda: completions.prepare_chat(state, body), body.stream)
+
+
+class _Closer:
+    """Release a request's place and the model once, when its stream ends or is dropped unstarted."""
+
+    def __init__(self, *actions: Callable[[], None]) -> None:
+        self._actions = list(actions)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            actions, self._actions = self._actions, []
+        for action in actions:
+            action()
+
+    def __del__(self) -> None:
+        self()
+
+
+async def _generate(state: ServerState, prepare: Callable[[], completions.Prepared], stream: bool) -> Any:
+    state.limiter.acquire()
+    handed_over = False  # a stream keeps its place until it ends; anything else gives it back here
+    try:
+        prepared = await anyio.to_thread.run_sync(prepare)
+        if not stream:
+            body = await anyio.to_thread.run_sync(completions.run, state, prepared, limiter=state.waiters)
+            return JSONResponse(body)
+        handles = await anyio.to_thread.run_sync(_start_stream, state, prepared)
+        closer = _Closer(state.lifecycle.end, state.limiter.release)
+        events = completions.stream(state, prepared, handles, closer)
+        handed_over = True
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    finally:
+        if not handed_over:
+            state.limiter.release()
+
+
+def _start_stream(state: ServerState, prepared: completions.Prepared) -> list[Any]:
+    state.lifecycle.begin()
+    try:
+        return completions.submit(state, prepared)
+    except BaseException:
+        state.lifecycle.end()
+        raise
+
+
+@router.post("/embeddings", response_model=EmbeddingList)
+async def create_embeddings(body: EmbeddingRequest, request: Request) -> Any:
+    state = _state(request)
+    if body.model != state.embeddings.model_id:
+        raise ApiError(404, f"the embedding model {body.model!r} does not exist on this server "
+                       f"(it has {state.embeddings.model_id!r}).", param="model", code="model_not_found")  # fmt: skip
+    texts = body.texts()
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise ApiError(400, f"input has {len(texts)} texts: at most {MAX_EMBEDDING_INPUTS} are allowed.", param="input")
+    with state.limiter.place():
+        vectors, tokens = await anyio.to_thread.run_sync(state.embeddings.embed, texts, limiter=state.waiters)
+    return JSONResponse(embedding_body(body.model, vectors, tokens, body.encoding_format, body.dimensions))
