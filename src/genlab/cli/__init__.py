@@ -17,6 +17,7 @@ from genlab.cli import agent
 from genlab.cli import sandbox
 from genlab.cli import rag
 from genlab.cli import batch
+from genlab.cli import serve
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ app.command(name="estimate")(estimate.estimate_command)
 app.command(name="finetune")(finetune.finetune_command)
 app.command(name="demo")(demo.demo_command)
 app.command(name="batch")(batch.batch_command)
+app.command(name="serve")(serve.serve_command)
 
 
 def main() -> None:

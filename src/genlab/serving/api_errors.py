@@ -71,6 +71,8 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None,
     loc = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
+        return "the request body must be a JSON object.", None, "invalid_request"
     if param is None:
         return f"the request body is not allowed: {message}.", None, "invalid_request"
     if first.get("type") == "missing":

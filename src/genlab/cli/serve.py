@@ -1,0 +1,54 @@
+"""`genlab serve`: an OpenAI-compatible server for a model and its adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genlab.cli.output import err_console
+
+
+def serve_command(
+    model: Annotated[str, typer.Option(help="Pack name, model folder or GGUF file.")] = "smollm2-135m-instruct",
+    adapter: Annotated[
+        list[str] | None, typer.Option(help="NAME=PATH: serve an adapter as the model id NAME (repeatable).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[
+        str | None, typer.Option(help="Require 'Authorization: Bearer KEY' (default: $GENLAB_API_KEY, else none).")
+    ] = None,
+    idle_unload: Annotated[
+        float | None, typer.Option(help="Free the model after this many idle seconds; reload on the next request.")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Requests decoded together (dynamic batching).")] = 8,
+    batching: Annotated[bool, typer.Option("--batching/--no-batching", help="--no-batching: one request at a time.")] = True,
+    max_concurrent: Annotated[int, typer.Option(help="Requests in flight before answering 429.")] = 64,
+    max_tokens_limit: Annotated[int, typer.Option(help="The most tokens one request may ask for.")] = 2048,
+    jobs_db: Annotated[Path | None, typer.Option(help="SQLite file of async jobs (default: $GENLAB_HOME/jobs.sqlite).")] = None,
+    job_workers: Annotated[int, typer.Option(help="Threads running async jobs.")] = 2,
+    backend: Annotated[str, typer.Option(help="genlab (default), llama.cpp or vllm.")] = "genlab",
+    embedder: Annotated[str | None, typer.Option(help="Model of /v1/embeddings (default: the MiniLM pack).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level: debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve a model (and adapters) behind an OpenAI-compatible API, with a playground at /."""
+    from genlab.serving.app import create_app
+    from genlab.serving.config import ServeConfig
+    from genlab.serving.server import base_url, run_server
+
+    config = ServeConfig.from_cli(
+        adapters=adapter, api_key=api_key, model=model, host=host, port=port, idle_unload=idle_unload,
+        max_batch=max_batch, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
+        jobs_db=jobs_db, job_workers=job_workers, backend=backend, embedder=embedder,
+    )  # fmt: skip
+    with err_console.status(f"loading {model}"):
+        app = create_app(config)
+    url = base_url(config)
+    state = app.state.serving
+    typer.echo(f"genlab serve: {url}  (OpenAI base URL {url}/v1, playground {url}/)", err=False)
+    typer.echo(f"models: {', '.join(state.backend.models())}; embeddings: {state.embeddings.model_id}")
+    typer.echo(f"batching: {'up to ' + str(config.batch_size) + ' requests' if config.batching else 'off'}; "
+               f"API key: {'required' if config.api_key else 'none'}")  # fmt: skip
+    run_server(app, config, log_level=log_level)
