@@ -18,6 +18,7 @@ from genlab.cli import sandbox
 from genlab.cli import rag
 from genlab.cli import batch
 from genlab.cli import serve
+from genlab.cli import report, run
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -63,6 +64,8 @@ app.command(name="finetune")(finetune.finetune_command)
 app.command(name="demo")(demo.demo_command)
 app.command(name="batch")(batch.batch_command)
 app.command(name="serve")(serve.serve_command)
+app.command(name="run")(run.run_command)
+app.command(name="report")(report.report_command)
 
 
 def main() -> None:

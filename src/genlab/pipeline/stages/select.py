@@ -1,0 +1,97 @@
+"""Select: the model, its card, and what serving it and each planned adaptation will cost in memory.
+
+The estimates come from :mod:`genlab.models.estimate` for the architecture read from the model
+itself (parameters counted from its weights, dims from its config) -- one for inference and one per
+adapt candidate with that candidate's method, batch size, sequence length and LoRA settings -- so
+the report can put each estimate beside the peak memory measured when the step ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from genlab.atomic import atomic_write_json
+from genlab.pipeline.stages import StepContext, StepOutcome
+from genlab.pipeline.workspace import StepFile
+
+# adaptation method -> the estimate's mode (selective and continued pre-training train every weight they touch)
+ESTIMATE_MODES = {"lora": "lora", "qlora": "qlora", "full": "train", "selective": "train", "continued_pretraining": "train"}
+
+
+class SelectStage:
+    kind = "select"
+
+    def settings(self, ctx: StepContext) -> Any:
+        return {"select": ctx.recipe.select.model_dump(), "plans": planned_adaptations(ctx)}
+
+    def inputs(self, ctx: StepContext) -> dict[str, StepFile]:
+        path = model_location(ctx.recipe.select.model)
+        return {"model": StepFile(path, "model", f"model {ctx.recipe.select.model}")} if path is not None else {}
+
+    def run(self, ctx: StepContext, run: Any) -> StepOutcome:
+        from genlab.errors import ModelNotFoundError
+        from genlab.models.catalog import get_card
+        from genlab.models.estimate import EstimateRequest, estimate, shape_from_config
+        from genlab.models.load import load_model
+
+        select = ctx.recipe.select
+        ctx.progress(f"loading {select.model}")
+        loaded = load_model(select.model)
+        try:
+            card = get_card(select.model).model_dump()
+        except ModelNotFoundError:  # a local folder or file: no catalog card, the facts come from the model
+            card = None
+        params = loaded.num_parameters
+        shape = shape_from_config(loaded.model.config)
+        requests = {"infer": {"mode": "infer", "seq_len": select.infer_seq_len}} | planned_adaptations(ctx)
+        estimates = {}
+        for label, plan in requests.items():
+            if plan is None:
+                continue  # prompt tuning: no estimate mode fits it
+            request = EstimateRequest(params=params, dtype=select.dtype, shape=shape, **plan)
+            estimates[label] = estimate(request).to_dict()
+        sha256 = run.store.content_hash(loaded.path) if loaded.path is not None else None
+        summary = {
+            "model": select.model, "model_path": str(loaded.path) if loaded.path is not None else None,
+            "model_sha256": sha256, "params": params, "context_window": loaded.context_window,
+            "encoder_decoder": loaded.is_encoder_decoder, "shape": shape.model_dump() if shape else None,
+            "card": card, "estimates": estimates,
+        }  # fmt: skip
+        run.log_metrics({"params": float(params), **{f"estimated_{k}_gb": _total_gb(v) for k, v in estimates.items()}})
+        selection = atomic_write_json(ctx.folder / "selection.json", summary)
+        return StepOutcome(outputs={"selection": StepFile(selection, "selection", "selection")}, summary=summary)
+
+
+def planned_adaptations(ctx: StepContext) -> dict[str, dict[str, Any] | None]:
+    """One estimate request per adapt candidate (``adapt.NAME`` -> settings), None where none fits."""
+    plans: dict[str, dict[str, Any] | None] = {}
+    for name in ctx.recipe.adapt:
+        recipe = ctx.recipe.finetune_recipe(name)
+        mode = ESTIMATE_MODES.get(recipe.method)
+        if mode is None:
+            plans[f"adapt.{name}"] = None
+            continue
+        targets = recipe.lora.target_modules
+        plans[f"adapt.{name}"] = {
+            "mode": mode, "batch_size": recipe.training.batch_size, "seq_len": recipe.data.max_length,
+            "lora_rank": recipe.lora.r, "lora_targets": "all-linear" if targets == "all-linear" else "attention",
+        }  # fmt: skip
+    return plans
+
+
+def _total_gb(estimate: dict[str, Any]) -> float:
+    return estimate["infer_total_gb"] if estimate["mode"] == "infer" else estimate["train_total_gb"]
+
+
+def model_location(name: str) -> Path | None:
+    """The local folder or file of a model name (a pack is converted first), or None for a hub id."""
+    from genlab.models.load import resolve_model_source
+    from genlab.models.packs import PACKS, ensure_converted
+
+    source = resolve_model_source(name)
+    if source.kind == "pack":
+        return ensure_converted(PACKS[source.location])
+    if source.kind in ("folder", "gguf"):
+        return Path(source.location)
+    return None
