@@ -283,3 +283,29 @@ def test_config_errors_are_one_sentence(tmp_path: Path) -> None:
     with pytest.raises(InvalidValueError, match="batch_size=0"):
         BatchConfig(input=source, output=tmp_path / "out.jsonl", batch_size=0)
 
+
+
+def test_an_adapter_changes_the_answers_and_is_recorded(model_dir: Path, reference: Any, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from genlab.models.adapters import base_fingerprint, merge_adapter, save_adapter
+
+    base = load_model(str(model_dir))
+    fingerprint = base_fingerprint(base)
+    torch.manual_seed(0)  # init_lora_weights=False: a random, non-zero delta
+    peft_model = get_peft_model(base.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapter = save_adapter(peft_model, tmp_path / "lora", base=base, method="lora", run_id=None, fingerprint=fingerprint)
+
+    source, expected = reference
+    output = tmp_path / "out.jsonl"
+    summary = run_batch(config(model_dir, source, output, adapter=str(adapter)), progress=False)
+    rows = read_jsonl(output)
+    assert [r["text"] for r in rows] != [r["text"] for r in expected]
+    merged = merge_adapter(load_model(str(model_dir)), adapter)
+    settings = GenerationSettings(max_new_tokens=MAX_TOKENS)
+    (alone,) = GenerationEngine(merged).generate([input_rows()[0]["prompt"]], settings, chat=True)
+    assert rows[0]["text"] == alone.text
+    with LineageStore() as store:
+        assert "adapter" in {a.kind for a in store.artifacts_of(summary.run_id, "input")}
+    with pytest.raises(BatchOutputError, match="adapter="):
+        run_batch(config(model_dir, source, output), progress=False)  # the same output without the adapter

@@ -243,6 +243,7 @@ def test_a_process_killed_mid_job_is_finished_by_the_next(tmp_path: Path) -> Non
         jobs = [store.get(job_id) for job_id in ids]
         assert [job.status for job in jobs] == ["completed"] * 5  # type: ignore[union-attr]
         assert [job.attempts for job in jobs] == [1, 1, 2, 1, 1]  # type: ignore[union-attr]
-        assert [("rerun" in job.result) for job in jobs] == [False, False, True, True, True]  # type: ignore[union-attr, operator]
+        reran = [("rerun" in job.result) for job in jobs]  # type: ignore[union-attr, operator]
+        assert reran == [False, False, True, True, True]
         interrupted = next(row for row in started if row["n"] == 2)
         assert jobs[2].result["value"] == interrupted["value"]  # type: ignore[union-attr, index]

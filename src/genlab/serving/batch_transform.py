@@ -136,12 +136,16 @@ def run_batch(config: BatchConfig, *, progress: bool = True, on_chunk: ChunkHook
     adapter = _resolve_adapter(config.adapter)
     input_hash = sha256_file(config.input)
     settings = config.model_dump(mode="json", include={"max_tokens", "temperature", "top_p", "top_k", "seed", "chat"})
-    state = {"input": str(config.input), "input_sha256": input_hash, "model": config.model, "adapter": adapter,
-             **settings, "format": 1}  # fmt: skip
+    state = {
+        "input": str(config.input), "input_sha256": input_hash, "model": _model_identity(config.model),
+        "adapter": adapter, **settings, "format": 1,
+    }  # fmt: skip
     resume = open_output(config.output, state)
     unknown = resume.done - {row.key for row in good}
     if unknown:
-        raise GenlabError(f"{config.output} holds {len(unknown)} rows that are not in {config.input}; choose another output file.")
+        raise GenlabError(
+            f"{config.output} holds {len(unknown)} rows that are not in {config.input}; choose another output file."
+        )
     run_config = {**state, "output": str(config.output), "batch_size": config.batch_size, "genlab_version": __version__}
     with record_run("batch", run_config) as run:
         run.use(config.input, "dataset", {"format": "jsonl", "rows": rows})
@@ -165,6 +169,12 @@ def run_batch(config: BatchConfig, *, progress: bool = True, on_chunk: ChunkHook
         done=len(resume.done) + generated, generated=generated, resumed=len(resume.done), errors=len(bad),
         bad_rows=bad, prompt_tokens=tokens[0], completion_tokens=tokens[1], seconds=seconds, run_id=run.id,
     )  # fmt: skip
+
+
+def _model_identity(model: str) -> str:
+    """A local model as its absolute path (the same folder named two ways is one model), else its name."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
 
 
 def _resolve_adapter(adapter: str | None) -> str | None:
