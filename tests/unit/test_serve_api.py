@@ -24,7 +24,7 @@ KEY = "test-key-123"
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory):
-    return make_tiny_assets(tmp_path_factory.mktemp("serve-api-assets"))
+    return make_tiny_assets(tmp_path_factory.getbasetemp() / "serve-assets")
 
 
 @pytest.fixture(scope="module")

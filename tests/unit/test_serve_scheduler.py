@@ -17,7 +17,7 @@ from genlab.serving.genlab_backend import GenlabBackend
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory):
-    return make_tiny_assets(tmp_path_factory.mktemp("serve-assets"))
+    return make_tiny_assets(tmp_path_factory.getbasetemp() / "serve-assets")
 
 
 @pytest.fixture(scope="module")

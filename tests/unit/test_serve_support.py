@@ -4,6 +4,7 @@ on it, and a real uvicorn server in a thread on a free loopback port."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 from collections.abc import Iterator
@@ -34,13 +35,15 @@ class TinyAssets:
     adapters: dict[str, Path]  # alpha, beta: LoRA; soft: prompt tuning
 
 
+@functools.cache
 def make_tiny_assets(root: Path) -> TinyAssets:
-    """A tiny Llama whose attention decides its tokens (so a batching bug changes answers) and adapters."""
+    """(Built once per folder and process.) A tiny Llama whose attention decides its tokens (so a batching bug changes answers) and adapters."""
     loaded = tiny_model("causal", seed=7)
     with torch.no_grad():  # sharpened attention, as in test_generation: masking mistakes then show
         for name, weight in loaded.model.named_parameters():
             if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")):
                 weight.mul_(30)
+    root.mkdir(parents=True, exist_ok=True)
     base = root / "tiny-base"
     loaded.model.save_pretrained(base)
     loaded.tokenizer.save_pretrained(base)
