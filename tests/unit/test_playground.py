@@ -241,3 +241,13 @@ def test_the_key_is_remembered_and_narrow_screens_stack_the_columns(server, brow
         assert left["width"] <= 390
         session.screenshot(tmp_path / "playground-narrow.png")
         assert unexpected_errors(session.errors) == []
+
+
+@pytest.mark.parametrize(("in_ci", "outcome"), [(True, pytest.fail.Exception), (False, pytest.skip.Exception)])
+def test_a_missing_chromium_fails_in_ci_and_skips_elsewhere(monkeypatch, in_ci, outcome) -> None:
+    import tests.browser
+
+    monkeypatch.setattr(tests.browser, "IN_CI", in_ci)
+    monkeypatch.setattr(tests.browser.shutil, "which", lambda name: None)
+    with pytest.raises(outcome, match="make setup-browser"):
+        tests.browser.chromium_executable()
