@@ -9,8 +9,9 @@ in fp32 (figures in :mod:`genlab.serving.backends.speed`). What it does not do h
 - **No adapters**: ``--adapter`` is refused; serve adapters with ``--backend genlab``, or merge the
   adapter (``genlab adapters merge``) and convert the result to GGUF with llama.cpp's own tools.
 
-Decoding is llama-cpp-python's ``Llama.generate`` (llama.cpp's sampler chain and KV cache, with its
-prompt-prefix reuse). The loop around it — incremental UTF-8 text, stop sequences, counting the tokens
+Decoding is llama-cpp-python's ``Llama.generate`` (llama.cpp's sampler chain and KV cache); each
+request reads its whole prompt afresh, since reusing the previous request's cached prefix changes
+greedy answers (see ``_decode_one``). The loop around it — incremental UTF-8 text, stop sequences, counting the tokens
 — is written here rather than taken from ``create_completion(stream=True)`` because that stream does
 not say how many tokens each piece of text holds, and usage must count them exactly. The chat template
 is the GGUF's own (``tokenizer.chat_template``), rendered by llama-cpp-python's ``Jinja2ChatFormatter``.
@@ -93,7 +94,7 @@ class LlamaCppBackend:
         if self.threads < 1:
             raise InvalidValueError(f"threads={self.threads} is not allowed: it must be at least 1.")
         # The vocabulary alone (no weights): tokenising and the chat template work while unloaded.
-        self._vocab = self._open(vocab_only=True)
+        self._vocab = self._open_vocabulary()
         trained = self._trained_context()
         self._context_window = context_window or trained
         if not 1 <= self._context_window <= trained:
@@ -174,30 +175,38 @@ class LlamaCppBackend:
 
     # --- the model -------------------------------------------------------------------------------
 
-    def _open(self, *, vocab_only: bool) -> Any:
+    def _open_vocabulary(self) -> Any:
+        # ``Llama(vocab_only=True)`` fails in llama-cpp-python 0.3.36 ("Failed to create llama_context"),
+        # so the vocabulary is opened with the wrapper ``Llama`` itself is built on (about 0.3 s, no weights).
+        from llama_cpp._internals import LlamaModel
+
+        params = self._llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        return LlamaModel(path_model=str(self.path), params=params, verbose=False)
+
+    def _open_model(self) -> Any:
         return self._llama_cpp.Llama(
             model_path=str(self.path),
-            vocab_only=vocab_only,
-            n_ctx=0 if vocab_only else self._context_window,
+            n_ctx=self._context_window,
             n_threads=self.threads,
             n_threads_batch=self.threads,
             # The repetition penalty looks back over every generated token (llama.cpp's default is 64).
-            last_n_tokens_size=0 if vocab_only else self._context_window,
+            last_n_tokens_size=self._context_window,
             verbose=False,
         )
 
     def _load_locked(self) -> Any:
         if self._llm is None:
-            self._llm = self._open(vocab_only=False)
+            self._llm = self._open_model()
         return self._llm
 
     def _trained_context(self) -> int:
-        metadata = self._vocab.metadata
+        metadata = self._vocab.metadata()
         value = metadata.get(f"{metadata.get('general.architecture', '')}.context_length")
         return int(value) if value else 2048
 
     def _chat_formatter(self) -> Any:
-        template = self._vocab.metadata.get("tokenizer.chat_template")
+        template = self._vocab.metadata().get("tokenizer.chat_template")
         if not template:
             return None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -206,7 +215,7 @@ class LlamaCppBackend:
 
     def _token_text(self, which: str) -> str:
         token = self._vocab.token_eos() if which == "eos" else self._vocab.token_bos()
-        return "" if token < 0 else self._vocab.detokenize([token], special=True).decode("utf-8", errors="replace")
+        return "" if token < 0 else self._vocab.token_get_text(token)
 
     def _tokenize(self, text: str, *, formatted: bool) -> list[int]:
         # A chat template already holds its special tokens; plain text gets the vocabulary's own (BOS when
@@ -255,6 +264,11 @@ class LlamaCppBackend:
         stops = settings.stop
         text, sent, generated, cut = "", 0, 0, False
         finish: FinishReason = "length"
+        # Forget the previous request's KV cache: reusing its prefix re-evaluates the last prompt token
+        # alone, whose logits differ slightly from a whole-prompt pass, and greedy answers then depend on
+        # what ran before. Re-reading the prompt costs milliseconds here; the same request always gets
+        # the same answer.
+        llm.reset()
         tokens = llm.generate(
             prompt_ids,
             temp=settings.temperature,
