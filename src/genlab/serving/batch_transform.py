@@ -154,7 +154,9 @@ def run_batch(config: BatchConfig, *, progress: bool = True, on_chunk: ChunkHook
         prepared, too_long = _prepare(engine, todo, chat=config.chat)
         bad = sorted([*bad, *too_long], key=lambda b: b.line)
         errors_file = _write_errors(config.output, bad)
-        tokens, seconds = _generate(engine, prepared, config, progress=progress, on_chunk=on_chunk)
+        tokens, seconds = _generate(
+            engine, prepared, config, already=len(resume.done), progress=progress, on_chunk=on_chunk
+        )
         generated = len(prepared)
         run.log_artifact(config.output, "batch-output", {"rows": len(resume.done) + generated})
         if errors_file is not None:
@@ -238,6 +240,7 @@ def _generate(
     prepared: list[_Prepared],
     config: BatchConfig,
     *,
+    already: int,
     progress: bool,
     on_chunk: ChunkHook | None,
 ) -> tuple[tuple[int, int], float]:
@@ -252,7 +255,7 @@ def _generate(
         Progress(*columns, console=Console(stderr=True), disable=not progress) as bar,
         OutputAppender(config.output) as out,
     ):
-        task = bar.add_task("rows", total=len(prepared))
+        task = bar.add_task("rows", total=already + len(prepared), completed=already)  # resumed rows count as done
         for index, begin in enumerate(range(0, len(prepared), config.write_every)):
             chunk = prepared[begin : begin + config.write_every]
             records = _generate_chunk(engine, chunk)
