@@ -156,7 +156,7 @@ class _Pass:
             with record_run(f"lifecycle.{stage.kind}", settings, store=self.store) as run:
                 run_id = run.id
                 self.lifecycle.add_child(run)
-                state = self._execute(stage, ctx, run, inputs, time.perf_counter() - start)
+                state = self._execute(stage, ctx, run, inputs)
                 state.seconds = time.perf_counter() - start
                 run.log_metric("seconds", state.seconds)
             self.workspace.write_state(state)
@@ -169,7 +169,7 @@ class _Pass:
         report.status, report.run_id, report.seconds, report.state = "ran", state.run_id, state.seconds, state.to_dict()
         self.event("done", step, f"{state.seconds:.1f} s")
 
-    def _execute(self, stage: Stage, ctx: StepContext, run: Run, inputs: dict[str, Any], seconds: float) -> StepState:
+    def _execute(self, stage: Stage, ctx: StepContext, run: Run, inputs: dict[str, Any]) -> StepState:
         recorded_inputs = {}
         for name, file in inputs.items():
             artifact = run.use(file.path, file.kind, {"label": file.label, "step": ctx.step})
@@ -181,10 +181,12 @@ class _Pass:
             outputs[name] = {"path": str(file.path), "kind": file.kind, "label": file.label, "sha256": artifact.sha256}
         for sub_run in outcome.sub_runs.values():
             self.store.link(("run", run.id), ("run", sub_run), "child")
-        return StepState(ctx.step, ctx.key, run.id, recorded_inputs, outputs, outcome.summary, outcome.sub_runs, seconds)
+        return StepState(ctx.step, ctx.key, run.id, recorded_inputs, outputs, outcome.summary, outcome.sub_runs)
 
     def _fail(self, step: str, report: StepReport, error: Exception, run_id: str | None, seconds: float) -> None:
-        if isinstance(error, GenlabError):
+        if getattr(error, "exit_code", None) == 130:  # Ctrl-C inside training: the trainer kept a checkpoint
+            reason = "interrupted by the user; the training checkpoint is kept"
+        elif isinstance(error, GenlabError):
             reason = str(error).strip()
         else:  # a bug: keep its traceback beside the step for whoever fixes it
             trace = atomic_write_text(self.workspace.step_dir(step) / "error.txt", traceback.format_exc())

@@ -5,7 +5,8 @@
 optimises (``deploy.artifact: optimized``), else the chosen candidate: its model, plus its adapter
 served under the candidate's name. With ``start: true`` the step starts that command in the
 background (its output in ``serve.log``), waits for ``/health``, and records the pid and URL; such a
-step runs on every ``genlab run``, since a server is not a file that stays put.
+step is reused only while that server still answers (a server is not a file that stays put), and it
+refuses to start a second server on a port something already answers on.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class DeployStage:
         return {"deploy": ctx.recipe.deploy.model_dump(), "serves_optimised": self._serves_optimised(ctx)}
 
     def always_runs(self, ctx: StepContext) -> bool:
-        return bool(ctx.recipe.deploy and ctx.recipe.deploy.start)
+        """A started server is reused while the one the last run started still answers; else it starts again."""
+        if not (ctx.recipe.deploy and ctx.recipe.deploy.start):
+            return False
+        return not server_answers(ctx.folder / "serve.json")
 
     def inputs(self, ctx: StepContext) -> dict[str, StepFile]:
         if self._serves_optimised(ctx):
@@ -80,10 +84,10 @@ def start_server(command: list[str], log: Path, url: str, timeout: float) -> int
     """Start ``genlab serve`` detached, wait until ``/health`` answers; return its pid (stop it on failure)."""
     import importlib.util
 
-    import requests
-
     if importlib.util.find_spec("genlab.cli.serve") is None:
         raise GenlabError("this genlab has no `genlab serve` command to start; set deploy.start: false.")
+    if _healthy(url):
+        raise GenlabError(f"something already answers at {url}; stop it or choose another deploy.port.")
     with open(log, "ab") as output:
         process = subprocess.Popen(  # noqa: S603 - our own CLI, arguments from the validated recipe
             [sys.executable, "-m", "genlab", *command[1:]], stdout=output, stderr=subprocess.STDOUT,
@@ -93,11 +97,28 @@ def start_server(command: list[str], log: Path, url: str, timeout: float) -> int
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise GenlabError(f"genlab serve exited with code {process.returncode} while starting; see {log}.")
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return process.pid
-        except requests.RequestException:
-            pass
+        if _healthy(url):
+            return process.pid
         time.sleep(0.5)
     process.terminate()
     raise GenlabError(f"genlab serve did not answer {url}/health within {timeout:.0f} s; see {log}.")
+
+
+def _healthy(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def server_answers(serve_file: Path) -> bool:
+    """True when the server a previous deploy step started (``serve.json``) is still up and answering."""
+    import json
+
+    try:
+        config = json.loads(serve_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("started")) and _healthy(str(config.get("url")))
