@@ -56,6 +56,17 @@ def test_the_vllm_backend_class_refuses_to_start_without_vllm() -> None:
         VllmBackend("smollm2-135m-instruct")
 
 
+def test_genlab_serve_with_a_missing_backend_exits_2_with_one_line() -> None:
+    if OPTIONAL_BACKENDS["vllm"].is_installed():
+        pytest.skip("vllm is installed here")
+    from tests.conftest import run_cli
+
+    result = run_cli("serve", "--backend", "vllm", "--port", "0")
+    assert result.returncode == 2
+    assert "pip install vllm" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
 def test_llamacpp_missing_names_the_make_target(missing_library) -> None:
     missing_library("llama.cpp")
     with pytest.raises(BackendUnavailableError) as caught:
