@@ -15,6 +15,8 @@ from genlab.models.packs import DEFAULT_GENERATOR
 from genlab.pipeline import LifecycleResult, load_lifecycle_recipe, run_lifecycle
 
 DEMO_RECIPE = "lifecycle-demo"
+# A one-line summary prompt, as the first demo used it (tests/integration/test_default_packs.py still does).
+SUMMARY_PROMPT = "Summarize the following conversation in one sentence.\n\n{dialogue}\n\nSummary:"
 
 
 def load_demo_recipe(model: str = DEFAULT_GENERATOR, overrides: Iterable[str] = ()) -> tuple[Any, Any]:

@@ -37,7 +37,9 @@ def test_demo_runs_the_lifecycle_and_ends_with_the_table_and_the_report() -> Non
     assert lifecycle["status"] == "completed" and lifecycle["config"]["source"] == "lifecycle-demo"
     assert lifecycle["config"]["steps"] == ["scope", "select", "prompt", "adapt.lora", "evaluate", "optimise", "deploy"]
     kinds = {run["kind"] for run in json.loads(run_cli("runs", "list", "--json", "--limit", "100").stdout)}
-    assert {"lifecycle.adapt", "finetune", "eval", "merge", "optimize", "prompt-compare"} <= kinds
+    assert {"lifecycle.adapt", "finetune", "eval", "optimize", "prompt-compare"} <= kinds
+    best = out.split("best: ", 1)[1].split(";")[0].split(")")[0]
+    assert best in ("base", "lora") and (("merge" in kinds) == (best == "lora"))  # an adapter is merged before int8
 
     again = run_cli("demo", "--no-progress", *SMALL)  # nothing changed: every step is reused
     assert again.returncode == 0, again.stderr
