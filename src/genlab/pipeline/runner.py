@@ -106,8 +106,10 @@ def run_lifecycle(
                     _write_manifest(lifecycle, result)
         except BaseException as error:
             result.status = "failed"
-            if isinstance(error, LifecycleStepError) and write_html and result.run_id:
-                error.report = _report_or_none(result.run_id, store)
+            if write_html and result.run_id and isinstance(error, (LifecycleStepError, KeyboardInterrupt)):
+                report = _report_or_none(result.run_id, store)  # what ran, and where it stopped
+                if isinstance(error, LifecycleStepError):
+                    error.report = report
             raise
         result.status = "completed"
         if write_html:
