@@ -243,6 +243,9 @@ def test_metrics_count_requests_tokens_and_latency(server, client) -> None:
     assert grew("genlab_prompt_tokens_total", model="alpha") == reply.usage.prompt_tokens
     assert grew("genlab_completion_tokens_total", model="alpha") == reply.usage.completion_tokens
     assert grew("genlab_request_seconds_count", route="/v1/completions") == 2
+    # One row in one pass per token, plus the pass that produced end-of-sequence if it stopped there.
+    ended_by_eos = reply.choices[0].finish_reason == "stop"
+    assert grew("genlab_forward_rows_total") == reply.usage.completion_tokens + ended_by_eos
     for name in ("genlab_queue_depth", "genlab_model_loaded", "genlab_cold_starts_total", "genlab_cold_start_seconds_count"):
         assert (name, ()) in after
     assert after[("genlab_model_loaded", ())] == 1

@@ -46,7 +46,7 @@ def test_requests_joining_a_running_batch_answer_as_alone(assets) -> None:
     next(iter(first[0]))  # the batch is decoding: the rest join it while it runs
     later = [backend.submit("tiny", p, GenerationSettings(max_new_tokens=n)) for p, n in zip(PROMPTS[2:], limits[2:], strict=True)]
     results = [h.result(60) for h in first + later]
-    steps = backend.scheduler.steps
+    steps, rows = backend.decode_stats()
     backend.unload()
 
     loaded = load_model(str(assets.base))
@@ -55,8 +55,8 @@ def test_requests_joining_a_running_batch_answer_as_alone(assets) -> None:
         expected = alone(loaded, prompt, GenerationSettings(max_new_tokens=limit))
         assert result.choices[0].completion_tokens == limit and result.finish_reason == "length"
         assert result.text == tokenizer.decode(list(expected), skip_special_tokens=True)
-    # Shared forward passes: fewer steps than one pass per generated token.
-    assert steps < sum(limits)
+    # Each row took part in one forward pass per token, and passes were shared: fewer passes than tokens.
+    assert rows == sum(limits) and steps < sum(limits)
 
 
 def test_without_batching_requests_decode_one_at_a_time(assets) -> None:
@@ -64,7 +64,7 @@ def test_without_batching_requests_decode_one_at_a_time(assets) -> None:
     no_eos(backend)
     handles = [backend.submit("tiny", p, GenerationSettings(max_new_tokens=6)) for p in PROMPTS[:4]]
     texts = [h.result(60).text for h in handles]
-    assert backend.scheduler.steps == 4 * 6  # one forward pass per token of each request
+    assert backend.decode_stats() == (4 * 6, 4 * 6)  # one forward pass, of one row, per token
     backend.unload()
     loaded = load_model(str(assets.base))
     expected = [loaded.tokenizer.decode(list(alone(loaded, p, GenerationSettings(max_new_tokens=6)))) for p in PROMPTS[:4]]

@@ -74,6 +74,9 @@ def create_app(config: ServeConfig | None = None, *, backend: Backend | None = N
         waiters=anyio.CapacityLimiter(config.max_concurrent + config.job_workers + 4),
     )
     metrics.watch(queue_depth=lambda: int(getattr(backend, "queue_depth", 0)), loaded=lambda: backend.loaded)
+    decode_stats = getattr(backend, "decode_stats", None)
+    if decode_stats is not None:
+        metrics.watch_batches(decode_stats)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

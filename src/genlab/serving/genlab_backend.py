@@ -69,6 +69,7 @@ class GenlabBackend:
         self._engine: GenerationEngine | None = None
         self._scheduler: Scheduler | None = None
         self._routes: dict[str, _Route] = {}
+        self._past_steps = self._past_rows = 0  # forward passes and rows of schedulers since unloaded
         self.load()  # the first load fixes the tokenizer, the window and the ids
         loaded = self._engine.loaded  # type: ignore[union-attr]
         self._tokenizer = loaded.tokenizer
@@ -140,6 +141,8 @@ class GenlabBackend:
         with self._load_lock:
             if self._scheduler is not None:
                 self._scheduler.stop()
+                self._past_steps += self._scheduler.steps
+                self._past_rows += self._scheduler.rows_stepped
             self._engine = self._scheduler = None
         gc.collect()
 
@@ -154,6 +157,12 @@ class GenlabBackend:
         """Rows waiting for a place in the batch."""
         scheduler = self._scheduler
         return scheduler.waiting if scheduler is not None else 0
+
+    def decode_stats(self) -> tuple[int, int]:
+        """(forward passes, rows summed over them) so far: their ratio is the mean batch size."""
+        scheduler = self._scheduler
+        current = (scheduler.steps, scheduler.rows_stepped) if scheduler is not None else (0, 0)
+        return self._past_steps + current[0], self._past_rows + current[1]
 
     def _route(self, model_id: str) -> _Route:
         route = self._routes.get(model_id)

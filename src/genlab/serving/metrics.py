@@ -10,6 +10,8 @@
     genlab_cold_starts_total                        model loads (the first, and every reload after an idle unload)
     genlab_cold_start_seconds                       how long each load took (histogram: _sum / _count)
     genlab_jobs{status}                             async jobs by status
+    genlab_forward_passes_total                     forward passes of the generator (prefills and decode steps)
+    genlab_forward_rows_total                       rows summed over them: rows / passes is the mean batch size
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -48,6 +50,9 @@ class ServerMetrics:
     def watch_jobs(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_JobsCollector(counts))
 
+    def watch_batches(self, decode_stats: Callable[[], tuple[int, int]]) -> None:
+        self.registry.register(_BatchCollector(decode_stats))
+
     def count_tokens(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         self.prompt_tokens.labels(model).inc(prompt_tokens)
         self.completion_tokens.labels(model).inc(completion_tokens)
@@ -72,6 +77,19 @@ class _JobsCollector:
 
     def describe(self):  # noqa: ANN201 - so registering does not call collect (the store may be slow)
         return [GaugeMetricFamily("genlab_jobs", "Async jobs by status.", labels=["status"])]
+
+
+class _BatchCollector:
+    def __init__(self, decode_stats: Callable[[], tuple[int, int]]) -> None:
+        self._stats = decode_stats
+
+    def collect(self):  # noqa: ANN201 - prometheus-client's collector protocol
+        passes, rows = self._stats()
+        yield CounterMetricFamily("genlab_forward_passes", "Forward passes of the generator.", value=passes)
+        yield CounterMetricFamily("genlab_forward_rows", "Rows summed over the forward passes.", value=rows)
+
+    def describe(self):  # noqa: ANN201
+        return [CounterMetricFamily("genlab_forward_passes", "", value=0), CounterMetricFamily("genlab_forward_rows", "", value=0)]
 
 
 class RequestMetricsMiddleware:

@@ -40,10 +40,12 @@ class _Request:
     hold_back: int  # characters kept back from the stream: longest stop sequence - 1
     sent: list[str] = field(default_factory=list)  # text streamed so far, per choice
     seen: list[int] = field(default_factory=list)  # generated tokens already published, per choice
+    closed: list[bool] = field(default_factory=list)  # the end of the choice already published
 
     def __post_init__(self) -> None:
         self.sent = [""] * len(self.rows)
         self.seen = [0] * len(self.rows)
+        self.closed = [False] * len(self.rows)
 
 
 class _OpenQueue:
@@ -66,6 +68,7 @@ class Scheduler:
         self._active: dict[int, _Request] = {}  # id(request) -> request, rows taken by the engine
         self._stopping = False
         self.steps = 0  # forward passes so far (prefills and decode steps)
+        self.rows_stepped = 0  # rows summed over those passes: rows_stepped / steps is the mean batch
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -155,14 +158,16 @@ class Scheduler:
         with self._lock:
             requests = list(self._active.items())
         for key, request in requests:
+            for choice, row in enumerate(request.rows):
+                # A row that took part in the last forward pass has one more token, or has just ended.
+                if len(row.generated) != request.seen[choice] or (row.finish_reason and not request.closed[choice]):
+                    self.rows_stepped += 1
+                    request.seen[choice] = len(row.generated)
+                    request.closed[choice] = row.finish_reason is not None
+                    self._stream(request, choice, row)
             if request.handle.cancelled.is_set():
                 for row in request.rows:
-                    if row.finish_reason is None:
-                        row.finish_reason = "stop"
-            for choice, row in enumerate(request.rows):
-                if len(row.generated) != request.seen[choice] or row.finish_reason is not None:
-                    request.seen[choice] = len(row.generated)
-                    self._stream(request, choice, row)
+                    row.finish_reason = row.finish_reason or "stop"
             if all(row.finish_reason is not None for row in request.rows):
                 with self._lock:
                     self._active.pop(key, None)
