@@ -2,24 +2,38 @@
 
 llama.cpp runs the quantised weights as they are (the default model's Q4_1 GGUF, about 4.5 bits per
 weight) with its own CPU kernels, so a single stream decodes several times faster than transformers
-in fp32 (figures in :mod:`genlab.serving.backends.speed`). What it does not do here:
+in fp32 (figures below). What it does not do here:
 
 - **No batching across requests**: llama-cpp-python's ``Llama`` holds one sequence. One worker thread
   owns the model and takes requests from a FIFO queue, one at a time; concurrent requests wait.
 - **No adapters**: ``--adapter`` is refused; serve adapters with ``--backend genlab``, or merge the
   adapter (``genlab adapters merge``) and convert the result to GGUF with llama.cpp's own tools.
 
+**Threads**: half the cores by default (``threads=``; llama-cpp-python's own default). llama.cpp's
+threads meet at a barrier after every operation of the graph, so one thread that the OS deschedules
+stalls the others: on genlab's 2-core machine, shared with other jobs (load average 5-9), 2 threads
+decoded 4.3 tokens/s and 1 thread 33.1. Give it every core only on a machine with nothing else to do
+(``OMP_WAIT_POLICY=passive`` softens the fall: 2.0 -> 16.1 tokens/s in one such measurement).
+
+**Measured** (default model, greedy, 128 new tokens, median of 3 runs,
+:func:`genlab.serving.backends.speed.measure_single_stream`; the shared machine above, so low):
+llama.cpp on the Q4_1 GGUF, 1 thread: 33.1 tokens/s (38.1 while decoding, first token 0.53 s);
+genlab's engine in fp32, 1 thread: 7.9 tokens/s, 4.2x slower. The issue that asked for this backend
+measured 115 against 15 tokens/s with both cores of an idle machine.
+
 Decoding is llama-cpp-python's ``Llama.generate`` (llama.cpp's sampler chain and KV cache); each
 request reads its whole prompt afresh, since reusing the previous request's cached prefix changes
-greedy answers (see ``_decode_one``). The loop around it — incremental UTF-8 text, stop sequences, counting the tokens
-— is written here rather than taken from ``create_completion(stream=True)`` because that stream does
-not say how many tokens each piece of text holds, and usage must count them exactly. The chat template
-is the GGUF's own (``tokenizer.chat_template``), rendered by llama-cpp-python's ``Jinja2ChatFormatter``.
+greedy answers (see ``_decode_one``). The loop around it — incremental UTF-8 text, stop sequences,
+counting the tokens — is written here rather than taken from ``create_completion(stream=True)``
+because that stream does not say how many tokens each piece of text holds, and usage must count them
+exactly; a test checks the loop against ``create_completion`` token for token. The chat template is
+the GGUF's own (``tokenizer.chat_template``), rendered by llama-cpp-python's ``Jinja2ChatFormatter``;
+the vocabulary stays open while the weights are unloaded, so tokens are counted without a cold start.
 
 Settings map onto llama.cpp's samplers: temperature 0 is greedy; top-k 0 and top-p 1 are off; min-p
 and typical-p stay off (genlab has no such settings). Two differences from genlab's engine: llama.cpp
-applies top-k/top-p before the temperature (transformers after), and its repetition penalty counts
-the generated tokens only, not the prompt's. A seed is reproducible (requests run one at a time, and
+applies top-p before the temperature (transformers after), and its repetition penalty counts the
+generated tokens only, not the prompt's. A seed is reproducible (requests run one at a time, and
 choice ``i`` of a request samples with ``seed + i``).
 """
 
@@ -63,8 +77,10 @@ def resolve_gguf(model: str) -> Path:
     )
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def default_threads() -> int:
+    """Half the cores this process may use (llama-cpp-python's own default), at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 class LlamaCppBackend:
@@ -90,7 +106,7 @@ class LlamaCppBackend:
         self.path = resolve_gguf(model)
         self.model_path = self.path  # the weights' file, hashed for lineage
         self.model_id = model_id or model
-        self.threads = threads or available_cores()
+        self.threads = threads if threads is not None else default_threads()
         if self.threads < 1:
             raise InvalidValueError(f"threads={self.threads} is not allowed: it must be at least 1.")
         # The vocabulary alone (no weights): tokenising and the chat template work while unloaded.

@@ -4,7 +4,8 @@
 machine; :func:`measure_single_stream` gives the detail (time to the first token, decode rate).
 The time runs from ``submit`` to the result, as a client sees it: prompt processing included.
 
-Measured figures live in the docstring of ``bench/serve.py`` (and in the README's Deploy section).
+Figures measured with it (llama.cpp against genlab's engine on the default model) are in the
+docstring of :mod:`genlab.serving.backends.llamacpp`.
 """
 
 from __future__ import annotations
