@@ -30,6 +30,7 @@ def test_batching_off_means_one_row_at_a_time() -> None:
         ({"adapters": ["a=1", "a=2"]}, ["'a'", "twice"]),
         ({"port": 70000}, ["port=70000", "65535"]),
         ({"max_batch": 0}, ["max_batch=0"]),
+        ({"threads": 0}, ["threads=0", "greater than or equal to 1"]),
         ({"idle_unload": 0}, ["idle_unload=0", "greater than 0"]),
         ({"backend": "tgi"}, ["backend='tgi'", "genlab", "llama.cpp", "vllm"]),
         ({"backend": "llama.cpp", "adapters": ["a=./x"]}, ["adapters", "genlab backend"]),

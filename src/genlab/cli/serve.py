@@ -24,6 +24,9 @@ def serve_command(
         float | None, typer.Option(help="Free the model after this many idle seconds; reload on the next request.")
     ] = None,
     max_batch: Annotated[int, typer.Option(help="Requests decoded together (dynamic batching).")] = 8,
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads for generation (default: one per core; 1 can win on a busy machine).")
+    ] = None,
     batching: Annotated[bool, typer.Option("--batching/--no-batching", help="--no-batching: one request at a time.")] = True,
     max_concurrent: Annotated[int, typer.Option(help="Requests in flight before answering 429.")] = 64,
     max_tokens_limit: Annotated[int, typer.Option(help="The most tokens one request may ask for.")] = 2048,
@@ -40,7 +43,7 @@ def serve_command(
 
     config = ServeConfig.from_cli(
         adapters=adapter, api_key=api_key, model=model, host=host, port=port, idle_unload=idle_unload,
-        max_batch=max_batch, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
+        max_batch=max_batch, threads=threads, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
         jobs_db=jobs_db, job_workers=job_workers, backend=backend, embedder=embedder,
     )  # fmt: skip
     with err_console.status(f"loading {model}"):

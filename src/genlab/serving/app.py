@@ -44,7 +44,7 @@ def make_backend(config: ServeConfig) -> Backend:
     if config.backend == "genlab":
         from genlab.serving.genlab_backend import GenlabBackend
 
-        return GenlabBackend(config.model, config.adapters, max_batch=config.batch_size)
+        return GenlabBackend(config.model, config.adapters, max_batch=config.batch_size, threads=config.threads)
     from genlab.serving.backends import get_backend
 
     backend: Backend = get_backend(config.backend)(config.model, adapters=config.adapters)

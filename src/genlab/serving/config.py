@@ -24,6 +24,7 @@ class ServeConfig(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
     api_key: str | None = None  # Bearer key every /v1 request must carry; None: no key needed
     idle_unload: float | None = Field(default=None, gt=0)  # seconds idle before the weights are freed
+    threads: int | None = Field(default=None, ge=1, le=1024)  # torch threads for generation; None: torch's default
     max_batch: int = Field(default=8, ge=1, le=256)  # rows decoded together (8: the bench's sweet spot here)
     batching: bool = True  # False: one request at a time (max_batch 1), the benchmark's baseline
     max_concurrent: int = Field(default=64, ge=1, le=10_000)  # requests in flight before 429

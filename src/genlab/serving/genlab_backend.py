@@ -47,6 +47,7 @@ class GenlabBackend:
 
     ``max_batch``: rows decoded together (1 turns dynamic batching off: one request at a time).
     ``model_id``: the id the base answers to (default: the model's name).
+    ``threads``: torch threads for decoding (None: torch's default; see :mod:`genlab.serving.scheduler`).
     """
 
     name = "genlab"
@@ -58,12 +59,14 @@ class GenlabBackend:
         *,
         max_batch: int = 8,
         model_id: str | None = None,
+        threads: int | None = None,
     ) -> None:
         if max_batch < 1:
             raise InvalidValueError(f"max_batch={max_batch!r} is not allowed: it must be at least 1.")
         self._loader = _loader_for(model)
         self.adapters = dict(adapters or {})
         self.max_batch = max_batch
+        self.threads = threads
         self._load_lock = threading.RLock()
         self._tokenizer_lock = threading.Lock()
         self._engine: GenerationEngine | None = None
@@ -135,7 +138,7 @@ class GenlabBackend:
             if self._routes:  # a reload: the same ids, with the new soft prompt tensors
                 self._routes = {self.base_id: self._base_route, **self._adapter_routes}
             self._engine = GenerationEngine(loaded, batch_size=self.max_batch)
-            self._scheduler = Scheduler(self._engine)
+            self._scheduler = Scheduler(self._engine, threads=self.threads)
 
     def unload(self) -> None:
         with self._load_lock:
