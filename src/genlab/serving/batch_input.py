@@ -7,7 +7,7 @@ One JSON object per line::
 
 ``custom_id`` is optional (a row is then known by its line number, counted from 1); ``prompt`` or
 ``messages`` is required; ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop`` and ``seed``
-override the batch's settings for that row. Other fields are carried along unread. Blank lines are
+override the batch's settings for that row. Other fields are ignored. Blank lines are
 skipped. A line that is not a JSON object, has neither a prompt nor messages, or has a setting out of
 range becomes a :class:`BadRow` — reported, not fatal. Two rows with the same ``custom_id`` are fatal:
 the output could not say which answer belongs to which.
