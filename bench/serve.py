@@ -1,0 +1,232 @@
+"""Benchmark: `genlab serve` under 8 concurrent clients, dynamic batching on vs off, in one run.
+
+For each mode a real server (`python -m genlab serve` on the default model, loopback, a free port)
+is started, warmed up with one request, and 8 client threads (the official openai client) send chat
+requests -- short instructions, greedy, ``--max-tokens`` new tokens at most -- until ``--requests``
+have been answered or ``--time-cap`` seconds have passed (no new request after the cap). Reported
+per mode: completion tokens/s over the wall time, p50 and p99 request latency; then the ratio of
+tokens/s (batching on / off). Target (issue 9): ratio >= 3.
+
+Then single-stream tokens/s (one greedy request at a time, in process) for every backend available
+here: genlab's engine always, llama.cpp / vLLM when their library is installed
+(:mod:`genlab.serving.backends.speed`).
+
+    python bench/serve.py [--requests 24] [--max-tokens 64] [--clients 8] [--max-batch 8] [--threads N] [--time-cap 300]
+
+Measured here on 2 CPU cores shared with other helpers' jobs (load average 4-5 while it ran), so the
+figures are low and noisy -- to be re-run on an idle machine. 8 clients, 24 requests per mode, 64 new
+tokens at most, greedy:
+
+    --threads 1 (the server decodes on one torch thread)
+    mode           requests  tokens  seconds  tokens/s   p50 s   p99 s rows/pass
+    batching on          24    1442     40.1      35.9   13.94   14.12      7.11
+    batching off         24    1442    150.3       9.6   49.39   53.25      1.00
+    throughput ratio (batching on / off): 3.75x (target >= 3x: met)
+
+    default threads (torch's: 2 here)
+    batching on          24    1442    321.5       4.5  106.48  125.81      7.14
+    batching off         24    1442    442.3       3.3  117.79  185.77      1.00
+    throughput ratio (batching on / off): 1.38x (target >= 3x: NOT met)
+
+    single stream, 64 tokens: genlab 3.3 tokens/s (2 threads; 9.1 with --threads 1, 32 tokens),
+    llama.cpp 47.3 tokens/s; vLLM not installed
+
+On a busy machine two torch threads wait for each other at every parallel region of a forward pass
+(a descheduled thread holds up the barrier), and a batch of 8 runs more of its matrix products in
+parallel than a batch of 1 -- so batching suffers most; one thread per server is several times
+faster there (see genlab.serving.scheduler). The mean batch (rows per forward pass, from /metrics)
+shows the scheduler did batch: 7.1 of 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+INSTRUCTIONS = [
+    "Write a haiku about autumn leaves.",
+    "Explain in two sentences why the sky is blue.",
+    "Give three tips for a good night's sleep.",
+    "Describe a cat to someone who has never seen one.",
+    "Write a short thank-you note to a colleague who helped you move.",
+    "Explain what a recipe is to a child.",
+    "Suggest a name for a small bakery and say why.",
+    "How do I boil an egg? Give the steps.",
+    "Write two sentences about the history of bicycles.",
+    "What should I pack for a weekend hiking trip?",
+    "Describe the smell of rain.",
+    "Give me a polite way to decline a meeting invitation.",
+]
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    requests: int
+    completion_tokens: int
+    seconds: float
+    latencies: list[float]
+    mean_batch: float  # rows per forward pass, from the server's /metrics
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(
+    model: str, port: int, batching: bool, max_batch: int, workdir: Path, threads: int | None
+) -> subprocess.Popen:
+    import httpx
+
+    command = [
+        sys.executable, "-m", "genlab", "serve", "--model", model, "--port", str(port), "--max-batch", str(max_batch),
+        "--batching" if batching else "--no-batching", "--jobs-db", str(workdir / f"jobs-{port}.sqlite"),
+        "--job-workers", "0", "--embedder", "hashing-8", "--log-level", "warning",
+        *(["--threads", str(threads)] if threads else []),
+    ]  # fmt: skip
+    log = open(workdir / f"server-{port}.log", "w")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"genlab serve exited ({process.returncode}); see {log.name}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("genlab serve did not start within 300 s")
+
+
+def run_mode(args: argparse.Namespace, batching: bool, workdir: Path) -> ModeResult:
+    import openai
+
+    port = free_port()
+    server = start_server(args.model, port, batching, args.max_batch, workdir, args.threads)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=args.time_cap + 600)
+        ask = dict(model=args.model, max_tokens=args.max_tokens, temperature=0)
+        client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
+
+        lock = threading.Lock()
+        issued = 0
+        latencies: list[float] = []
+        tokens = 0
+        started = time.perf_counter()
+
+        def client_loop() -> None:
+            nonlocal issued, tokens
+            while True:
+                with lock:
+                    if issued >= args.requests or time.perf_counter() - started > args.time_cap:
+                        return
+                    prompt = INSTRUCTIONS[issued % len(INSTRUCTIONS)]
+                    issued += 1
+                sent = time.perf_counter()
+                reply = client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **ask)
+                with lock:
+                    latencies.append(time.perf_counter() - sent)
+                    tokens += reply.usage.completion_tokens
+
+        clients = [threading.Thread(target=client_loop) for _ in range(args.clients)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        seconds = time.perf_counter() - started
+        mean_batch = server_mean_batch(port)
+    finally:
+        server.terminate()
+        server.wait(60)
+    return ModeResult("batching on" if batching else "batching off", len(latencies), tokens, seconds, latencies, mean_batch)
+
+
+def server_mean_batch(port: int) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    passes = values.get("genlab_forward_passes_total", 0.0)
+    return values.get("genlab_forward_rows_total", 0.0) / passes if passes else 0.0
+
+
+def single_stream(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from genlab.serving.backends import OPTIONAL_BACKENDS, get_backend, installed_backends
+    from genlab.serving.backends.speed import measure_single_stream
+    from genlab.serving.genlab_backend import GenlabBackend
+
+    rows = []
+    prompt = INSTRUCTIONS[1]
+    backend = GenlabBackend(args.model, max_batch=1, threads=args.threads)
+    speed = measure_single_stream(backend, prompt, args.max_tokens)
+    backend.unload()
+    rows.append(("genlab", f"{speed.tokens_per_second:6.1f} tokens/s ({speed.completion_tokens} tokens)"))
+    for name in OPTIONAL_BACKENDS:
+        if name not in installed_backends():
+            rows.append((name, "not installed"))
+            continue
+        try:
+            other = get_backend(name)(args.model, adapters={})
+            speed = measure_single_stream(other, prompt, args.max_tokens)
+            other.unload()
+            rows.append((name, f"{speed.tokens_per_second:6.1f} tokens/s ({speed.completion_tokens} tokens)"))
+        except Exception as error:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
+            rows.append((name, f"unavailable: {str(error).splitlines()[0]}"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--requests", type=int, default=24, help="requests per mode")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--time-cap", type=float, default=300.0, help="seconds per mode after which no request starts")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the server (default: torch's)")
+    parser.add_argument("--no-single-stream", action="store_true")
+    args = parser.parse_args()
+
+    load = os.getloadavg()[0]
+    print(f"{args.clients} clients, {args.requests} requests per mode, {args.max_tokens} new tokens at most, "
+          f"model {args.model}, threads {args.threads or 'default'}; load average {load:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run_mode(args, batching, Path(tmp)) for batching in (True, False)]
+    print(f"{'mode':<14} {'requests':>8} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'p50 s':>7} {'p99 s':>7} {'rows/pass':>9}")
+    for r in results:
+        print(f"{r.mode:<14} {r.requests:>8} {r.completion_tokens:>7} {r.seconds:>8.1f} {r.tokens_per_second:>9.1f} "
+              f"{r.percentile(0.5):>7.2f} {r.percentile(0.99):>7.2f} {r.mean_batch:>9.2f}")  # fmt: skip
+    on, off = results
+    ratio = on.tokens_per_second / off.tokens_per_second
+    print(f"throughput ratio (batching on / off): {ratio:.2f}x (target >= 3x: {'met' if ratio >= 3 else 'NOT met'})")
+    print(f"mean latency: {statistics.mean(on.latencies):.2f} s on, {statistics.mean(off.latencies):.2f} s off")
+    if not args.no_single_stream:
+        print("single stream (one greedy request at a time, in process):")
+        for name, figure in single_stream(args):
+            print(f"  {name:<10} {figure}")
+    print(f"load average after the run: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
