@@ -13,29 +13,25 @@ here: genlab's engine always, llama.cpp / vLLM when their library is installed
 
     python bench/serve.py [--requests 24] [--max-tokens 64] [--clients 8] [--max-batch 8] [--threads N] [--time-cap 300]
 
-Measured here on 2 CPU cores shared with other helpers' jobs (load average 4-5 while it ran), so the
-figures are low and noisy -- to be re-run on an idle machine. 8 clients, 24 requests per mode, 64 new
-tokens at most, greedy:
+Measured here on 2 CPU cores shared with other helpers' jobs, so the figures are noisy -- to be re-run
+on an idle machine. 8 clients, 24 requests per mode, 64 new tokens at most, greedy.
 
-    --threads 1 (the server decodes on one torch thread)
+    default threads (torch's: 2), load average 1.5 when it started
     mode           requests  tokens  seconds  tokens/s   p50 s   p99 s rows/pass
-    batching on          24    1442     40.1      35.9   13.94   14.12      7.11
-    batching off         24    1442    150.3       9.6   49.39   53.25      1.00
-    throughput ratio (batching on / off): 3.75x (target >= 3x: met)
+    batching on          24    1442     22.3      64.6    7.38    7.76      7.11
+    batching off         24    1442    103.1      14.0   32.90   36.63      1.00
+    throughput ratio (batching on / off): 4.62x (target >= 3x: met)
+    single stream, 64 tokens: genlab 13.5 tokens/s, llama.cpp 55.2 tokens/s; vLLM not installed
 
-    default threads (torch's: 2 here)
-    batching on          24    1442    321.5       4.5  106.48  125.81      7.14
-    batching off         24    1442    442.3       3.3  117.79  185.77      1.00
-    throughput ratio (batching on / off): 1.38x (target >= 3x: NOT met)
-
-    single stream, 64 tokens: genlab 3.3 tokens/s (2 threads; 9.1 with --threads 1, 32 tokens),
-    llama.cpp 47.3 tokens/s; vLLM not installed
+    the same at a load average of 4-5 (other jobs running)
+    default threads:  batching on 4.5 tokens/s, off 3.3 tokens/s: 1.38x (p50 106 s vs 118 s)
+    --threads 1:      batching on 35.9 tokens/s, off 9.6 tokens/s: 3.75x (p50 13.9 s vs 49.4 s)
 
 On a busy machine two torch threads wait for each other at every parallel region of a forward pass
 (a descheduled thread holds up the barrier), and a batch of 8 runs more of its matrix products in
-parallel than a batch of 1 -- so batching suffers most; one thread per server is several times
-faster there (see genlab.serving.scheduler). The mean batch (rows per forward pass, from /metrics)
-shows the scheduler did batch: 7.1 of 8.
+parallel than a batch of 1 -- so batching suffers most; ``genlab serve --threads 1`` is several
+times faster there (see genlab.serving.scheduler). The mean batch (rows per forward pass, from
+/metrics) shows that the scheduler batched: 7.1 rows of 8.
 """
 
 from __future__ import annotations
