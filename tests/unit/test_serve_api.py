@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import httpx
 import openai
@@ -299,3 +300,22 @@ def test_idle_server_unloads_and_the_next_request_reloads_it(assets, tmp_path) -
     samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
     assert samples["genlab_cold_starts_total"] == 1  # the reload (the backend was built loaded)
     assert samples["genlab_cold_start_seconds_count"] == 1 and samples["genlab_cold_start_seconds_sum"] > 0
+
+
+def test_the_endpoint_is_a_lineage_run_with_its_model_adapters_and_totals(assets, tmp_path) -> None:
+    from genlab.lineage import LineageStore
+
+    adapters = {"alpha": str(assets.adapters["alpha"])}
+    config = ServeConfig(model="tiny", adapters=adapters, embedder="hashing-8", jobs_db=tmp_path / "j.sqlite", job_workers=0)
+    with running_server(create_app(config, backend=GenlabBackend(str(assets.base), adapters, model_id="tiny"))) as url:
+        reply = openai.OpenAI(base_url=url + "/v1", api_key="none").completions.create(model="alpha", prompt="Hi", max_tokens=3)
+        with LineageStore() as store:
+            (running,) = store.list_runs(kind="serve")
+        assert running.status == "running" and running.config["models"] == ["tiny", "alpha"]
+    with LineageStore() as store:
+        run = store.get_run(running.id)
+        inputs = {a.kind: a for a in store.artifacts_of(run.id, "input")}
+        totals = store.metrics(run.id)
+    assert run.status == "completed" and set(inputs) == {"model", "adapter"}
+    assert Path(inputs["model"].path) == assets.base.resolve() and Path(inputs["adapter"].path) == assets.adapters["alpha"].resolve()
+    assert totals["completion_tokens"] == reply.usage.completion_tokens and totals["requests"] == 1

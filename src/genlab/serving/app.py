@@ -130,7 +130,8 @@ def _cleared(state: ServerState, store: Any) -> Any:
 
 
 def _record_endpoint(state: ServerState, stack: contextlib.ExitStack) -> None:
-    """The endpoint as a lineage run (open while the server runs): its model, adapters and address."""
+    """The endpoint as a lineage run (open while the server runs): its model, adapters and address;
+    at shutdown, the requests it answered and the tokens it read and wrote."""
     from genlab.lineage import record_run
 
     config = state.config
@@ -149,3 +150,4 @@ def _record_endpoint(state: ServerState, stack: contextlib.ExitStack) -> None:
 
         run.use(resolve_adapter(path), "adapter", {"adapter": name})
     state.lineage_run_id = run.id
+    stack.callback(lambda: run.log_metrics({name: float(value) for name, value in state.metrics.totals.items()}))

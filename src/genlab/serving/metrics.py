@@ -39,6 +39,7 @@ class ServerMetrics:
         self.queue_depth = Gauge("genlab_queue_depth", "Rows waiting for a place in the batch.", registry=r)
         self.model_loaded = Gauge("genlab_model_loaded", "1 while the model weights are in memory.", registry=r)
         self.cold_starts = Counter("genlab_cold_starts", "Model loads (first load and reloads).", registry=r)
+        self.totals = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}  # for the lineage run at shutdown
         self.cold_start_seconds = Histogram(
             "genlab_cold_start_seconds", "Seconds each model load took.", buckets=COLD_START_BUCKETS, registry=r
         )
@@ -56,6 +57,8 @@ class ServerMetrics:
     def count_tokens(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         self.prompt_tokens.labels(model).inc(prompt_tokens)
         self.completion_tokens.labels(model).inc(completion_tokens)
+        self.totals["prompt_tokens"] += prompt_tokens
+        self.totals["completion_tokens"] += completion_tokens
 
     def cold_start(self, seconds: float) -> None:
         self.cold_starts.inc()
@@ -119,4 +122,5 @@ class RequestMetricsMiddleware:
             self.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            self.metrics.totals["requests"] += 1
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
