@@ -52,6 +52,8 @@ def serve_command(
     state = app.state.serving
     typer.echo(f"genlab serve: {url}  (OpenAI base URL {url}/v1, playground {url}/)", err=False)
     typer.echo(f"models: {', '.join(state.backend.models())}; embeddings: {state.embeddings.model_id}")
-    typer.echo(f"batching: {'up to ' + str(config.batch_size) + ' requests' if config.batching else 'off'}; "
-               f"API key: {'required' if config.api_key else 'none'}")  # fmt: skip
+    batching = f"up to {config.batch_size} requests" if config.batch_size > 1 else "off"
+    if config.backend != "genlab":
+        batching = f"as {config.backend} does it"
+    typer.echo(f"backend: {config.backend}; batching: {batching}; API key: {'required' if config.api_key else 'none'}")
     run_server(app, config, log_level=log_level)
