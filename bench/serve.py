@@ -26,6 +26,8 @@ on an idle machine. 8 clients, 24 requests per mode, 64 new tokens at most, gree
     the same at a load average of 4-5 (other jobs running)
     default threads:  batching on 4.5 tokens/s, off 3.3 tokens/s: 1.38x (p50 106 s vs 118 s)
     --threads 1:      batching on 35.9 tokens/s, off 9.6 tokens/s: 3.75x (p50 13.9 s vs 49.4 s)
+    default threads, load rising from 1.3 to 4 during the run: 7.8 vs 3.8 tokens/s, 2.08x;
+    single stream genlab 3.8, llama.cpp 57.4 tokens/s
 
 On a busy machine two torch threads wait for each other at every parallel region of a forward pass
 (a descheduled thread holds up the barrier), and a batch of 8 runs more of its matrix products in
