@@ -40,7 +40,7 @@ demo: setup
 
 test: setup setup-browser
 	# Two workers, one thread each: the two cores overlap model loading, CLI start-up and tokenising.
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration" tests
