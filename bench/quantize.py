@@ -56,6 +56,7 @@ def compare_kernels(args: argparse.Namespace) -> int:
 
     import torch
 
+    from genlab.generation.cache_argument import cache_kwargs, cache_of
     from genlab.models.load import load_model
     from genlab.optimize.quantize import int8_linear, quantize_weight
 
@@ -81,15 +82,15 @@ def compare_kernels(args: argparse.Namespace) -> int:
     step = torch.tensor([[42]])
     times: dict[str, list[float]] = {kernel: [] for kernel in models}
     with torch.inference_mode():
-        caches = {kernel: model(input_ids=prompt, use_cache=True).past_key_values for kernel, model in models.items()}
+        caches = {kernel: cache_of(model(input_ids=prompt, use_cache=True)) for kernel, model in models.items()}
         for _ in range(args.rounds):
             for kernel, model in models.items():
                 cache = copy.deepcopy(caches[kernel])
                 for _ in range(args.steps):
                     start = time.perf_counter()
-                    out = model(input_ids=step, past_key_values=cache, use_cache=True)
+                    out = model(input_ids=step, **cache_kwargs(cache), use_cache=True)
                     times[kernel].append(time.perf_counter() - start)
-                    cache = out.past_key_values
+                    cache = cache_of(out)
     base = 1 / statistics.median(times["fp32"])
     print(f"model {args.model}, batch 1, one new token over a {args.context}-token cache, "
           f"{args.rounds} interleaved rounds x {args.steps} steps, tokens/s = 1 / median step\n")  # fmt: skip

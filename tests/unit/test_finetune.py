@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,12 @@ def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(tiny_folders: 
     assert (work_dir(crashed) / "checkpoints" / "checkpoint-2").is_dir()
     with pytest.raises(CheckpointError, match="--resume"):
         finetune(crashed, progress=False)  # a fresh run never starts over unfinished checkpoints
+    # A kill during the next checkpoint's write: its folder is there, trainer_state.json (written last) is not.
+    cut_short = work_dir(crashed) / "checkpoints" / "checkpoint-4"
+    shutil.copytree(work_dir(crashed) / "checkpoints" / "checkpoint-2", cut_short)
+    (cut_short / "trainer_state.json").unlink()
     resumed = finetune(crashed, resume=True, progress=False)
+    assert not cut_short.exists()
 
     assert_same_tensors(adapter_tensors(straight.adapter_path), adapter_tensors(resumed.adapter_path))
 

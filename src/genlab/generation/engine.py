@@ -30,6 +30,7 @@ from typing import Any
 
 from genlab.errors import PromptTooLongError
 from genlab.generation.batch_state import BatchState, supports_merging
+from genlab.generation.cache_argument import cache_kwargs, cache_of
 from genlab.generation.rows import DecodeRow, FinishReason, ListSource, RowSource, adapter_names, new_row, pick_tokens
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
@@ -254,11 +255,11 @@ class GenerationEngine:
                     input_ids=step_input,
                     attention_mask=state.mask,
                     position_ids=state.positions,
-                    past_key_values=state.cache,
+                    **cache_kwargs(state.cache),
                     use_cache=True,
                     **adapter_names(running),
                 )
-                state.cache = out.past_key_values
+                state.cache = cache_of(out)
                 self._advance(running, pick_tokens(out.logits[:, -1, :], running))
                 yield
                 alive = [k for k, row in enumerate(running) if row.finish_reason is None]
@@ -296,7 +297,7 @@ class GenerationEngine:
         out = self.loaded.model(
             **inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **adapter_names(rows)
         )
-        return BatchState(out.past_key_values, mask, positions[:, -1:]), out.logits[:, -1, :]
+        return BatchState(cache_of(out), mask, positions[:, -1:]), out.logits[:, -1, :]
 
     def _decode_static(self, rows: list[DecodeRow]) -> Iterator[None]:
         """Decode one fixed batch of an encoder-decoder model; yields after every step.
@@ -320,11 +321,11 @@ class GenerationEngine:
                     encoder_outputs=encoder_outputs,
                     attention_mask=mask,
                     decoder_input_ids=step_input,
-                    past_key_values=cache,
+                    **cache_kwargs(cache),
                     use_cache=True,
                     **adapter_names(active),
                 )
-                cache = out.past_key_values
+                cache = cache_of(out)
                 self._advance(active, pick_tokens(out.logits[:, -1, :], active))
                 yield
                 keep = [k for k, row in enumerate(active) if row.finish_reason is None]

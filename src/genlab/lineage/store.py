@@ -14,14 +14,12 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 
 from genlab import __version__
 from genlab.errors import GenlabError
@@ -29,6 +27,7 @@ from genlab.home import genlab_home
 from genlab.lineage.hashing import path_fingerprint, sha256_path
 from genlab.lineage.records import ArtifactRecord, RunRecord
 from genlab.lineage.schema import DDL, SCHEMA_VERSION
+from genlab.sqlite_support import enable_wal, process_start_time
 
 
 def utc_now() -> str:
@@ -40,32 +39,8 @@ def new_run_id(kind: str) -> str:
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def _process_start_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
 class RunNotFoundError(GenlabError):
     pass
-
-
-def _enable_wal(conn: sqlite3.Connection, seconds: float = 30.0) -> None:
-    """Switch to write-ahead logging, waiting out other processes opening the same new store.
-
-    Switching the journal mode needs an exclusive lock and SQLite reports "database is locked" at once,
-    without the busy handler, when another process holds one (several DDP ranks starting together).
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 class LineageStore:
@@ -78,7 +53,7 @@ class LineageStore:
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA busy_timeout=30000")
-        _enable_wal(self._conn)
+        enable_wal(self._conn)
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(DDL)
         with self._transaction() as conn:
@@ -124,7 +99,7 @@ class LineageStore:
                     __version__,
                     socket.gethostname(),
                     pid,
-                    _process_start_time(pid),
+                    process_start_time(pid),
                 ),
             )
         return run_id
@@ -145,7 +120,7 @@ class LineageStore:
         ).fetchall()
         dead = []
         for row in rows:
-            started = _process_start_time(row["pid"])
+            started = process_start_time(row["pid"])
             alive = started is not None and (
                 row["pid_started_at"] is None or abs(started - row["pid_started_at"]) < 1.0
             )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError, InvalidValueError, ModelLoadError
+from genlab.generation.cache_argument import cache_kwargs, cache_of
 
 ONNX_WEIGHTS = "model.int8.onnx"  # its loader is registered by genlab.optimize.quantize
 
@@ -119,9 +120,9 @@ def _step_class() -> type:
                 cache.update(past[2 * i], past[2 * i + 1], i)
             out = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                past_key_values=cache, use_cache=True,
+                use_cache=True, **cache_kwargs(cache),
             )  # fmt: skip
-            flat = [t for layer in out.past_key_values.layers for t in (layer.keys, layer.values)]
+            flat = [t for layer in cache_of(out).layers for t in (layer.keys, layer.values)]
             return (out.logits, *flat)
 
     return Step
@@ -193,13 +194,15 @@ def _onnx_model_class() -> type:
 
         def forward(
             self, input_ids: Any = None, attention_mask: Any = None, position_ids: Any = None,
-            past_key_values: Any = None, inputs_embeds: Any = None, logits_to_keep: int = 0, **_: Any,
+            past_key_values: Any = None, inputs_embeds: Any = None, logits_to_keep: int = 0, cache: Any = None,
+            **_: Any,
         ) -> Any:  # fmt: skip
             from transformers import DynamicCache
             from transformers.modeling_outputs import CausalLMOutputWithPast
 
             if inputs_embeds is not None or input_ids is None:
                 raise GenlabError("an onnx-int8 model reads token ids only; soft prompts are not supported.")
+            past_key_values = cache if cache is not None else past_key_values  # transformers' new name, or the old
             batch, steps = input_ids.shape
             past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
             if attention_mask is None:
@@ -224,6 +227,6 @@ def _onnx_model_class() -> type:
             cache = DynamicCache()
             for i in range(self.layers):
                 cache.update(torch.from_numpy(outputs[1 + 2 * i]), torch.from_numpy(outputs[2 + 2 * i]), i)
-            return CausalLMOutputWithPast(logits=logits, past_key_values=cache)
+            return CausalLMOutputWithPast(logits=logits, **cache_kwargs(cache))
 
     return OnnxCausalLM

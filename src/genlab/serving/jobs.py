@@ -42,10 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import psutil
 
 from genlab.errors import GenlabError, InvalidValueError
-from genlab.lineage.store import _enable_wal  # the same "switch to WAL while others open the file" wait
+from genlab.sqlite_support import enable_wal, process_start_time
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed")
@@ -103,13 +102,6 @@ def default_jobs_db() -> Path:
     return genlab_home() / "jobs.sqlite"
 
 
-def _process_started(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
 def fix_seed(body: dict[str, Any], *, default_temperature: float = 1.0) -> dict[str, Any]:
     """``body`` with a ``seed`` added if it samples and has none (a copy; greedy bodies come back equal)."""
     temperature = body.get("temperature")
@@ -143,13 +135,13 @@ class JobStore:
         self.default_temperature = default_temperature
         self.instance = uuid.uuid4().hex
         self._pid = os.getpid()
-        self._pid_started = _process_started(self._pid)
+        self._pid_started = process_start_time(self._pid)
         self._lock = threading.RLock()  # one connection, shared by the server's threads
         self._wakeups: list[threading.Event] = []  # workers in this process, woken by submit
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA busy_timeout=30000")
-        _enable_wal(self._conn)
+        enable_wal(self._conn)
         self._conn.executescript(_SCHEMA)
         with _OPEN_STORES_LOCK:
             _OPEN_STORES.add(self.instance)
@@ -306,7 +298,7 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     pid = row["owner_pid"]
     if pid is None:
         return False
-    started = _process_started(pid)
+    started = process_start_time(pid)
     recorded = row["owner_pid_started"]
     if started is None or (recorded is not None and abs(started - recorded) >= 1.0):
         return False  # gone, or the pid now belongs to another process

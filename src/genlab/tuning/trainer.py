@@ -8,7 +8,8 @@ outputs and lineage.
 
 Checkpoints live in ``$GENLAB_HOME/finetune/<recipe name>/checkpoints`` until the run completes; a
 run that stopped (Ctrl-C, a crash, a kill) leaves them there, and ``resume=True`` continues from the
-last one: the result equals an uninterrupted run's. A fresh run refuses to start over existing
+last one: the result equals an uninterrupted run's. A checkpoint whose write was cut short (no
+readable ``trainer_state.json``, which the Trainer writes last) is removed before resuming. A fresh run refuses to start over existing
 checkpoints rather than delete them.
 """
 
@@ -18,6 +19,7 @@ import contextlib
 import os
 import resource
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -69,6 +71,20 @@ def last_checkpoint(folder: Path) -> Path | None:
     return Path(found) if found else None
 
 
+def drop_incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Remove checkpoint folders whose trainer state is missing or unreadable (a write cut short); return them."""
+    import json
+
+    dropped = []
+    for checkpoint in sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            dropped.append(checkpoint)
+    return dropped
+
+
 def finetune(
     recipe: FinetuneRecipe,
     *,
@@ -95,6 +111,9 @@ def finetune(
 
 
 def _checkpoint_to_start_from(checkpoints: Path, resume: bool, name: str) -> Path | None:
+    if resume:
+        for dropped in drop_incomplete_checkpoints(checkpoints):
+            print(f"removed {dropped.name}: its write was cut short (no readable trainer_state.json)", file=sys.stderr)
     existing = last_checkpoint(checkpoints)
     if resume and existing is None:
         raise CheckpointError(f"there is nothing to resume for recipe {name!r}: {checkpoints} holds no checkpoint.")

@@ -6,8 +6,9 @@ uninterrupted run. The step writes its cache key beside them before training; wh
 checkpoints under the same key, the earlier attempt was this very step (same settings, same data,
 same model) and it resumes; checkpoints under another key belong to settings that changed, and are
 removed so training starts over. A process killed while writing a checkpoint leaves a folder without
-its ``trainer_state.json`` (the Trainer writes that file last); such a folder is removed first, so the
-resume starts from the newest complete checkpoint instead of failing on the broken one.
+its ``trainer_state.json`` (the Trainer writes that file last); such a folder is removed first
+(:func:`genlab.tuning.trainer.drop_incomplete_checkpoints`), so the resume starts from the newest
+complete checkpoint instead of failing on the broken one.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ class AdaptStage:
 
     def run(self, ctx: StepContext, run: Any) -> StepOutcome:
         from genlab.pipeline.recipe import candidate_recipe_dir
-        from genlab.tuning.trainer import finetune, last_checkpoint, work_dir
+        from genlab.tuning.trainer import drop_incomplete_checkpoints, finetune, last_checkpoint, work_dir
 
         recipe = ctx.recipe.finetune_recipe(self.candidate)
         data = recipe.data.model_copy(update={"path": str(ctx.output("scope", "train"))})
         recipe = recipe.model_copy(update={"data": data})
         folder = work_dir(recipe)
-        drop_incomplete_checkpoints(folder / "checkpoints")
+        drop_incomplete_checkpoints(folder / "checkpoints")  # so a cut-short write does not count as a checkpoint
         resume = last_checkpoint(folder / "checkpoints") is not None
         key_file = folder / KEY_FILE
         if resume and (not key_file.is_file() or key_file.read_text().strip() != ctx.key):
@@ -71,18 +72,3 @@ class AdaptStage:
             summary=summary,
             sub_runs={"finetune": result.run_id},
         )
-
-
-
-def drop_incomplete_checkpoints(folder: Path) -> list[Path]:
-    """Remove checkpoint folders whose trainer state is missing or unreadable (a write cut short); return them."""
-    import json
-
-    dropped = []
-    for checkpoint in sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []:
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            shutil.rmtree(checkpoint, ignore_errors=True)
-            dropped.append(checkpoint)
-    return dropped
