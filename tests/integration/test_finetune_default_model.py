@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 def test_lora_recipe_trains_records_and_its_adapter_evaluates_the_same(dialogsum_dev: Path, genlab_home: Path) -> None:
     recipe = PROJECT_ROOT / "recipes" / "dialogsum-lora.yaml"
     trained = run_cli(
-        "finetune", str(recipe), f"data.path={dialogsum_dev}", "max_steps=2", "data.limit=60", "validation_size=4",
+        "finetune", str(recipe), f"data.path={dialogsum_dev}", "max_steps=2", "training.batch_size=2", "data.limit=30", "validation_size=3",
         "evaluation.limit=3", "evaluation.max_new_tokens=24", "evaluation.baseline=false", "--json",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
