@@ -40,7 +40,8 @@ demo: setup
 
 test: setup setup-browser
 	# Two workers, one thread each: the two cores overlap model loading, CLI start-up and tokenising.
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests
+	# worksteal: the default "load" hands the first ~115 tests (every integration test) to one worker.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 tests
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration" tests
