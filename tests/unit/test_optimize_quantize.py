@@ -53,8 +53,26 @@ def test_quantize_weight_is_symmetric_per_channel_int8() -> None:
     assert q.tolist() == [[64, -127, 32], [127, 64, -32]]
 
 
-def test_int8_dynamic_keeps_the_tied_lm_head_in_fp32_by_default(base: Path, original) -> None:
-    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+def test_an_int8_head_recomputes_its_best_logits_from_unrounded_activations() -> None:
+    torch.manual_seed(0)
+    weight = torch.randn(300, 32)
+    q, scale = quantize_weight(weight)
+    plain = int8_linear(q, scale, None)
+    head = quantize_module._rescored_head_class()(int8_linear(q, scale, None), top_k=8)
+    x = torch.randn(3, 1, 32) * torch.tensor([1.0] * 31 + [40.0])  # one outlier channel: int8 activations blur the rest
+    with torch.inference_mode():
+        int8, rescored = plain(x), head(x)
+        exact = x @ (q.float() * scale[:, None]).T  # fp32 activations, the int8 weights
+    top = rescored.topk(8, dim=-1).indices
+    torch.testing.assert_close(rescored.gather(-1, top), exact.gather(-1, top), rtol=1e-5, atol=1e-5)
+    assert torch.equal(rescored.argmax(-1), exact.argmax(-1))
+    others = torch.ones_like(rescored, dtype=torch.bool).scatter(-1, top, False)
+    assert torch.equal(rescored[others], int8[others])  # the rest of the vocabulary keeps its int8 logits
+    assert (int8 - exact).abs().max() > 10 * (rescored.gather(-1, top) - exact.gather(-1, top)).abs().max()
+
+
+def test_int8_dynamic_can_keep_the_tied_lm_head_in_fp32(base: Path, original) -> None:
+    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
     assert read_manifest(report.artifact)["lm_head"] == "fp32"
     quantized = load_model(report.artifact)
 
@@ -72,9 +90,10 @@ def test_int8_dynamic_keeps_the_tied_lm_head_in_fp32_by_default(base: Path, orig
 
 
 def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base: Path, original) -> None:
-    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=True)
+    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)  # the LM head in int8 by default
     folder = Path(report.artifact)
     assert folder.parent.name == "optimized"
+    assert read_manifest(folder)["lm_head"] == "int8" and read_manifest(folder)["head_rescore_top_k"] == 64
     quantized = load_model(str(folder))
 
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
@@ -82,7 +101,10 @@ def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base:
     modules = list(quantized.model.modules())
     assert sum(isinstance(m, DynamicInt8Linear) for m in modules) == 2 * 7 + 1  # 7 per layer, the LM head too
     assert not any(type(m) is torch.nn.Linear for m in modules)
-    assert type(quantized.model.get_input_embeddings()).__name__ == "Int8Embedding"  # tied: stored once
+    assert type(quantized.model.get_output_embeddings()).__name__ == "RescoredInt8Head"
+    embedding = quantized.model.get_input_embeddings()
+    assert type(embedding).__name__ == "Int8Embedding"  # tied: stored once, and the head shares its int8 rows
+    assert quantized.model.get_output_embeddings().weight_int8 is embedding.weight_int8
     before, after = _logits(original), _logits(quantized)
     assert (after - before).abs().max() < 0.05 * before.abs().max()
     assert (after.argmax(-1) == before.argmax(-1)).float().mean() >= 0.75
@@ -91,7 +113,7 @@ def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base:
 
 
 def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None:
-    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
     manifest = read_manifest(report.artifact)
     assert manifest["method"] == "int8-dynamic" and manifest["loader"] == "int8-dynamic"
     assert manifest["run_id"] == report.run_id and manifest["fp32_head_tied"] is True
@@ -101,7 +123,7 @@ def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None
     assert [a.path for a in store.artifacts_of(run.id, "input")] == [str(base)]
     assert [a.path for a in store.artifacts_of(run.id, "output")] == [report.artifact]
     assert "speedup" in store.metrics(run.id)
-    second = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)
+    second = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
     assert second.artifact == report.artifact + "-2"  # an earlier result is never overwritten
 
 

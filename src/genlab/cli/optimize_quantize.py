@@ -27,8 +27,12 @@ def quantize_command(
     target_field: TargetFieldOption = "summary",
     output: OutputOption = None,
     quantize_lm_head: Annotated[
-        bool, typer.Option("--quantize-lm-head", help="int8-dynamic: the LM head (and a tied embedding) in int8 too.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--quantize-lm-head/--fp32-lm-head",
+            help="int8-dynamic: the LM head (and a tied embedding) in int8, its top 64 logits recomputed (default), or fp32.",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Quantise a model after training, save it with lineage, and measure it against the original."""

@@ -127,7 +127,7 @@ class EvaluateConfig(Section):
 
 class QuantizeSettings(Section):
     method: Literal["int8-dynamic", "fp16", "bf16", "onnx-int8"] = "int8-dynamic"
-    quantize_lm_head: bool = False
+    quantize_lm_head: bool = True  # see genlab.optimize.quantize
 
 
 class OptimiseConfig(Section):
