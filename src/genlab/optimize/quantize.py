@@ -49,8 +49,8 @@ int8-dynamic``, decode tokens/s at batch 1, ROUGE-1 of greedy summaries against 
                                     ROUGE-1 +0.08 points (64 builtin dialogues), +0.46 (100 DialogSum)
     LM head int8, no rescoring:     3.97x smaller (538 -> 135 MB), 2.60x tokens/s,
                                     ROUGE-1 -1.38 points (64 builtin), +0.14 (100 DialogSum)
-    LM head int8, top 64 rescored:  3.97x smaller, 2.3x tokens/s (38.3 vs 16.5),
-    (the default)                   ROUGE-1 -0.20 points (64 builtin: 0.1951 -> 0.1931)
+    LM head int8, top 64 rescored:  3.97x smaller, 2.01-2.51x tokens/s (2.27x interleaved in one process),
+    (the default)                   ROUGE-1 -0.20 points (64 builtin), +0.67 (100 DialogSum)
 
 Once the rest is int8, an fp32 head is half of what a decoding step reads (113 of 220 MB: SmolLM2's
 49152 x 576 vocabulary matrix), which is why quantising it is worth the speed; rescoring costs a
