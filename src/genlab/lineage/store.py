@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
 from genlab import __version__
 from genlab.errors import GenlabError
 from genlab.home import genlab_home

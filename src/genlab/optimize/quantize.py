@@ -117,6 +117,11 @@ def int8_linear(q: Any, scale: Any, bias: Any | None) -> Any:
     return _per_token_class()(module)
 
 
+def _decoding_step(x: Any) -> bool:
+    """Whether a Linear input is one new token per sequence, (batch, 1, in), rather than a prompt."""
+    return x.dim() == 3 and x.shape[1] == 1
+
+
 def _per_token_class() -> type:
     import torch
 
@@ -137,7 +142,7 @@ def _per_token_class() -> type:
             self.in_features, self.out_features = inner.in_features, inner.out_features
 
         def forward(self, x: Any) -> Any:
-            if x.dim() == 3 and x.shape[1] == 1:  # decoding: (batch, 1, in)
+            if _decoding_step(x):
                 if x.shape[0] == 1:
                     return self.inner(x)
                 return torch.cat([self.inner(row) for row in x.split(1)])
@@ -171,14 +176,17 @@ def _rescored_head_class() -> type:
             q, scale = packed if packed is not None else inner.packed()  # a tied int8 embedding's, shared
             self.register_buffer("weight_int8", q, persistent=False)
             self.register_buffer("weight_scale", scale, persistent=False)
+            self.register_buffer("head_bias", inner.inner.bias(), persistent=False)  # None for most LM heads
 
         def forward(self, x: Any) -> Any:
             logits = self.inner(x)
-            if not (x.dim() == 3 and x.shape[1] == 1):  # a prompt: already fp32 activations (PerTokenInt8Linear)
+            if not _decoding_step(x):  # a prompt: already fp32 activations (see PerTokenInt8Linear)
                 return logits
             top = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).indices  # (..., k)
             rows = self.weight_int8[top].float() * self.weight_scale[top].unsqueeze(-1)  # (..., k, hidden)
             exact = (rows @ x.float().unsqueeze(-1)).squeeze(-1)  # (..., k)
+            if self.head_bias is not None:
+                exact = exact + self.head_bias[top]
             return logits.scatter(-1, top, exact.to(logits.dtype))
 
         def packed(self) -> tuple[Any, Any]:

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-
 from genlab.errors import GenlabError, InvalidValueError
 from genlab.sqlite_support import enable_wal, process_start_time
 

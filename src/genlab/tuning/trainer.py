@@ -9,8 +9,8 @@ outputs and lineage.
 Checkpoints live in ``$GENLAB_HOME/finetune/<recipe name>/checkpoints`` until the run completes; a
 run that stopped (Ctrl-C, a crash, a kill) leaves them there, and ``resume=True`` continues from the
 last one: the result equals an uninterrupted run's. A checkpoint whose write was cut short (no
-readable ``trainer_state.json``, which the Trainer writes last) is removed before resuming. A fresh run refuses to start over existing
-checkpoints rather than delete them.
+readable ``trainer_state.json``, which the Trainer writes last) is removed before resuming. A fresh
+run refuses to start over existing checkpoints rather than delete them.
 """
 
 from __future__ import annotations
@@ -62,26 +62,38 @@ def work_dir(recipe: FinetuneRecipe) -> Path:
     return genlab_home() / "finetune" / recipe.name
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _checkpoints(folder: Path) -> list[tuple[Path, bool]]:
+    """The ``checkpoint-<step>`` folders in step order, each with whether its write completed.
 
-    if not folder.is_dir():
-        return None
-    found = get_last_checkpoint(str(folder))
-    return Path(found) if found else None
+    The Trainer writes ``trainer_state.json`` last, so a folder without a readable one was cut short.
+    """
+    import json
+
+    found = []
+    for checkpoint in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        step = checkpoint.name.removeprefix("checkpoint-")
+        if not (checkpoint.is_dir() and step.isdigit()):
+            continue
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            complete = True
+        except (OSError, ValueError):
+            complete = False
+        found.append((int(step), checkpoint, complete))
+    return [(checkpoint, complete) for _, checkpoint, complete in sorted(found)]
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint in ``folder``, if any."""
+    complete = [checkpoint for checkpoint, done in _checkpoints(folder) if done]
+    return complete[-1] if complete else None
 
 
 def drop_incomplete_checkpoints(folder: Path) -> list[Path]:
-    """Remove checkpoint folders whose trainer state is missing or unreadable (a write cut short); return them."""
-    import json
-
-    dropped = []
-    for checkpoint in sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []:
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            shutil.rmtree(checkpoint, ignore_errors=True)
-            dropped.append(checkpoint)
+    """Remove checkpoint folders whose write was cut short; return them."""
+    dropped = [checkpoint for checkpoint, done in _checkpoints(folder) if not done]
+    for checkpoint in dropped:
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return dropped
 
 
@@ -111,9 +123,8 @@ def finetune(
 
 
 def _checkpoint_to_start_from(checkpoints: Path, resume: bool, name: str) -> Path | None:
-    if resume:
-        for dropped in drop_incomplete_checkpoints(checkpoints):
-            print(f"removed {dropped.name}: its write was cut short (no readable trainer_state.json)", file=sys.stderr)
+    for dropped in drop_incomplete_checkpoints(checkpoints):  # never a place to start from
+        print(f"removed {dropped.name}: its write was cut short (no readable trainer_state.json)", file=sys.stderr)
     existing = last_checkpoint(checkpoints)
     if resume and existing is None:
         raise CheckpointError(f"there is nothing to resume for recipe {name!r}: {checkpoints} holds no checkpoint.")

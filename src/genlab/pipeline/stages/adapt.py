@@ -6,9 +6,9 @@ uninterrupted run. The step writes its cache key beside them before training; wh
 checkpoints under the same key, the earlier attempt was this very step (same settings, same data,
 same model) and it resumes; checkpoints under another key belong to settings that changed, and are
 removed so training starts over. A process killed while writing a checkpoint leaves a folder without
-its ``trainer_state.json`` (the Trainer writes that file last); such a folder is removed first
-(:func:`genlab.tuning.trainer.drop_incomplete_checkpoints`), so the resume starts from the newest
-complete checkpoint instead of failing on the broken one.
+its ``trainer_state.json`` (the Trainer writes that file last); such a folder does not count as a
+checkpoint here, and the trainer removes it before resuming from the newest complete one
+(:func:`genlab.tuning.trainer.drop_incomplete_checkpoints`).
 """
 
 from __future__ import annotations
@@ -40,14 +40,13 @@ class AdaptStage:
 
     def run(self, ctx: StepContext, run: Any) -> StepOutcome:
         from genlab.pipeline.recipe import candidate_recipe_dir
-        from genlab.tuning.trainer import drop_incomplete_checkpoints, finetune, last_checkpoint, work_dir
+        from genlab.tuning.trainer import finetune, last_checkpoint, work_dir
 
         recipe = ctx.recipe.finetune_recipe(self.candidate)
         data = recipe.data.model_copy(update={"path": str(ctx.output("scope", "train"))})
         recipe = recipe.model_copy(update={"data": data})
         folder = work_dir(recipe)
-        drop_incomplete_checkpoints(folder / "checkpoints")  # so a cut-short write does not count as a checkpoint
-        resume = last_checkpoint(folder / "checkpoints") is not None
+        resume = last_checkpoint(folder / "checkpoints") is not None  # complete ones only
         key_file = folder / KEY_FILE
         if resume and (not key_file.is_file() or key_file.read_text().strip() != ctx.key):
             shutil.rmtree(folder / "checkpoints")  # from other settings or data: not this step's to continue
