@@ -150,6 +150,17 @@ def test_bad_method_is_one_sentence_and_writes_nothing(base: Path, genlab_home: 
     assert not (genlab_home / "optimized").exists()
 
 
+def test_unreadable_eval_data_is_refused_before_anything_is_quantised(base: Path, genlab_home: Path) -> None:
+    from genlab.data.loaders import DataError
+
+    with pytest.raises(DataError, match="no such data file"):
+        quantize(str(base), "int8-dynamic", SPEC.model_copy(update={"data": str(genlab_home / "missing.jsonl")}))
+    with pytest.raises(DataError, match="no field 'nope'"):
+        quantize(str(base), "int8-dynamic", SPEC.model_copy(update={"input_field": "nope"}))
+    assert not (genlab_home / "optimized").exists()
+    assert LineageStore().list_runs() == []
+
+
 def test_a_failed_save_leaves_no_partial_folder(base: Path, genlab_home: Path, monkeypatch) -> None:
     def half_then_fail(loaded, folder: Path, config) -> dict:
         (folder / "model.int8.safetensors").write_bytes(b"half")

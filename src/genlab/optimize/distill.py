@@ -136,6 +136,8 @@ def distill(
             f"{name!r} has checkpoints from an unfinished run in {checkpoints}: pass --resume to continue it, "
             "or delete that folder to start over."
         )
+    if measure_models and recipe.evaluation.data:  # the default, the held-out rows, is written by training
+        eval_spec(recipe, Path(recipe.evaluation.data)).check_data()
     output = _output_folder(recipe, name)
     config = {"method": "distill", "recipe": recipe.model_dump(), "resume_from": str(start_from) if start_from else None}
     with record_run("optimize", config) as run:

@@ -49,6 +49,12 @@ class EvalSpec(BaseModel):
     speed_prompts: int = Field(default=4, ge=1)  # prompts timed at batch 1
     speed_tokens: int = Field(default=32, ge=1)  # new tokens per timed prompt
 
+    def check_data(self) -> None:
+        """Read the first eval row now, so a bad path or field fails before any model is optimised."""
+        from genlab.data.loaders import load_examples
+
+        load_examples(self.data, input_field=self.input_field, target_field=self.target_field, limit=1)
+
 
 @dataclass
 class Measurement:

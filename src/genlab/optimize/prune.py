@@ -215,6 +215,7 @@ def prune(
     from genlab.models.load import load_model
     from genlab.optimize.measure import measure
 
+    spec.check_data()
     config = {"model": model, "prune": settings.model_dump(), "eval": spec.model_dump()}
     with record_run("optimize", config) as run:
         loaded = load_model(model)

@@ -350,6 +350,8 @@ def quantize(
     from genlab.optimize.measure import Measurement, measure
 
     config = QuantizeConfig(method, quantize_lm_head)
+    if measure_models:
+        spec.check_data()
     chosen = METHODS[config.method]
     folder = _output_folder(model, chosen.name, output)
     if folder.exists() and any(folder.iterdir()) and read_manifest(folder) is None:
