@@ -32,9 +32,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from genlab.errors import GenlabError, InvalidValueError
+from genlab.errors import InvalidValueError
 from genlab.optimize.measure import EvalSpec, Metric
 from genlab.tuning.recipe import DataConfig, TrainingConfig
+from genlab.tuning.trainer import CheckpointError  # noqa: F401 - raised for distill runs too; importable from here
 
 
 class Section(BaseModel):
@@ -103,10 +104,6 @@ class DistillResult:
         return {"method": "distill", "run_id": self.run_id, "artifact": self.folder, "details": self.details}
 
 
-class CheckpointError(GenlabError):
-    pass
-
-
 def work_dir(name: str) -> Path:
     from genlab.home import genlab_home
 
@@ -124,18 +121,11 @@ def distill(
 ) -> DistillResult:
     """Train the student, save it, and (``measure_models``) measure it against the teacher; see the module docstring."""
     from genlab.lineage import record_run
-    from genlab.tuning.trainer import last_checkpoint
+    from genlab.tuning.trainer import checkpoint_to_start_from
 
     name = recipe.run_name()
     checkpoints = work_dir(name) / "checkpoints"
-    start_from = last_checkpoint(checkpoints)
-    if resume and start_from is None:
-        raise CheckpointError(f"there is nothing to resume for {name!r}: {checkpoints} holds no checkpoint.")
-    if not resume and start_from is not None:
-        raise CheckpointError(
-            f"{name!r} has checkpoints from an unfinished run in {checkpoints}: pass --resume to continue it, "
-            "or delete that folder to start over."
-        )
+    start_from = checkpoint_to_start_from(checkpoints, resume, name)
     if measure_models and recipe.evaluation.data:  # the default, the held-out rows, is written by training
         eval_spec(recipe, Path(recipe.evaluation.data)).check_data()
     output = _output_folder(recipe, name)

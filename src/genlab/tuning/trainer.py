@@ -113,7 +113,7 @@ def finetune(
 
         check_available()  # before loading anything
     checkpoints = work_dir(recipe) / "checkpoints"
-    start_from = _checkpoint_to_start_from(checkpoints, resume, recipe.name)
+    start_from = checkpoint_to_start_from(checkpoints, resume, recipe.name)
     # torchrun, accelerate launch and deepspeed all set RANK; accelerate's state is left for the Trainer
     # to set up (created earlier with other arguments it would disagree with the Trainer's).
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -122,7 +122,9 @@ def finetune(
         return _finetune(recipe, run, checkpoints, start_from, recipe_dir, list(callbacks), progress)
 
 
-def _checkpoint_to_start_from(checkpoints: Path, resume: bool, name: str) -> Path | None:
+def checkpoint_to_start_from(checkpoints: Path, resume: bool, name: str) -> Path | None:
+    """The checkpoint to resume from (None: start fresh); refuses a resume with nothing to resume and a
+    fresh start over an unfinished run's checkpoints. Cut-short checkpoints are removed first."""
     for dropped in drop_incomplete_checkpoints(checkpoints):  # never a place to start from
         print(f"removed {dropped.name}: its write was cut short (no readable trainer_state.json)", file=sys.stderr)
     existing = last_checkpoint(checkpoints)
