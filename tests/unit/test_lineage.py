@@ -72,6 +72,18 @@ def test_killed_process_run_is_marked_failed_on_next_open(genlab_home: Path) -> 
     assert "ended without finishing" in record.error
 
 
+def test_a_live_run_stays_running_when_the_boot_time_moves(store: LineageStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    run_id = store.start_run("train", {})
+    # psutil's create_time adds the boot time in whole seconds, which the kernel derives from the wall
+    # clock: an NTP adjustment can move it by one while the process runs. Liveness must not depend on it.
+    create_time = psutil.Process.create_time
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: create_time(self) + 1.0)
+    with LineageStore(store.path) as again:  # opening a store marks dead runs failed
+        assert again.get_run(run_id).status == "running"
+
+
 def test_same_content_at_same_path_is_one_artifact(store: LineageStore, tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
     data.write_text('{"x": 1}\n')
