@@ -63,18 +63,23 @@ def workload_prompts(name: str) -> list[str]:
     return {"chat": INSTRUCTIONS, "summaries": summaries, "mixed": summaries[:8] + INSTRUCTIONS[:8]}[name]
 
 
-def run_workload(name: str, loaded, engine, settings, repeats: int) -> tuple[float, bool]:  # noqa: ANN001
-    """Time both ways ``repeats`` times, alternating, and keep each one's best (least disturbed) run."""
+def run_workload(name: str, loaded, engine, unpacked, settings, repeats: int) -> tuple[float, bool]:  # noqa: ANN001
+    """Time each way ``repeats`` times, alternating, and keep each one's best (least disturbed) run."""
     import torch
 
     prompts = workload_prompts(name)
     chat_texts = [engine.format_prompt(p, chat=True) for p in prompts]
-    engine_seconds = baseline_seconds = float("inf")
+    engine_seconds = unpacked_seconds = baseline_seconds = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         completions = engine.generate(prompts, settings, chat=True)
         engine_seconds = min(engine_seconds, time.perf_counter() - start)
         engine_tokens = sum(c.new_tokens for c in completions)
+
+        start = time.perf_counter()
+        unpacked_completions = unpacked.generate(prompts, settings, chat=True)
+        unpacked_seconds = min(unpacked_seconds, time.perf_counter() - start)
+        unpacked_tokens = sum(c.new_tokens for c in unpacked_completions)
 
         baseline_texts, baseline_tokens = [], 0
         start = time.perf_counter()
@@ -88,15 +93,22 @@ def run_workload(name: str, loaded, engine, settings, repeats: int) -> tuple[flo
         baseline_seconds = min(baseline_seconds, time.perf_counter() - start)
 
     engine_rate, baseline_rate = engine_tokens / engine_seconds, baseline_tokens / baseline_seconds
+    unpacked_rate = unpacked_tokens / unpacked_seconds
     identical = sum(c.text == b for c, b in zip(completions, baseline_texts, strict=True))
+    identical_unpacked = sum(c.text == b for c, b in zip(unpacked_completions, baseline_texts, strict=True))
     lengths = [c.prompt_tokens for c in completions]
     ratio = engine_rate / baseline_rate
     print(f"\n[{name}] {len(prompts)} prompts, {min(lengths)}-{max(lengths)} prompt tokens")
     print(f"  engine, batch {engine.batch_size:<3}         {engine_tokens:5d} tokens in {engine_seconds:6.1f} s = {engine_rate:6.1f} tokens/s")
+    print(f"  same, torch's own Linear   {unpacked_tokens:5d} tokens in {unpacked_seconds:6.1f} s = {unpacked_rate:6.1f} tokens/s")
     print(f"  model.generate, one by one {baseline_tokens:5d} tokens in {baseline_seconds:6.1f} s = {baseline_rate:6.1f} tokens/s")
     print(f"  ratio (engine / one by one): {ratio:.2f}  (target >= 4)")
-    print(f"  greedy outputs identical: {identical}/{len(prompts)}")
-    return ratio, identical == len(prompts)
+    print(
+        f"    oneDNN weights {engine_rate / unpacked_rate:.2f}x; "
+        f"the engine on torch's Linear / one by one {unpacked_rate / baseline_rate:.2f}x"
+    )
+    print(f"  greedy outputs identical: {identical}/{len(prompts)} (torch's Linear: {identical_unpacked}/{len(prompts)})")
+    return ratio, identical == len(prompts) and identical_unpacked == len(prompts)
 
 
 def main() -> int:
@@ -115,8 +127,10 @@ def main() -> int:
 
     loaded = load_model(args.model)
     engine = GenerationEngine(loaded, batch_size=args.batch_size)
+    unpacked = GenerationEngine(loaded, batch_size=args.batch_size, packed_weights=False)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    engine.generate(["Hello"], settings.with_overrides(max_new_tokens=4), chat=True)  # warm-up
+    for warm in (engine, unpacked):
+        warm.generate(["Hello"], settings.with_overrides(max_new_tokens=4), chat=True)
     print(
         f"model {args.model}, greedy, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}, "
         f"best of {args.repeats} runs each"
@@ -124,7 +138,7 @@ def main() -> int:
     workloads = ["chat", "summaries", "mixed"] if args.workload == "all" else [args.workload]
     all_identical = True
     for name in workloads:
-        _, identical = run_workload(name, loaded, engine, settings, args.repeats)
+        _, identical = run_workload(name, loaded, engine, unpacked, settings, args.repeats)
         all_identical &= identical
     return 0 if all_identical else 1
 

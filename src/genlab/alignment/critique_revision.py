@@ -81,7 +81,10 @@ def generate_replies(
     texts = [conversation_text(engine, list(c), chat=chat) for c in conversations]
     replies: list[list[str]] = []
     step = engine.batch_size
-    with tqdm(total=len(texts), desc=label, unit="prompt", disable=not progress, leave=False) as bar:
+    with (
+        tqdm(total=len(texts), desc=label, unit="prompt", disable=not progress, leave=False) as bar,
+        engine.hold_packed_weights(),
+    ):
         for start in range(0, len(texts), step):
             batch = texts[start : start + step]
             for completion in engine.generate(batch, settings, preformatted=chat):

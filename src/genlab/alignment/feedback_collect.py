@@ -241,7 +241,8 @@ def collect_rankings(
         run.use(prompts_file, "dataset", {"role": "prompts", "prompts": len(prompts)})
         if engine.loaded.path is not None:
             run.use(engine.loaded.path, "model", {"model": name})
-        tally = rank_prompts(prompts, sample, output, ask=ask, show=show)
+        with engine.hold_packed_weights():  # reordered once for the whole session
+            tally = rank_prompts(prompts, sample, output, ask=ask, show=show)
         if output.is_file():
             run.log_artifact(output, "dataset", {"role": "rankings", "prompts": len(_ranked_prompts(output))})
         run.log_metrics({"ranked": tally.ranked, "skipped": tally.skipped})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from genlab.cli.generation_options import (
 )
 from genlab.cli.output import err_console, print_json
 from genlab.errors import GenlabError
+
+if TYPE_CHECKING:
+    from genlab.generation.chat_session import ChatSession
 
 ModelOption = Annotated[str, typer.Option(help="Pack name, model folder, GGUF file or hub id.")]
 
@@ -109,6 +112,11 @@ def chat_command(
     )  # fmt: skip
     with err_console.status(f"loading {model}"):
         session = ChatSession.start(model, settings, system=system)
+    with session.engine.hold_packed_weights():  # reordered once for the whole conversation
+        _converse(session, model)
+
+
+def _converse(session: ChatSession, model: str) -> None:
     interactive = sys.stdin.isatty()
     if interactive:
         err_console.print(f"chatting with {model} (context {session.context_window} tokens); /exit to end")

@@ -6,8 +6,10 @@ after their own prefill: the two caches are left-padded with masked zero columns
 and stacked. Masked columns get zero attention weight, so a row's answer does not depend on who it
 shares the batch with. Columns that no remaining row attends to are trimmed away.
 
-Merging needs plain ``DynamicLayer`` caches (full attention); :func:`supports_merging` tells, and the
-engine falls back to static batches otherwise (sliding-window, linear-attention or encoder-decoder).
+Merging needs plain ``DynamicLayer`` caches (full attention; the engine swaps them for
+:class:`~genlab.generation.growing_cache.GrowingLayer`, which appends in place);
+:func:`supports_merging` tells, and the engine falls back to static batches otherwise
+(sliding-window, linear-attention or encoder-decoder).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 def supports_merging(cache: Any) -> bool:
     from transformers.cache_utils import DynamicLayer
 
+    from genlab.generation.growing_cache import GrowingLayer
+
     layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+    return bool(layers) and all(type(layer) in (DynamicLayer, GrowingLayer) for layer in layers)
 
 
 @dataclass

@@ -24,6 +24,7 @@ source that other threads keep filling (a server's queue), so new requests join 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from typing import Any
 from genlab.errors import PromptTooLongError
 from genlab.generation.batch_state import BatchState, supports_merging
 from genlab.generation.cache_argument import cache_kwargs, cache_of
+from genlab.generation.growing_cache import make_growing
+from genlab.generation.packed_linear import packed_linears
 from genlab.generation.rows import DecodeRow, FinishReason, ListSource, RowSource, adapter_names, new_row, pick_tokens
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
@@ -60,12 +63,16 @@ class Completion:
 class GenerationEngine:
     """Generate for many prompts at once: ``GenerationEngine(load_model(...)).generate(prompts, settings)``."""
 
-    def __init__(self, loaded: LoadedModel, *, batch_size: int = 8, continuous: bool = True) -> None:
+    def __init__(
+        self, loaded: LoadedModel, *, batch_size: int = 8, continuous: bool = True, packed_weights: bool = True
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.loaded = loaded
         self.batch_size = batch_size
         self.continuous = continuous  # False: new prompts wait until the whole batch has finished
+        # fp32 Linear layers decode on weights reordered for oneDNN (genlab.generation.packed_linear)
+        self.packed_weights = packed_weights
         tokenizer = loaded.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         eos = loaded.model.generation_config.eos_token_id
@@ -200,11 +207,19 @@ class GenerationEngine:
         running batch at the next step (continuous batching; see :meth:`_decode_continuous`). Between
         two steps the caller may read each row's text, or end a row by setting its ``finish_reason``.
         """
-        if self.loaded.is_encoder_decoder:
-            while batch := source.take(self.batch_size):
-                yield from self._decode_static(batch)
-        else:
-            yield from self._decode_continuous(source)
+        with self.hold_packed_weights():
+            if self.loaded.is_encoder_decoder:
+                while batch := source.take(self.batch_size):
+                    yield from self._decode_static(batch)
+            else:
+                yield from self._decode_continuous(source)
+
+    def hold_packed_weights(self) -> contextlib.AbstractContextManager[int]:
+        """Keep the model's reordered weights between calls (a server, a loop of calls); nothing may train meanwhile.
+
+        Every decoding call holds them anyway; an outer hold spares each call reordering them again.
+        """
+        return packed_linears(self.loaded.model, enabled=self.packed_weights)
 
     def _run(self, rows: list[DecodeRow]) -> Iterator[None]:
         """Decode all rows, at most ``batch_size`` at a time; yields after every step."""
@@ -297,7 +312,7 @@ class GenerationEngine:
         out = self.loaded.model(
             **inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **adapter_names(rows)
         )
-        return BatchState(cache_of(out), mask, positions[:, -1:]), out.logits[:, -1, :]
+        return BatchState(make_growing(cache_of(out)), mask, positions[:, -1:]), out.logits[:, -1, :]
 
     def _decode_static(self, rows: list[DecodeRow]) -> Iterator[None]:
         """Decode one fixed batch of an encoder-decoder model; yields after every step.

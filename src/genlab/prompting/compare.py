@@ -113,12 +113,13 @@ def compare_shots(
             settings = settings.with_overrides(stop=prompt_template.stop)
         selector = ExampleSelector(pool, selection, seed) if max(shots) > 0 else None
         results, predictions = [], []
-        for k in shots:
-            progress(f"{k}-shot: prompting {len(held_out)} examples")
-            result, rows_out = _run_shot(engine, prompt_template, held_out, selector, k, settings, chat, samples)
-            results.append(result)
-            predictions.extend(rows_out)
-            run.log_metrics({f"{name}@{k}shot": getattr(result, name) for name in ("rouge1", "rouge2", "rougeL")})
+        with engine.hold_packed_weights():  # reordered once for every shot count
+            for k in shots:
+                progress(f"{k}-shot: prompting {len(held_out)} examples")
+                result, rows_out = _run_shot(engine, prompt_template, held_out, selector, k, settings, chat, samples)
+                results.append(result)
+                predictions.extend(rows_out)
+                run.log_metrics({f"{name}@{k}shot": getattr(result, name) for name in ("rouge1", "rouge2", "rougeL")})
         comparison = ShotComparison(
             model_name, data, template, selection, len(held_out), settings.model_dump(), results, run.id
         )

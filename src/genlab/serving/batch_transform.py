@@ -154,9 +154,10 @@ def run_batch(config: BatchConfig, *, progress: bool = True, on_chunk: ChunkHook
         prepared, too_long = _prepare(engine, todo, chat=config.chat)
         bad = sorted([*bad, *too_long], key=lambda b: b.line)
         errors_file = _write_errors(config.output, bad)
-        tokens, seconds = _generate(
-            engine, prepared, config, already=len(resume.done), progress=progress, on_chunk=on_chunk
-        )
+        with engine.hold_packed_weights():  # reordered once for all the chunks
+            tokens, seconds = _generate(
+                engine, prepared, config, already=len(resume.done), progress=progress, on_chunk=on_chunk
+            )
         generated = len(prepared)
         run.log_artifact(config.output, "batch-output", {"rows": len(resume.done) + generated})
         if errors_file is not None:
