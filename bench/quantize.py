@@ -60,8 +60,11 @@ def compare_kernels(args: argparse.Namespace) -> int:
     from genlab.models.load import load_model
     from genlab.optimize.quantize import int8_linear, quantize_weight
 
+    from genlab.generation.packed_linear import packed_linears
+
     loaded = load_model(args.model)
-    models = {"fp32": loaded.model}
+    # fp32 as torch runs it, and as the generation engine runs it (Linear layers on oneDNN, reordered weights)
+    models = {"fp32": loaded.model, "fp32-onednn": copy.deepcopy(loaded.model)}
     fbgemm = copy.deepcopy(loaded.model)
     for name, module in list(fbgemm.named_modules()):
         if isinstance(module, torch.nn.Linear):
@@ -81,7 +84,7 @@ def compare_kernels(args: argparse.Namespace) -> int:
     prompt = torch.randint(0, loaded.model.config.vocab_size, (1, args.context))
     step = torch.tensor([[42]])
     times: dict[str, list[float]] = {kernel: [] for kernel in models}
-    with torch.inference_mode():
+    with torch.inference_mode(), packed_linears(models["fp32-onednn"]):
         caches = {kernel: cache_of(model(input_ids=prompt, use_cache=True)) for kernel, model in models.items()}
         for _ in range(args.rounds):
             for kernel, model in models.items():
@@ -92,12 +95,13 @@ def compare_kernels(args: argparse.Namespace) -> int:
                     times[kernel].append(time.perf_counter() - start)
                     cache = cache_of(out)
     base = 1 / statistics.median(times["fp32"])
+    engine_base = 1 / statistics.median(times["fp32-onednn"])
     print(f"model {args.model}, batch 1, one new token over a {args.context}-token cache, "
           f"{args.rounds} interleaved rounds x {args.steps} steps, tokens/s = 1 / median step\n")  # fmt: skip
-    print(f"{'kernel':<26} {'tokens/s':>9} {'x fp32':>7}")
+    print(f"{'kernel':<26} {'tokens/s':>9} {'x fp32':>7} {'x fp32-onednn':>14}")
     for kernel, measured in times.items():
         rate = 1 / statistics.median(measured)
-        print(f"{kernel:<26} {rate:>9.1f} {rate / base:>7.2f}")
+        print(f"{kernel:<26} {rate:>9.1f} {rate / base:>7.2f} {rate / engine_base:>14.2f}")
     return 0
 
 
