@@ -20,6 +20,13 @@ the base and several adapters in one batch.
 
 ``generate`` decodes a fixed list of prompts; :meth:`GenerationEngine.decode` takes rows from an open
 source that other threads keep filling (a server's queue), so new requests join the running batch.
+
+Two things make a decode step cheaper without changing what it computes: the KV cache appends in
+place (:mod:`genlab.generation.growing_cache`) rather than copying itself every step, and fp32
+Linear layers run on oneDNN with weights reordered once per call (:mod:`genlab.generation.packed_linear`;
+:meth:`GenerationEngine.hold_packed_weights` keeps them across calls). On the default model, 2 cores,
+16 chat prompts at batch 8 decode 7.8x as fast as ``model.generate`` one prompt at a time, 4.6x with
+torch's own Linear layers, and the greedy answers are the same (``bench/generate.py``).
 """
 
 from __future__ import annotations

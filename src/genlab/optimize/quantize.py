@@ -52,6 +52,15 @@ int8-dynamic``, decode tokens/s at batch 1, ROUGE-1 of greedy summaries against 
     LM head int8, top 64 rescored:  3.97x smaller, 2.01-2.51x tokens/s (2.27x interleaved in one process),
     (the default)                   ROUGE-1 -0.20 points (64 builtin), +0.67 (100 DialogSum)
 
+Those speed-ups were measured against fp32 as torch runs it. Since then the generation engine runs
+fp32 Linear layers on oneDNN with reordered weights (:mod:`genlab.generation.packed_linear`, 1.3-1.4x
+at batch 1), and int8 decoding calls fbgemm's op without the module around it. Against that faster
+fp32 (2026-12-06, idle): ``genlab optimize quantize`` (20 builtin dialogues) 22.6 -> 48.9 tokens/s
+(2.16x; an earlier run of the same command before holding the reordered weights gave 2.00x), peak
+memory 1889 -> 1255 MB (the fp32 figure includes the reordered copy), ROUGE-1 0.2033 -> 0.1929
+(-1.04 points on these 20; -0.20 on 64). ``bench/quantize.py --kernels``: fbgemm int8 2.21x fp32 on
+oneDNN, 2.87x fp32 on torch's Linear.
+
 Once the rest is int8, an fp32 head is half of what a decoding step reads (113 of 220 MB: SmolLM2's
 49152 x 576 vocabulary matrix), which is why quantising it is worth the speed; rescoring costs a
 64 x 576 product per step.
