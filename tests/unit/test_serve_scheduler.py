@@ -148,3 +148,34 @@ def test_unknown_model_and_too_long_prompt_are_refused(adapter_backend) -> None:
     assert adapter_backend.window_for("tiny") == 512 and adapter_backend.window_for("soft") == 508
     with pytest.raises(PromptTooLongError, match="context window of 508 tokens"):
         adapter_backend.submit("soft", prompt, GenerationSettings(max_new_tokens=510 - tokens))
+
+
+def test_the_decoding_thread_holds_reordered_weights_while_loaded_and_frees_them_on_unload(
+    assets, monkeypatch
+) -> None:
+    """The scheduler reorders the weights once, in its own thread (genlab.generation.packed_linear)."""
+    import threading
+
+    from genlab.generation import packed_linear
+
+    monkeypatch.setattr(packed_linear, "MIN_WEIGHT_ELEMENTS", 0)  # the tiny model's layers are all small
+    import torch
+
+    threads_that_packed = []
+    pack = packed_linear._pack
+
+    def recorded_pack(model):
+        threads_that_packed.append(threading.current_thread().name)
+        return pack(model)
+
+    monkeypatch.setattr(packed_linear, "_pack", recorded_pack)
+    backend = GenlabBackend(str(assets.base), max_batch=2, model_id="tiny")
+    layers = [m for m in backend.scheduler.engine.loaded.model.modules() if type(m) is torch.nn.Linear]
+    answer = backend.submit("tiny", PROMPTS[0], GenerationSettings(max_new_tokens=6)).result(60)
+    assert answer.choices[0].completion_tokens > 0
+    assert threads_that_packed == ["genlab-scheduler"]
+    assert layers and all("forward" in layer.__dict__ for layer in layers)
+    backend.submit("tiny", PROMPTS[1], GenerationSettings(max_new_tokens=6)).result(60)
+    assert threads_that_packed == ["genlab-scheduler"]  # once for the scheduler's life, not per request
+    backend.unload()
+    assert not any("forward" in layer.__dict__ for layer in layers)

@@ -13,7 +13,6 @@ validated and their tokens counted without a cold start.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import threading
 from collections.abc import Callable, Mapping
@@ -69,7 +68,6 @@ class GenlabBackend:
         self.max_batch = max_batch
         self.threads = threads
         self._load_lock = threading.RLock()
-        self._packed_weights = contextlib.ExitStack()  # holds the engine's reordered weights while loaded
         self._tokenizer_lock = threading.Lock()
         self._engine: GenerationEngine | None = None
         self._scheduler: Scheduler | None = None
@@ -140,8 +138,6 @@ class GenlabBackend:
             if self._routes:  # a reload: the same ids, with the new soft prompt tensors
                 self._routes = {self.base_id: self._base_route, **self._adapter_routes}
             self._engine = GenerationEngine(loaded, batch_size=self.max_batch)
-            # The weights never change while served: reorder them once, not at every burst of requests.
-            self._packed_weights.enter_context(self._engine.hold_packed_weights())
             self._scheduler = Scheduler(self._engine, threads=self.threads)
 
     def unload(self) -> None:
@@ -150,7 +146,6 @@ class GenlabBackend:
                 self._scheduler.stop()
                 self._past_steps += self._scheduler.steps
                 self._past_rows += self._scheduler.rows_stepped
-            self._packed_weights.close()
             self._engine = self._scheduler = None
         gc.collect()
 
