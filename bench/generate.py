@@ -10,19 +10,26 @@ identical. Workloads:
 - mixed: 8 of each.
 
 The machine's speed drifts (other tenants), so each way runs ``--repeats`` times, alternating, and the
-best run of each is compared.
+best run of each is compared. The engine also runs once more with torch's own Linear layers
+(``packed_weights=False``), to show how much of the ratio is batching and how much the oneDNN
+weights (genlab.generation.packed_linear).
 
 Target (issue 3): ratio >= 4 on 2 CPU cores.
 
-Measured on an idle machine (2 cores, torch 2.13, transformers 5.25), two runs of the script:
+Measured 2026-12-06 on an idle machine (2 cores, torch 2.13, transformers 5.25), engine with the
+in-place KV cache and oneDNN Linear layers; two runs of the script:
 
-    chat       4.40 (63.7 vs 14.5 tokens/s), then 3.89 (56.2 vs 14.4); outputs identical 16/16
-    summaries  2.24 (30.0 vs 13.4)   -- prefill-bound: batching does not make reading prompts cheaper
-    mixed      3.41 (43.1 vs 12.6)
+    chat       8.01 (130.2 vs 16.3 tokens/s), then 7.83 (132.8 vs 17.0); outputs identical 16/16
+               engine on torch's Linear: 4.58x, then 4.63x; oneDNN weights: 1.75x, 1.69x
+    summaries  3.64 (53.2 vs 14.6), then 3.59  -- prefill-bound: batching does not make reading
+               prompts cheaper (engine on torch's Linear 2.51x)
+    mixed      4.75 (70.2 vs 14.8), then 4.60  (engine on torch's Linear 3.03x)
 
-A batch-8 decode step costs 1.5x a batch-1 step here (97 vs 64 ms with an 80-token cache; the
-Linear layers are 82 ms of it, reading the fp32 weights), and the 16 prompts average 6.7 running
-rows per step (rows finish at different lengths), which puts the chat ratio near 4 rather than 8.
+Before the in-place cache and the oneDNN weights (2026-12-06, idle), chat was 4.40 then 3.89: a
+batch-8 decode step cost 1.5x a batch-1 step (97 vs 64 ms with an 80-token cache), torch.cat of the
+whole cache took ~9 ms of it, and MKL's sgemm read the fp32 weights far below memory bandwidth with a
+few rows (all Linear layers with cold weights: 57 ms at batch 8 against 25 ms on oneDNN's blocked
+layout). The 16 prompts average 6.7 running rows per step (rows finish at different lengths).
 
     python bench/generate.py [--workload chat|summaries|mixed|all] [--model NAME] [--batch-size 8]
 """
