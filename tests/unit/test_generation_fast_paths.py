@@ -165,3 +165,23 @@ def test_switched_off_or_short_of_memory_nothing_is_packed(causal, pack_everythi
 
 def _linears(loaded) -> list[torch.nn.Module]:
     return [m for m in loaded.model.modules() if type(m) is torch.nn.Linear]
+
+
+def test_a_failure_while_packing_leaves_no_layer_packed(causal, pack_everything, monkeypatch) -> None:
+    reorder = torch.ops.mkldnn._reorder_linear_weight
+    calls = []
+
+    def failing_reorder(weight, batch_size):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("no room for the third layer")
+        return reorder(weight, batch_size)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", failing_reorder)
+    with pytest.raises(MemoryError), packed_linears(causal.model):
+        pass
+    assert len(calls) == 3
+    assert not any("forward" in layer.__dict__ for layer in _linears(causal))
+    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", reorder)
+    with packed_linears(causal.model) as count:  # and the next hold packs afresh
+        assert count == len(_linears(causal))

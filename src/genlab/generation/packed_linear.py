@@ -118,15 +118,20 @@ def _pack(model: Any) -> list[Any]:
         )
         return []
     packed_layers = []
-    with torch.no_grad():
-        for layer in layers:
-            try:
-                packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 8)
-            except RuntimeError as error:  # a shape or build oneDNN refuses: that layer stays as it is
-                log.debug("not packing a %s Linear: %s", tuple(layer.weight.shape), error)
-                continue
-            layer.forward = _packed_forward(layer, packed)
-            packed_layers.append(layer)
+    try:
+        with torch.no_grad():
+            for layer in layers:
+                try:
+                    packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 8)
+                except RuntimeError as error:  # a shape or build oneDNN refuses: that layer stays as it is
+                    log.debug("not packing a %s Linear: %s", tuple(layer.weight.shape), error)
+                    continue
+                layer.forward = _packed_forward(layer, packed)
+                packed_layers.append(layer)
+    except BaseException:  # out of memory, Ctrl-C: no layer stays packed without a holder to unpack it
+        for layer in packed_layers:
+            layer.__dict__.pop("forward", None)
+        raise
     return packed_layers
 
 
