@@ -94,11 +94,13 @@ def causal():
     return sharpen_attention(tiny_model("causal", seed=7))
 
 
-def test_packed_engine_gives_the_same_greedy_tokens_at_every_batch_size(causal, pack_everything) -> None:
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_packed_engine_gives_the_same_greedy_tokens_at_every_batch_size(kind, pack_everything) -> None:
+    loaded = sharpen_attention(tiny_model(kind, seed=7))
     settings = GenerationSettings(max_new_tokens=12)
-    reference = GenerationEngine(causal, batch_size=1, packed_weights=False).generate(PROMPTS, settings)
+    reference = GenerationEngine(loaded, batch_size=1, packed_weights=False).generate(PROMPTS, settings)
     for batch_size in (1, 3):
-        packed = GenerationEngine(causal, batch_size=batch_size).generate(PROMPTS, settings)
+        packed = GenerationEngine(loaded, batch_size=batch_size).generate(PROMPTS, settings)
         assert [c.choices[0].token_ids for c in packed] == [c.choices[0].token_ids for c in reference]
     assert all(c.choices[0].token_ids for c in reference)
 
