@@ -65,7 +65,7 @@ def compare_kernels(args: argparse.Namespace) -> int:
 
     from genlab.generation.cache_argument import cache_kwargs, cache_of
     from genlab.models.load import load_model
-    from genlab.optimize.quantize import int8_linear, quantize_weight
+    from genlab.optimize.int8_layers import int8_linear, quantize_weight
 
     from genlab.generation.packed_linear import packed_linears
 

@@ -16,7 +16,8 @@ from genlab.models.tiny import save_tiny_model
 from genlab.optimize import quantize as quantize_module
 from genlab.optimize.artifact import read_manifest, weights_size
 from genlab.optimize.measure import EvalSpec
-from genlab.optimize.quantize import QuantizeConfig, int8_linear, quantize, quantize_weight
+from genlab.optimize.int8_layers import int8_linear, quantize_weight, rescored_head_class
+from genlab.optimize.quantize import QuantizeConfig, quantize
 from tests.conftest import run_cli
 
 SPEC = EvalSpec(limit=2, max_new_tokens=4, speed_prompts=1, speed_tokens=4)
@@ -58,7 +59,7 @@ def test_an_int8_head_recomputes_its_best_logits_from_unrounded_activations() ->
     weight = torch.randn(300, 32)
     q, scale = quantize_weight(weight)
     plain = int8_linear(q, scale, None)
-    head = quantize_module._rescored_head_class()(int8_linear(q, scale, None), top_k=8)
+    head = rescored_head_class()(int8_linear(q, scale, None), top_k=8)
     x = torch.randn(3, 1, 32) * torch.tensor([1.0] * 31 + [40.0])  # one outlier channel: int8 activations blur the rest
     with torch.inference_mode():
         int8, rescored = plain(x), head(x)
