@@ -12,7 +12,8 @@ from transformers.cache_utils import DynamicLayer
 
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.generation import packed_linear
-from genlab.generation.batch_state import BatchState
+from genlab.generation.batch_state import BatchState, supports_merging
+from genlab.generation.cache_argument import cache_of
 from genlab.generation.growing_cache import MIN_SPARE_COLUMNS, GrowingLayer, make_growing
 from genlab.generation.packed_linear import packable_layers, packed_linears
 from genlab.models.tiny import tiny_model
@@ -66,13 +67,9 @@ def test_make_growing_swaps_full_attention_layers_and_the_batch_still_merges() -
     ids = loaded.tokenizer(PROMPTS[:2], return_tensors="pt", padding=True)
     with torch.inference_mode():
         out = loaded.model(**ids, use_cache=True)
-    from genlab.generation.cache_argument import cache_of
-
     cache = make_growing(cache_of(out))
     assert all(type(layer) is GrowingLayer for layer in cache.layers)
     state = BatchState(cache, ids["attention_mask"], ids["attention_mask"].sum(-1, keepdim=True) - 1)
-    from genlab.generation.batch_state import supports_merging
-
     assert supports_merging(cache)
     state.merge(BatchState(make_growing(cache_of(out)), ids["attention_mask"], state.positions))
     assert state.size == 4 and cache.layers[0].keys.shape[0] == 4

@@ -77,19 +77,12 @@ class GrowingLayer(DynamicLayer):
 
     def _reallocate(self, key_states: Any, value_states: Any) -> None:
         """New buffers holding the current keys and values, with room for these states and more."""
-        import torch
-
         current = self.keys is not None and self.keys.numel() > 0
         used = int(self.keys.shape[-2]) if current else 0
         new = int(key_states.shape[-2])
         capacity = used + max(new, MIN_SPARE_COLUMNS, used // 2)
-        self._key_buffer = torch.empty(
-            (*key_states.shape[:-2], capacity, key_states.shape[-1]), dtype=key_states.dtype, device=key_states.device
-        )
-        self._value_buffer = torch.empty(
-            (*value_states.shape[:-2], capacity, value_states.shape[-1]),
-            dtype=value_states.dtype,
-            device=value_states.device,
+        self._key_buffer, self._value_buffer = (
+            states.new_empty((*states.shape[:-2], capacity, states.shape[-1])) for states in (key_states, value_states)
         )
         if current:
             self._key_buffer[..., :used, :] = self.keys

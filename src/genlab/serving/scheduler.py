@@ -158,10 +158,7 @@ class Scheduler:
             import torch
 
             torch.set_num_threads(self.threads)
-        # The weights never change while served: reorder them once for the scheduler's life, not at
-        # every burst of requests, and here, in the thread that decodes: torch work on two threads in
-        # another thread starts a second OpenMP pool, and libgomp then stops its workers spinning
-        # between parallel regions (more pool threads than cores), which cost a third of the speed.
+        # Reordered once for the scheduler's life, in the thread that decodes (see the module docstring).
         with self.engine.hold_packed_weights():
             self._serve_until_stopped()
 
