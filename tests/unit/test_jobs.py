@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from genlab.errors import InvalidValueError
-from genlab.serving.jobs import JobNotFoundError, JobStore, JobWorker, fix_seed
+from genlab.serving.job_worker import JobWorker
+from genlab.serving.jobs import JobNotFoundError, JobStore, fix_seed
 
 
 def seeded_value(kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -195,13 +196,14 @@ def test_a_job_interrupted_too_often_is_failed_with_the_reason(tmp_path: Path) -
     with JobStore(path, max_attempts=2) as store:
         assert store.recover() == 1
         job = store.get(job_id)
-        assert job is not None and job.status == "failed" and job.error == "interrupted 2 times"
+        assert job is not None and job.status == "failed" and job.error.startswith("interrupted 2 times: ")
         assert store.claim_next() is None
 
 
 CHILD = """
 import json, pathlib, random, sys, time
-from genlab.serving.jobs import JobStore, JobWorker
+from genlab.serving.job_worker import JobWorker
+from genlab.serving.jobs import JobStore
 
 path, log = sys.argv[1], pathlib.Path(sys.argv[2])
 

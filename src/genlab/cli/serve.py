@@ -28,10 +28,19 @@ def serve_command(
         int | None, typer.Option(help="torch threads for generation (default: one per core; 1 can win on a busy machine).")
     ] = None,
     batching: Annotated[bool, typer.Option("--batching/--no-batching", help="--no-batching: one request at a time.")] = True,
-    max_concurrent: Annotated[int, typer.Option(help="Requests in flight before answering 429.")] = 64,
+    max_concurrent: Annotated[
+        int, typer.Option(help="Rows in flight (one per prompt and choice, over all requests) before answering 429.")
+    ] = 256,
+    max_request_rows: Annotated[int, typer.Option(help="The most rows (prompts × n) one request or job may ask for.")] = 64,
     max_tokens_limit: Annotated[int, typer.Option(help="The most tokens one request may ask for.")] = 2048,
     jobs_db: Annotated[Path | None, typer.Option(help="SQLite file of async jobs (default: $GENLAB_HOME/jobs.sqlite).")] = None,
     job_workers: Annotated[int, typer.Option(help="Threads running async jobs.")] = 2,
+    job_max_attempts: Annotated[
+        int, typer.Option(help="Fail a job, instead of running it again, once the server stopped this many times while it ran.")
+    ] = 2,
+    public_docs: Annotated[
+        bool, typer.Option("--public-docs", help="With an API key: serve /docs and /openapi.json without the key.")
+    ] = False,
     backend: Annotated[str, typer.Option(help="genlab (default), llama.cpp or vllm.")] = "genlab",
     embedder: Annotated[str | None, typer.Option(help="Model of /v1/embeddings (default: the MiniLM pack).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level: debug, info, warning, error.")] = "info",
@@ -44,7 +53,8 @@ def serve_command(
     config = ServeConfig.from_cli(
         adapters=adapter, api_key=api_key, model=model, host=host, port=port, idle_unload=idle_unload,
         max_batch=max_batch, threads=threads, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
-        jobs_db=jobs_db, job_workers=job_workers, backend=backend, embedder=embedder,
+        max_request_rows=max_request_rows, jobs_db=jobs_db, job_workers=job_workers, job_max_attempts=job_max_attempts,
+        public_docs=public_docs, backend=backend, embedder=embedder,
     )  # fmt: skip
     with err_console.status(f"loading {model}"):
         app = create_app(config)

@@ -10,6 +10,7 @@ traceback, and the client sees a generic sentence.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -64,12 +65,23 @@ def from_genlab_error(error: GenlabError) -> ApiError:
     return ApiError(400, str(error))
 
 
+def first_error(errors: Sequence[Any]) -> dict[str, Any]:
+    """The error to report of pydantic's list: a value check that failed (it says most) before a type
+    mismatch, which a union field reports once per member it could have been."""
+    errors = list(errors) or [{"msg": "invalid request", "loc": (), "type": ""}]
+    return next((e for e in errors if e.get("type") == "value_error"), errors[0])
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """A dotted field name (``messages.0.content``) from pydantic's ``loc``, without the body and union tags."""
+    return ".".join(str(part) for part in loc if part != "body" and not (isinstance(part, str) and "[" in part))
+
+
 def _validation_message(error: RequestValidationError) -> tuple[str, str | None, str]:
-    first = error.errors()[0] if error.errors() else {"msg": "invalid request", "loc": (), "type": ""}
+    first = first_error(error.errors())
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON.", None, "invalid_json"
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    param = ".".join(loc) or None
+    param = field_path(first.get("loc", ())) or None
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
         return "the request body must be a JSON object.", None, "invalid_request"

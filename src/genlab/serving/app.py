@@ -1,7 +1,8 @@
 """``create_app(config)``: the FastAPI application behind ``genlab serve``.
 
     GET  /                       the playground page (open)
-    GET  /health                 liveness and what is loaded (open)
+    GET  /health                 liveness (open); what is loaded, to a caller with the key (or with no key set)
+    GET  /docs, /redoc, /openapi.json   the API's description: open with no key set or --public-docs, else keyed
     GET  /metrics                Prometheus metrics
     GET  /v1/models              the base model, its adapters, the embedder
     POST /v1/completions         text completion (stream: server-sent events)
@@ -12,7 +13,8 @@
 The backend is built (and its weights loaded) when the app is created, so a bad model or adapter
 fails before the server listens. Start-up (the app's lifespan) opens the job store, requeues jobs a
 crash interrupted, starts the job workers and the idle-unload watcher, and records the endpoint as a
-lineage run; shutdown stops them in reverse order.
+lineage run; shutdown stops them in reverse order -- the job workers first (a job cut short is left
+for the next start to recover), then the store they write to.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -55,7 +58,7 @@ def make_backend(config: ServeConfig) -> Backend:
 def create_app(config: ServeConfig | None = None, *, backend: Backend | None = None) -> FastAPI:
     """The app for ``config``; pass ``backend`` to serve one already built (tests, embedding in a program)."""
     from genlab import __version__
-    from genlab.serving import routes_jobs, routes_openai, routes_service
+    from genlab.serving import routes_docs, routes_jobs, routes_openai, routes_service
 
     config = config or ServeConfig()
     metrics = ServerMetrics()
@@ -94,31 +97,49 @@ def create_app(config: ServeConfig | None = None, *, backend: Backend | None = N
         version=__version__,
         summary="OpenAI-compatible API over genlab's models (real-time, streaming, async jobs).",
         lifespan=lifespan,
+        openapi_url=None,  # served by routes_docs, behind the key unless --public-docs
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.serving = state
     install_error_handlers(app)
     app.include_router(routes_service.router)
     app.include_router(routes_openai.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_docs.router)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: counts 413s too
     return app
 
 
 def _start_jobs(state: ServerState, stack: contextlib.ExitStack) -> None:
-    from genlab.serving.jobs import JobStore, JobWorker, default_jobs_db
+    from genlab.serving.job_worker import JobWorker
+    from genlab.serving.jobs import JobStore, default_jobs_db
     from genlab.serving.routes_jobs import run_job
 
-    store = JobStore(state.config.jobs_db or default_jobs_db())
+    store = JobStore(state.config.jobs_db or default_jobs_db(), max_attempts=state.config.job_max_attempts)
     stack.callback(store.close)
     recovered = store.recover()
     if recovered:
-        log.warning("requeued %d job(s) interrupted by a crash", recovered)
+        log.warning("recovered %d job(s) interrupted by a crash or a shutdown", recovered)
     state.jobs = stack.enter_context(_cleared(state, store))
     state.metrics.watch_jobs(store.counts)
-    for index in range(state.config.job_workers):
-        worker = JobWorker(store, lambda kind, body: run_job(state, kind, body), name=f"genlab-jobs-{index}").start()
-        stack.callback(worker.stop, 30)
+    shutting_down = threading.Event()  # cancels the jobs in hand: they are recovered at the next start
+    workers = [
+        JobWorker(store, lambda kind, body: run_job(state, kind, body, cancel=shutting_down), name=f"genlab-jobs-{index}").start()
+        for index in range(state.config.job_workers)
+    ]
+    stack.callback(_stop_workers, workers, shutting_down)
+
+
+def _stop_workers(workers: list[Any], shutting_down: threading.Event) -> None:
+    """Mark the workers stopping before cutting their jobs short (so a cut job is not taken for a failure), then wait."""
+    for worker in workers:
+        worker.ask_to_stop()
+    shutting_down.set()
+    for worker in workers:
+        if not worker.stop(30):
+            log.warning("job worker %s did not stop within 30 s", worker.name)
 
 
 @contextlib.contextmanager

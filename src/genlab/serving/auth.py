@@ -1,6 +1,7 @@
 """API keys: with ``--api-key`` (or ``GENLAB_API_KEY``) set, every protected route needs ``Authorization: Bearer KEY``.
 
-``/health`` and the playground page (``/``, static HTML that asks for the key itself) stay open.
+``/health`` (which then only says the server is up, unless the caller has the key) and the playground
+page (``/``, static HTML that asks for the key itself) stay open.
 Keys are compared in constant time (``secrets.compare_digest``).
 """
 
@@ -24,3 +25,12 @@ def require_api_key(request: Request) -> None:
         raise ApiError(401, "this server needs an API key: send the header 'Authorization: Bearer KEY'.", code="missing_api_key")
     if not secrets.compare_digest(given.strip().encode(), expected.encode()):
         raise ApiError(401, "the API key given is not this server's.", code="invalid_api_key")
+
+
+def has_api_key(request: Request) -> bool:
+    """Whether the request may see what the key protects (always, when the server has no key)."""
+    try:
+        require_api_key(request)
+    except ApiError:
+        return False
+    return True

@@ -14,6 +14,10 @@ Contract (what the server relies on):
   unloaded (a cold start). It raises :class:`genlab.errors.ModelNotFoundError` for an id not in
   ``models()`` and :class:`genlab.errors.PromptTooLongError` when prompt + max tokens exceed the window.
 - ``settings.num_return_sequences`` choices are generated; deltas carry their choice index.
+- ``group`` names the client request a prompt belongs to (a completions request with several
+  prompts submits each with the same group). A backend that batches requests itself shares decoding
+  fairly between groups, not between prompts (genlab's scheduler does); one that answers a request
+  at a time in arrival order (llama.cpp) or schedules by its own rules (vLLM) says so in its docstring.
 - ``settings.seed`` makes sampling reproducible for that request whatever else runs beside it
   (genlab's engine guarantees this; other backends say in their docstring if they cannot).
 - ``unload`` frees the weights (scale to zero); requests in flight finish first or fail cleanly.
@@ -110,7 +114,7 @@ class Backend(Protocol):
         ...
 
     def submit(
-        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False
+        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None
     ) -> GenerationHandle:
         """Start generating for ``prompt`` with the model ``model_id``; returns at once."""
         ...

@@ -2,7 +2,9 @@
 
 ``prepare_chat`` / ``prepare_completion`` check a request against the server's limits and the model's
 window (raising :class:`ApiError` 4xx) and turn it into prompts and :class:`GenerationSettings`;
-``run`` submits it to the backend and waits for the OpenAI response body; ``stream`` yields the same
+``run`` submits it to the backend and waits for the OpenAI response body (or, when its ``cancel``
+event is set -- the client went away, the server is stopping -- cancels the rows and raises
+:class:`RequestCancelled`); ``stream`` yields the same
 answer as server-sent events in OpenAI's chunk format, ending with ``data: [DONE]``. ``/v1/jobs``
 handlers call ``prepare_*`` and ``run`` exactly as the real-time routes do.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +34,11 @@ from genlab.serving.state import ServerState
 
 Kind = Literal["chat", "completion"]
 log = logging.getLogger(__name__)
+CANCEL_POLL_SECONDS = 0.1  # how often a waiting request looks at its cancel event
+
+
+class RequestCancelled(Exception):
+    """The request was cancelled while it waited for its answer (its rows left the batch)."""
 
 
 @dataclass
@@ -65,6 +73,28 @@ def _check_common(state: ServerState, request: ChatCompletionRequest | Completio
                        param="model", code="model_not_found")  # fmt: skip
     if request.n > state.config.max_n:
         raise ApiError(400, f"n={request.n} is more than this server allows ({state.config.max_n}).", param="n")
+
+
+def request_rows(request: ChatCompletionRequest | CompletionRequest) -> int:
+    """Rows the request decodes: one per prompt and choice."""
+    prompts = len(request.prompts()) if isinstance(request, CompletionRequest) else 1
+    return prompts * request.n
+
+
+def check_rows(state: ServerState, request: ChatCompletionRequest | CompletionRequest) -> int:
+    """The request's rows; a 400 naming the limit when prompts × n is more than one request may ask for."""
+    rows = request_rows(request)
+    limit, flag = state.config.request_rows_limit
+    if rows > limit:
+        prompts = len(request.prompts()) if isinstance(request, CompletionRequest) else 1
+        raise ApiError(
+            400,
+            f"this request asks for {prompts} prompt(s) × n={request.n} = {rows} rows, more than this server "
+            f"allows in one request ({limit}, its {flag}): split it into smaller requests.",
+            param="prompt" if prompts > 1 else "n",
+            code="too_many_rows",
+        )
+    return rows
 
 
 def _window(state: ServerState, model: str) -> int:
@@ -115,6 +145,7 @@ def _settings(request: ChatCompletionRequest | CompletionRequest, max_new_tokens
 
 def prepare_chat(state: ServerState, request: ChatCompletionRequest) -> Prepared:
     _check_common(state, request)
+    check_rows(state, request)
     try:
         prompt = state.backend.format_chat(request.conversation())
     except GenlabError as error:
@@ -131,6 +162,7 @@ def prepare_chat(state: ServerState, request: ChatCompletionRequest) -> Prepared
 
 def prepare_completion(state: ServerState, request: CompletionRequest) -> Prepared:
     _check_common(state, request)
+    check_rows(state, request)  # before counting the tokens of thousands of prompts
     prompts = request.prompts()
     counts = [state.backend.count_tokens(p) for p in prompts]
     for index, count in enumerate(counts):
@@ -150,7 +182,9 @@ def submit(state: ServerState, prepared: Prepared) -> list[GenerationHandle]:
     handles = []
     try:
         for prompt in prepared.prompts:
-            handles.append(state.backend.submit(prepared.model, prompt, prepared.settings, formatted=prepared.formatted))
+            handles.append(
+                state.backend.submit(prepared.model, prompt, prepared.settings, formatted=prepared.formatted, group=prepared.id)
+            )
     except GenlabError as error:
         for handle in handles:
             handle.cancel()
@@ -158,13 +192,33 @@ def submit(state: ServerState, prepared: Prepared) -> list[GenerationHandle]:
     return handles
 
 
-def run(state: ServerState, prepared: Prepared) -> dict[str, Any]:
-    """Generate and wait: the OpenAI response body (blocking; run it in a worker thread)."""
+def run(state: ServerState, prepared: Prepared, cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Generate and wait: the OpenAI response body (blocking; run it in a worker thread).
+
+    ``cancel``: once set, the request's rows are cancelled (their batch slots free at the next step)
+    and :class:`RequestCancelled` is raised.
+    """
     with state.lifecycle.working():
         handles = submit(state, prepared)
-        results = [handle.result() for handle in handles]
+        try:
+            results = [_wait(handle, cancel) for handle in handles]
+        except BaseException:
+            for handle in handles:
+                handle.cancel()
+            raise
     _count(state, prepared, results)
     return response_body(prepared, results)
+
+
+def _wait(handle: GenerationHandle, cancel: threading.Event | None) -> GenerationResult:
+    if cancel is None:
+        return handle.result()
+    while not cancel.is_set():
+        try:
+            return handle.result(timeout=CANCEL_POLL_SECONDS)
+        except TimeoutError:
+            continue
+    raise RequestCancelled("the request was cancelled before its answer was ready")
 
 
 def _count(state: ServerState, prepared: Prepared, results: list[GenerationResult]) -> None:

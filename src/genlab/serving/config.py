@@ -27,14 +27,21 @@ class ServeConfig(BaseModel):
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch threads for generation; None: torch's default
     max_batch: int = Field(default=8, ge=1, le=256)  # rows decoded together (8: the bench's sweet spot here)
     batching: bool = True  # False: one request at a time (max_batch 1), the benchmark's baseline
-    max_concurrent: int = Field(default=64, ge=1, le=10_000)  # requests in flight before 429
+    # Rows (prompts x n, summed over requests) in flight before 429: a request takes one place per row,
+    # so 2,000 prompts cannot pass for one request. 256: 32 batches of the default 8 rows.
+    max_concurrent: int = Field(default=256, ge=1, le=100_000)
+    max_request_rows: int = Field(default=64, ge=1, le=100_000)  # prompts x n one request (or job) may ask for
     max_tokens_limit: int = Field(default=2048, ge=1, le=1_000_000)  # the most tokens one request may ask for
     max_n: int = Field(default=8, ge=1, le=64)  # the most choices (n) one request may ask for
     max_body_bytes: int = Field(default=1_000_000, ge=1024)  # request bodies above this get 413
     jobs_db: Path | None = None  # None: $GENLAB_HOME/jobs.sqlite
     job_workers: int = Field(default=2, ge=0, le=64)  # threads running async jobs (0: accept, never run)
+    # A job still running when the server stopped this many times is failed, not run again: a request
+    # that kills the server (or outlasts every restart) must not come back forever.
+    job_max_attempts: int = Field(default=2, ge=1, le=100)
     embedder: str | None = None  # /v1/embeddings model: None is genlab's MiniLM pack; "hashing-N" for tests
     record_lineage: bool = True  # record the endpoint as a lineage run
+    public_docs: bool = False  # with an API key: /docs, /redoc and /openapi.json open to all (else they need the key)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -64,6 +71,13 @@ class ServeConfig(BaseModel):
         if self.model in self.adapters:
             raise ValueError(f"adapter name {self.model!r} is the base model's id: choose another name")
         return self
+
+    @property
+    def request_rows_limit(self) -> tuple[int, str]:
+        """(rows one request may ask for, the flag that sets it): a request above --max-concurrent could never run."""
+        if self.max_concurrent < self.max_request_rows:
+            return self.max_concurrent, "--max-concurrent"
+        return self.max_request_rows, "--max-request-rows"
 
     @property
     def batch_size(self) -> int:

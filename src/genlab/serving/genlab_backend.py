@@ -113,7 +113,7 @@ class GenlabBackend:
         return self._context_window - self._route(model_id).virtual_tokens
 
     def submit(
-        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False
+        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None
     ) -> GenerationHandle:
         route = self._route(model_id)
         with self._tokenizer_lock:
@@ -127,7 +127,7 @@ class GenlabBackend:
             adapter, soft_prompt = self._routes[model_id].adapter, self._routes[model_id].soft_prompt
         engine.check_fits(len(ids), settings.max_new_tokens, virtual_tokens=route.virtual_tokens)
         rows = engine.new_rows(None, ids, settings, adapter=adapter, soft_prompt=soft_prompt)
-        return scheduler.submit(rows, len(ids))
+        return scheduler.submit(rows, len(ids), group=group)
 
     def load(self) -> None:
         with self._load_lock:

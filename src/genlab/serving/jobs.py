@@ -14,8 +14,12 @@ Crash recovery: a claimed job records the process (pid and the pid's start time,
 not mistaken for the owner) and the store instance that claimed it. ``recover()`` at start-up puts
 back in the queue the running jobs whose owner is gone — a killed process, or a store closed in this
 process — and marks failed, with the reason, a job interrupted ``max_attempts`` times (a request that
-crashes the server every time must not crash it forever). Jobs owned by a live process are left
-alone, so a second server on the same file does not steal them.
+crashes the server every time, or outlasts every restart, must not come back forever). Jobs owned by
+a live process are left alone, so a second server on the same file does not steal them.
+
+The worker thread that runs jobs is :class:`genlab.serving.job_worker.JobWorker`. A closed store
+refuses every call with :class:`JobStoreClosedError` rather than touching a closed SQLite connection
+(a worker still finishing a job at shutdown).
 
 A rerun must give the same answer as the interrupted run: a body that samples (``temperature`` above
 0, or absent where the server's default samples, as OpenAI's 1.0 does) and has no ``seed`` gets one
@@ -37,7 +41,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +51,6 @@ from genlab.sqlite_support import enable_wal, process_start_time
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed")
-Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ class JobNotFoundError(GenlabError):
     """No job with this id."""
 
 
+class JobStoreClosedError(GenlabError):
+    """The store was closed (the server is stopping)."""
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -109,6 +116,14 @@ def fix_seed(body: dict[str, Any], *, default_temperature: float = 1.0) -> dict[
     if not samples or body.get("seed") is not None:
         return dict(body)
     return {**body, "seed": secrets.randbits(31)}  # 31 bits: a valid seed for every backend (llama.cpp's is u32)
+
+
+def interrupted_reason(attempts: int) -> str:
+    """Why a job interrupted ``attempts`` times is failed instead of queued again."""
+    return (
+        f"interrupted {attempts} times: the server stopped or was killed while this job ran each time, "
+        "so it is not run again (split it into smaller jobs)"
+    )
 
 
 def one_line(error: BaseException) -> str:
@@ -163,8 +178,16 @@ class JobStore:
         self.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _open(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; :class:`JobStoreClosedError` once the store is closed."""
         with self._lock:
+            if self._closed:
+                raise JobStoreClosedError(f"the job store {self.path} is closed (the server is stopping).")
+            yield self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._open():
             self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no two claimers read the same row
             try:
                 yield self._conn
@@ -197,7 +220,7 @@ class JobStore:
         return job_id
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
+        with self._open():
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else _job(row)
 
@@ -247,7 +270,7 @@ class JobStore:
                     conn.execute(
                         "UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, owner_pid = NULL,"
                         " owner_pid_started = NULL, owner_store = NULL WHERE seq = ?",
-                        (f"interrupted {row['attempts']} times", time.time(), row["seq"]),
+                        (interrupted_reason(row["attempts"]), time.time(), row["seq"]),
                     )
                 else:
                     conn.execute(
@@ -263,7 +286,7 @@ class JobStore:
 
     def counts(self) -> dict[str, int]:
         """Jobs by status, every status present (for metrics)."""
-        with self._lock:
+        with self._open():
             rows = self._conn.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
         found = {row["status"]: row["n"] for row in rows}
         return {status: int(found.get(status, 0)) for status in STATUSES}
@@ -305,73 +328,3 @@ def _owner_alive(row: sqlite3.Row) -> bool:
         with _OPEN_STORES_LOCK:
             return row["owner_store"] in _OPEN_STORES
     return True
-
-
-class JobWorker:
-    """A thread that claims jobs from ``store`` and runs ``handler(kind, body) -> result dict``.
-
-    A handler exception fails the job with a one-line reason and the worker goes on. The worker wakes
-    at once on a submit through the same store, and polls every ``poll_seconds`` for jobs submitted
-    by other processes. ``stop`` lets the job in hand finish (a handler cannot be interrupted safely).
-    """
-
-    def __init__(self, store: JobStore, handler: Handler, *, poll_seconds: float = 0.1, name: str = "genlab-jobs") -> None:
-        if poll_seconds <= 0:
-            raise InvalidValueError(f"poll_seconds={poll_seconds!r} is not allowed: it must be above 0.")
-        self.store = store
-        self.handler = handler
-        self.poll_seconds = poll_seconds
-        self.name = name
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.processed = 0  # jobs this worker finished, completed or failed
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> JobWorker:
-        if self.running:
-            return self
-        self._stopping.clear()
-        self.store.add_wakeup(self._wake)
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Ask the thread to end after its current job; True if it ended within ``timeout``."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.store.remove_wakeup(self._wake)
-        return not self.running
-
-    def run_once(self) -> Job | None:
-        """Claim and run one job in the calling thread; returns it as finished, or None if none was queued."""
-        job = self.store.claim_next()
-        if job is None:
-            return None
-        try:
-            result = self.handler(job.kind, job.body)
-            if not isinstance(result, dict):
-                raise TypeError(f"the job handler returned {type(result).__name__}, not a dict")
-            self.store.complete(job.id, result)
-        except Exception as error:  # noqa: BLE001 - any handler failure is the job's, not the worker's
-            log.info("job %s failed: %s", job.id, error)
-            self.store.fail(job.id, one_line(error))
-        self.processed += 1
-        return self.store.get(job.id)
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                job = self.run_once()
-            except Exception:  # noqa: BLE001 - a store error (disk full, locked too long): log, retry later
-                log.exception("job worker %s: could not claim or finish a job", self.name)
-                job = None
-            if job is None:
-                self._wake.wait(self.poll_seconds)

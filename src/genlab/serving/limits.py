@@ -2,9 +2,10 @@
 
 :class:`BodySizeLimit` is ASGI middleware: it refuses a request whose ``Content-Length`` is above the
 limit before reading it, and stops reading a body sent without one (chunked) as soon as it passes
-the limit. :class:`ConcurrencyLimit` counts the generation and embedding requests being answered and
-refuses one more when all places are taken — a client should back off and retry, as it would on
-OpenAI's 429 — instead of queueing without bound.
+the limit. :class:`ConcurrencyLimit` counts the places taken by requests being answered — a
+generation request takes one per row it decodes (prompts × n), an embedding request one — and refuses
+a request when its places are not free: a client should back off and retry, as it would on OpenAI's
+429, instead of queueing without bound.
 """
 
 from __future__ import annotations
@@ -68,25 +69,26 @@ class ConcurrencyLimit:
     def active(self) -> int:
         return self._active
 
-    def acquire(self) -> None:
-        """Take a place, or raise a 429 :class:`ApiError` when all are taken."""
+    def acquire(self, places: int = 1) -> None:
+        """Take ``places`` (a request's rows), or raise a 429 :class:`ApiError` when they are not free."""
         with self._lock:
-            if self._active >= self.limit:
+            if self._active + places > self.limit:
                 raise ApiError(
                     429,
-                    f"this server is answering {self.limit} requests already (its --max-concurrent): retry shortly.",
+                    f"this server has {self._active} of its {self.limit} places taken (its --max-concurrent, "
+                    f"one place per prompt and choice) and this request needs {places}: retry shortly.",
                     code="too_many_requests",
                 )
-            self._active += 1
+            self._active += places
 
-    def release(self) -> None:
+    def release(self, places: int = 1) -> None:
         with self._lock:
-            self._active -= 1
+            self._active -= places
 
     @contextlib.contextmanager
-    def place(self) -> Iterator[None]:
-        self.acquire()
+    def place(self, places: int = 1) -> Iterator[None]:
+        self.acquire(places)
         try:
             yield
         finally:
-            self.release()
+            self.release(places)

@@ -4,25 +4,44 @@ Field names, defaults and limits follow OpenAI's API reference (completions, cha
 embeddings, models, streaming chunks); ``top_k`` and ``repetition_penalty`` are extensions (as in
 vLLM). Fields OpenAI accepts and genlab does not use (``user``, ``frequency_penalty`` at 0, ...) are
 ignored; features it does not offer (log-probabilities, ``echo``, ``best_of``, tools) are refused.
+
+Every text field is :data:`Text`: JSON may carry a lone UTF-16 surrogate (``"\ud800"``), which Python
+decodes into a string that no tokenizer, database or JSON response can encode; such a field is a 400
+naming it, not a failure deep in generation.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 SEED_MAX = 2**63 - 1 - 64  # torch seeds are 64-bit; each choice adds its index
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # valid text has none: pairs were joined when JSON was read
+
+
+def _valid_unicode(value: str) -> str:
+    found = _LONE_SURROGATE.search(value)
+    if found is not None:
+        raise ValueError(
+            f"it contains a lone surrogate (\\u{ord(found.group()):04x} at character {found.start()}), which is not text: "
+            "send valid Unicode"
+        )
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1)
+    model: Text = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)  # None: 1.0, OpenAI's default
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1, le=64)  # the server's --max-n caps it further
-    stop: str | list[str] | None = None
+    stop: Text | list[Text] | None = None
     seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -31,7 +50,7 @@ class _Request(BaseModel):
     logprobs: Any = None
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    user: str | None = None
+    user: Text | None = None
 
     @field_validator("stop")
     @classmethod
@@ -61,11 +80,11 @@ class StreamOptions(BaseModel):
 
 
 class CompletionRequest(_Request):
-    prompt: str | list[str] = Field(description="A prompt, or a list of prompts (one completion each).")
+    prompt: Text | list[Text] = Field(description="A prompt, or a list of prompts (one completion each).")
     max_tokens: int | None = Field(default=16, ge=1)  # OpenAI's default for completions
     echo: bool = False
     best_of: int | None = Field(default=None, ge=1)
-    suffix: str | None = None
+    suffix: Text | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -89,15 +108,15 @@ class CompletionRequest(_Request):
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
+    content: Text | list[TextPart] | None = None
+    name: Text | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -130,11 +149,11 @@ class ChatCompletionRequest(_Request):
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1)
-    input: str | list[str] = Field(description="A text or a list of texts.")
+    model: Text = Field(min_length=1)
+    input: Text | list[Text] = Field(description="A text or a list of texts.")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
+    user: Text | None = None
 
     @field_validator("input")
     @classmethod

@@ -10,6 +10,7 @@ real-time routes (:func:`run_job`), so jobs share the batch with real-time reque
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Literal
 
 import anyio
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from genlab.errors import GenlabError
 from genlab.serving import completions
-from genlab.serving.api_errors import ApiError
+from genlab.serving.api_errors import ApiError, field_path, first_error
 from genlab.serving.auth import require_api_key
 from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
 from genlab.serving.state import ServerState
@@ -64,8 +65,8 @@ def parse_job_request(kind: str, body: dict[str, Any]) -> ChatCompletionRequest 
     try:
         request = _REQUESTS[kind].model_validate(body)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(["request", *(str(part) for part in first["loc"])])
+        first = first_error(error.errors())
+        where = ".".join(["request", field_path(first["loc"])]).rstrip(".")
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ApiError(400, f"{where} is not allowed: {message}.", param=where, code="invalid_value") from None
     if request.stream:
@@ -81,10 +82,14 @@ def prepare_job(state: ServerState, kind: str, body: dict[str, Any]) -> completi
     return completions.prepare_completion(state, request)
 
 
-def run_job(state: ServerState, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The jobs worker's handler: the same checks and generation as the real-time route."""
+def run_job(state: ServerState, kind: str, body: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
+    """The jobs worker's handler: the same checks and generation as the real-time route.
+
+    The checks run again here, so a job queued before a limit was lowered (or in an older store) fails
+    with the reason instead of running; ``cancel`` (the server shutting down) cuts it short.
+    """
     try:
-        return completions.run(state, prepare_job(state, kind, body))
+        return completions.run(state, prepare_job(state, kind, body), cancel)
     except ApiError as error:  # stored as the job's one-line reason
         raise GenlabError(error.message) from None
 

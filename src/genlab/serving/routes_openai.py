@@ -1,19 +1,21 @@
 """OpenAI's endpoints: ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``, ``/v1/embeddings``.
 
-Each generation request takes a place in the concurrency limit (429 when none is free) for as long
-as it runs — for a stream, until its last event or until the client goes away, which cancels its
-rows in the batch. Blocking work (tokenising, loading, waiting for the answer) runs in worker threads.
+Each generation request takes one place in the concurrency limit per row it decodes (prompts × n;
+429 when they are not free) for as long as it runs. A client that goes away cancels its rows in the
+batch and frees its places: for a stream, when its next event cannot be sent; otherwise when the
+server, which watches the connection while the answer is generated, sees it close. Blocking work
+(tokenising, loading, waiting for the answer) runs in worker threads.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from genlab.serving import completions
 from genlab.serving.api_errors import ApiError
@@ -63,16 +65,22 @@ def _model_cards(state: ServerState) -> list[dict[str, Any]]:
     return cards
 
 
+DISCONNECT_POLL_SECONDS = 0.25  # how often a non-streaming request looks for its client having left
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client left (counted in the metrics)
+
+
 @router.post("/completions", response_model=Completion)
 async def create_completion(body: CompletionRequest, request: Request) -> Any:
     state = _state(request)
-    return await _generate(state, lambda: completions.prepare_completion(state, body), body.stream)
+    rows = completions.check_rows(state, body)  # a 400 for too many rows, before asking for places
+    return await _generate(state, lambda: completions.prepare_completion(state, body), body.stream, rows, request)
 
 
 @router.post("/chat/completions", response_model=ChatCompletion)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Any:
     state = _state(request)
-    return await _generate(state, lambda: completions.prepare_chat(state, body), body.stream)
+    rows = completions.check_rows(state, body)
+    return await _generate(state, lambda: completions.prepare_chat(state, body), body.stream, rows, request)
 
 
 class _Closer:
@@ -92,23 +100,47 @@ class _Closer:
         self()
 
 
-async def _generate(state: ServerState, prepare: Callable[[], completions.Prepared], stream: bool) -> Any:
-    state.limiter.acquire()
-    handed_over = False  # a stream keeps its place until it ends; anything else gives it back here
+async def _generate(
+    state: ServerState, prepare: Callable[[], completions.Prepared], stream: bool, rows: int, request: Request
+) -> Any:
+    state.limiter.acquire(rows)
+    handed_over = False  # a stream keeps its places until it ends; anything else gives them back here
     try:
         prepared = await anyio.to_thread.run_sync(prepare)
         if not stream:
-            body = await anyio.to_thread.run_sync(completions.run, state, prepared, limiter=state.waiters)
+            try:
+                body = await _run_while_connected(state, prepared, request.is_disconnected)
+            except completions.RequestCancelled:
+                return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody is there to read it
             return JSONResponse(body)
         handles = await anyio.to_thread.run_sync(_start_stream, state, prepared)
-        closer = _Closer(state.lifecycle.end, state.limiter.release)
+        closer = _Closer(state.lifecycle.end, lambda: state.limiter.release(rows))
         events = completions.stream(state, prepared, handles, closer)
         handed_over = True
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     finally:
         if not handed_over:
-            state.limiter.release()
+            state.limiter.release(rows)
+
+
+async def _run_while_connected(
+    state: ServerState, prepared: completions.Prepared, disconnected: Callable[[], Awaitable[bool]]
+) -> Any:
+    """``completions.run`` in a worker thread, cancelled (rows out of the batch) if the client goes away first."""
+    cancel = threading.Event()
+
+    async def watch() -> None:
+        while not await disconnected():
+            await anyio.sleep(DISCONNECT_POLL_SECONDS)
+        cancel.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            return await anyio.to_thread.run_sync(completions.run, state, prepared, cancel, limiter=state.waiters)
+        finally:
+            tasks.cancel_scope.cancel()
 
 
 def _start_stream(state: ServerState, prepared: completions.Prepared) -> list[Any]:

@@ -1,4 +1,4 @@
-"""The server's own routes: ``/health`` (open), ``/metrics`` (Prometheus), ``/`` (the playground page)."""
+"""The server's own routes: ``/health`` (open; details behind the key), ``/metrics`` (Prometheus), ``/`` (the playground page)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from genlab.serving.auth import require_api_key
+from genlab.serving.auth import has_api_key, require_api_key
 from genlab.serving.state import ServerState
 
 router = APIRouter()
@@ -17,7 +17,10 @@ router = APIRouter()
 
 @router.get("/health")
 def health(request: Request) -> dict[str, Any]:
+    """Liveness for anyone; what is served and how busy it is only for a caller the key lets in."""
     state: ServerState = request.app.state.serving
+    if state.config.api_key is not None and not has_api_key(request):
+        return {"status": "ok"}
     return {
         "status": "ok",
         "backend": state.backend.name,

@@ -1,7 +1,9 @@
 """Dynamic batching: one thread owns the generation engine and decodes every request in flight together.
 
 HTTP threads call :meth:`Scheduler.submit` with a request's rows (one per choice, built by
-:meth:`GenerationEngine.new_rows`); the rows wait in an open queue. The scheduler thread runs
+:meth:`GenerationEngine.new_rows`); the rows wait in an open queue that hands out free slots fairly
+between client requests (:mod:`genlab.serving.fair_queue`: a request's several prompts share one
+group, so a huge request does not starve a short one). The scheduler thread runs
 :meth:`GenerationEngine.decode` on that queue, so a request arriving while others decode joins the
 running batch at the next step (continuous batching) and all share each forward pass. Between two
 steps the thread publishes what each row generated to its request's :class:`QueueHandle` (streaming),
@@ -33,14 +35,15 @@ scheduler serves vLLM's engine, on GPUs).
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.rows import DecodeRow
 from genlab.serving.backend import ChoiceResult, GenerationResult, QueueHandle
+from genlab.serving.fair_queue import FairQueue
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class _Request:
     rows: list[DecodeRow]
     prompt_tokens: int
     hold_back: int  # characters kept back from the stream: longest stop sequence - 1
+    group: Hashable  # the client request it belongs to: slots are shared fairly between groups
     sent: list[str] = field(default_factory=list)  # text streamed so far, per choice
     seen: list[int] = field(default_factory=list)  # generated tokens already published, per choice
     closed: list[bool] = field(default_factory=list)  # the end of the choice already published
@@ -78,8 +82,9 @@ class Scheduler:
         self.engine = engine
         self.threads = threads  # torch intra-op threads for decoding (None: leave torch's setting)
         self._lock = threading.Condition()
-        self._waiting: collections.deque[tuple[DecodeRow, _Request]] = collections.deque()
+        self._waiting: FairQueue[tuple[DecodeRow, _Request]] = FairQueue()
         self._active: dict[int, _Request] = {}  # id(request) -> request, rows taken by the engine
+        self._decoding: dict[int, Hashable] = {}  # id(row) -> its group, for rows in the batch
         self._stopping = False
         self.steps = 0  # forward passes so far (prefills and decode steps)
         self.rows_stepped = 0  # rows summed over those passes: rows_stepped / steps is the mean batch
@@ -88,19 +93,23 @@ class Scheduler:
 
     # --- any thread ----------------------------------------------------------------------------------
 
-    def submit(self, rows: list[DecodeRow], prompt_tokens: int) -> QueueHandle:
-        """Queue a request's rows; the handle streams its text and gives its result."""
+    def submit(self, rows: list[DecodeRow], prompt_tokens: int, *, group: Hashable | None = None) -> QueueHandle:
+        """Queue a request's rows; the handle streams its text and gives its result.
+
+        ``group``: the client request these rows belong to (its several prompts share one); None: their own.
+        """
         if not rows:
             raise ValueError("a request needs at least one row")
         handle = QueueHandle()
         stops = [len(s) for row in rows for s in row.settings.stop]
-        request = _Request(handle, rows, prompt_tokens, hold_back=max(stops, default=1) - 1)
+        own_group = group if group is not None else object()  # alone: a group of its own
+        request = _Request(handle, rows, prompt_tokens, hold_back=max(stops, default=1) - 1, group=own_group)
         with self._lock:
             if self._stopping:
                 raise RuntimeError("the scheduler has stopped")
             for row in rows:
                 row.request = request
-                self._waiting.append((row, request))
+            self._waiting.push(request.group, [(row, request) for row in rows])
             self._lock.notify()
         return handle
 
@@ -125,8 +134,7 @@ class Scheduler:
         """Fail what is queued, let the current step end, and stop the thread."""
         with self._lock:
             self._stopping = True
-            waiting = list(self._waiting)
-            self._waiting.clear()
+            waiting = self._waiting.drain()
             self._lock.notify()
         for _, request in waiting:
             if not request.handle.done:
@@ -139,14 +147,16 @@ class Scheduler:
         taken: list[DecodeRow] = []
         dropped: list[_Request] = []
         with self._lock:
-            while self._waiting and len(taken) < limit and not self._stopping:
-                row, request = self._waiting.popleft()
+            while len(taken) < limit and not self._stopping and (next_row := self._waiting.pop()) is not None:
+                group, (row, request) = next_row
                 if request.handle.cancelled.is_set() or request.handle.done:  # the client left, or it failed
                     row.finish_reason = "stop"
                     if id(request) not in self._active:
                         dropped.append(request)
                     continue
                 self._active[id(request)] = request
+                self._decoding[id(row)] = group
+                self._waiting.started(group)
                 taken.append(row)
         for request in dropped:
             if all(row.finish_reason is not None for row in request.rows) and not request.handle.done:
@@ -191,10 +201,18 @@ class Scheduler:
             if request.handle.cancelled.is_set():
                 for row in request.rows:
                     row.finish_reason = row.finish_reason or "stop"
+            self._release_ended(request)
             if all(row.finish_reason is not None for row in request.rows):
                 with self._lock:
                     self._active.pop(key, None)
                 request.handle.finish(self._result(request))
+
+    def _release_ended(self, request: _Request) -> None:
+        """Give back the batch slots of ``request``'s rows that have ended (the fair queue counts them)."""
+        with self._lock:
+            for row in request.rows:
+                if row.finish_reason is not None and id(row) in self._decoding:
+                    self._waiting.ended(self._decoding.pop(id(row)))
 
     def _stream(self, request: _Request, choice: int, row: DecodeRow) -> None:
         text = self.engine.text_of(row)
@@ -218,6 +236,9 @@ class Scheduler:
         with self._lock:
             failed = list(self._active.values())
             self._active.clear()
+            for group in self._decoding.values():
+                self._waiting.ended(group)
+            self._decoding.clear()
         for request in failed:
             for row in request.rows:
                 row.finish_reason = row.finish_reason or "stop"

@@ -6,6 +6,7 @@ in fp32 (figures below). What it does not do here:
 
 - **No batching across requests**: llama-cpp-python's ``Llama`` holds one sequence. One worker thread
   owns the model and takes requests from a FIFO queue, one at a time; concurrent requests wait.
+- **No fairness between requests** (``submit``'s ``group``): requests run whole, in arrival order.
 - **No adapters**: ``--adapter`` is refused; serve adapters with ``--backend genlab``, or merge the
   adapter (``genlab adapters merge``) and convert the result to GGUF with llama.cpp's own tools.
 
@@ -149,7 +150,7 @@ class LlamaCppBackend:
         return self._formatter(messages=messages).prompt
 
     def submit(
-        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False
+        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None
     ) -> QueueHandle:
         if model_id != self.model_id:
             raise ModelNotFoundError(f"model {model_id!r} is not served here: this server answers to {self.model_id!r}.")

@@ -14,7 +14,8 @@ tokenizer (kept while the weights are unloaded, for ``count_tokens`` and ``forma
 token ids, so the counted prompt is the prompt vLLM reads. LoRA adapters (``--adapter NAME=PATH``,
 peft's format, which genlab's LoRA writes) are served per request with ``LoRARequest``; prompt-tuning
 adapters are refused (vLLM has no soft prompts). Seeds are vLLM's per-request seeds: reproducible for a
-request whatever else is batched with it.
+request whatever else is batched with it. ``submit``'s ``group`` is not passed on: vLLM's scheduler
+orders sequences by its own policy (first come, first served by default), not per client request.
 
 Install on a GPU machine: ``pip install vllm``, then ``genlab serve --backend vllm --model M``.
 """
@@ -127,7 +128,7 @@ class VllmBackend:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def submit(
-        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False
+        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None
     ) -> QueueHandle:
         if model_id not in self.models():
             raise ModelNotFoundError(
