@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from genlab.errors import GenlabError, validation_error_message
+from genlab.yaml_files import load_yaml_file, structure_problem
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -30,12 +31,7 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise RecipeError(f"no such recipe file: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise RecipeError(f"recipe {path} is not valid YAML: {str(error).splitlines()[0]}.") from None
-    except UnicodeDecodeError:
-        raise RecipeError(f"recipe {path} is not UTF-8 text.") from None
+    raw = load_yaml_file(path, what="recipe", error=RecipeError)
     if not isinstance(raw, dict):
         raise RecipeError(f"recipe {path} must hold a mapping of settings (name, model, data, ...).")
     return raw
@@ -49,8 +45,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise RecipeError(f"override {text!r} is not key=value (for example training.max_steps=2).")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         parsed = value
+    problem = structure_problem(parsed)
+    if problem:
+        raise RecipeError(f"override {key} cannot be used: {problem}.")
     if isinstance(parsed, str) and _looks_like_float(parsed):
         parsed = float(parsed)  # YAML 1.1 reads "5e-4" as text; everyone means a number
     return key, parsed

@@ -1,4 +1,7 @@
-"""What genlab's two SQLite stores (lineage runs and serving jobs) share: WAL mode and process liveness.
+"""What genlab's two SQLite stores (lineage runs and serving jobs) share: opening, WAL mode, liveness.
+
+A store file that is not SQLite, or whose pages are damaged, is never reset or replaced: opening it
+fails with one sentence naming the file and how to move it aside (:class:`StoreUnreadableError`).
 
 Both stores are opened by several processes at once (DDP ranks, a server and its CLI) and both mark
 rows as owned by a process, so a row left behind by a killed owner can be told apart from one whose
@@ -7,13 +10,68 @@ owner is still working: a pid alone is not enough (pids are reused), a pid with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+
+from genlab.errors import GenlabError
+
+# SQLite's primary result codes for a damaged file and for a file that is not a database at all.
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+class StoreUnreadableError(GenlabError):
+    """A store file that is not an SQLite database, or is damaged."""
+
+
+def connect_store(path: Path, *, schema: str, what: str) -> sqlite3.Connection:
+    """Open (creating if needed) the SQLite store at ``path`` in WAL mode with ``schema`` applied.
+
+    ``PRAGMA quick_check`` reads every page once (milliseconds for a store of a few MB), so damage is
+    reported when the store is opened, not half-way through a run that then cannot record itself.
+    """
+    if path.is_dir():
+        raise StoreUnreadableError(f"the {what} {path} is a folder, not a file.")
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    try:
+        with unreadable_store_errors(path, what):
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=30000")
+            enable_wal(conn)
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)")]
+            if problems != ["ok"]:
+                raise _unreadable(path, what, problems[0] if problems else "its pages are damaged")
+            conn.executescript(schema)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextlib.contextmanager
+def unreadable_store_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn SQLite's "not a database" and "malformed" errors into one sentence naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        if getattr(error, "sqlite_errorcode", None) not in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            raise
+        raise _unreadable(path, what, str(error)) from None
+
+
+def _unreadable(path: Path, what: str, reason: str) -> StoreUnreadableError:
+    aside = path.with_name(path.name + ".damaged")
+    reason = " ".join(reason.replace("***", "").split())  # quick_check reports over several lines
+    return StoreUnreadableError(
+        f"the {what} {path} cannot be read ({reason}): move it aside (mv {path} {aside}) to start a new one, "
+        "or restore it from a backup; genlab never replaces it by itself."
+    )
 
 
 def enable_wal(conn: sqlite3.Connection, seconds: float = 30.0) -> None:

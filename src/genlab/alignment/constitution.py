@@ -23,10 +23,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genlab.errors import GenlabError, validation_error_message
+from genlab.yaml_files import load_yaml_file
 
 
 class ConstitutionError(GenlabError):
@@ -105,12 +105,7 @@ def load_constitution(path: str | Path) -> Constitution:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConstitutionError(f"no such constitution file: {path}.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConstitutionError(f"constitution {path} is not valid YAML: {str(error).splitlines()[0]}.") from None
-    except UnicodeDecodeError:
-        raise ConstitutionError(f"constitution {path} is not UTF-8 text.") from None
+    raw = load_yaml_file(path, what="constitution", error=ConstitutionError)
     return parse_constitution(raw, where=f"constitution {path}")
 
 

@@ -128,6 +128,8 @@ def _datasets():
 
 
 def _load_file(path: Path, mapping: FieldMapping, limit: int | None) -> list[Example]:
+    if path.stat().st_size == 0:  # `datasets` meets an empty file with a bare StopIteration
+        raise DataError(f"{path} is empty: a data file needs at least one row.")
     if FILE_BUILDERS[path.suffix.lower()] == "json":
         check_json_file(path)
     datasets = _datasets()
@@ -139,8 +141,12 @@ def _load_file(path: Path, mapping: FieldMapping, limit: int | None) -> list[Exa
             )
         except (ValueError, OSError, datasets.exceptions.DatasetGenerationError) as error:
             reason = error.__cause__ or error
+            if "corresponds to no data" in str(reason):  # `datasets` on a CSV with only its header line
+                raise DataError(f"{path} holds no rows: a data file needs at least one row.") from None
             first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
             raise DataError(f"cannot read {path}: {first_line}") from None
+        if table.num_rows == 0:
+            raise DataError(f"{path} holds no rows: a data file needs at least one row.")
         return _examples_from_rows(
             table, table.column_names, mapping, label=str(path), id_prefix=path.stem, limit=limit
         )
@@ -157,10 +163,14 @@ def check_json_file(path: Path) -> None:
             items = json.loads(text)
         except json.JSONDecodeError as error:
             raise DataError(f"{path} line {error.lineno} is not valid JSON: {error.msg}.") from None
+        if not isinstance(items, list) or not items:
+            raise DataError(f"{path} holds no rows: a JSON file needs an array of at least one object.")
         for number, item in enumerate(items, start=1):
             if not isinstance(item, dict):
                 raise DataError(f"{path} item {number} is not a JSON object (it is a {type(item).__name__}).")
         return
+    if not text.strip():
+        raise DataError(f"{path} holds no rows: it has only blank lines.")
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

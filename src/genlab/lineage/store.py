@@ -26,7 +26,7 @@ from genlab.home import genlab_home
 from genlab.lineage.hashing import path_fingerprint, sha256_path
 from genlab.lineage.records import ArtifactRecord, RunRecord
 from genlab.lineage.schema import DDL, SCHEMA_VERSION
-from genlab.sqlite_support import enable_wal, process_start_time
+from genlab.sqlite_support import connect_store, process_start_time
 
 
 def utc_now() -> str:
@@ -49,12 +49,8 @@ class LineageStore:
         self.path = Path(path) if path is not None else genlab_home() / "lineage.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        enable_wal(self._conn)
+        self._conn = connect_store(self.path, schema=DDL, what="lineage store")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(DDL)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from genlab.errors import GenlabError, InvalidValueError, invalid_value
 from genlab.prompting.templates import PromptTemplate, TemplateError
+from genlab.yaml_files import load_yaml_file
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 PROMPT_VARIABLES = ("question", "choices")  # what a task's prompt may use
@@ -267,10 +267,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
     path = Path(path).expanduser()
     if not path.is_file():
         raise TaskError(f"no such task file: {path}.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise TaskError(f"task file {path} is not valid YAML: {str(error).splitlines()[0]}.") from None
+    raw = load_yaml_file(path, what="task file", error=TaskError)
     if not isinstance(raw, dict):
         raise TaskError(f"task file {path} must hold a mapping of task fields (name, type, data, prompt, ...).")
     if not all(isinstance(key, str) for key in raw):
