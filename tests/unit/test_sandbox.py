@@ -24,7 +24,7 @@ WALK_TO_OS = (
     "os = w.__init__.__globals__['sys'].modules['os']\n"
 )
 
-# name -> (source, limits, expected kind, a phrase the reason must contain)
+# name -> (source, limits, expected kind (or kinds), a phrase the reason must contain)
 ESCAPES = {
     "import os": ("import os\nos.system('echo pwned')", FAST, "exception", "import of 'os' is not allowed"),
     "import subprocess": ("import subprocess\nsubprocess.run(['id'])", FAST, "exception", "'subprocess' is not allowed"),
@@ -61,8 +61,11 @@ ESCAPES = {
     "walk to os.open /etc/passwd (process layer)": (WALK_TO_OS + "os.open('/etc/passwd', os.O_RDONLY)", PROCESS_LAYER_ONLY, "refused", "reading /etc/passwd is not allowed"),
     "walk to os.open for writing (process layer)": (WALK_TO_OS + "os.open('/tmp/genlab-escape', os.O_WRONLY | os.O_CREAT)", PROCESS_LAYER_ONLY, "refused", "writing /tmp/genlab-escape is not allowed"),
     "walk to os.execv (process layer)": (WALK_TO_OS + "os.execv('/bin/sh', ['sh'])", PROCESS_LAYER_ONLY, "refused", "os.exec"),
-    "walk to import socket (process layer)": (WALK_TO_OS + "os.sys.modules['importlib'].import_module('socket')", PROCESS_LAYER_ONLY, "refused", "socket is not allowed"),
-    "walk to import ctypes (process layer)": (WALK_TO_OS + "os.sys.modules['importlib'].import_module('ctypes')", PROCESS_LAYER_ONLY, "refused", "ctypes"),
+    # importlib.import_module finds the file before the import statement's audit event: a stdlib the sandbox's
+    # unprivileged uid cannot read (pyenv under /root) ends it there ("No module named"); a readable one, in the hook.
+    "walk to import socket (process layer)": (WALK_TO_OS + "os.sys.modules['importlib'].import_module('socket')", PROCESS_LAYER_ONLY, ("refused", "exception"), "socket"),
+    "walk to import ctypes (process layer)": (WALK_TO_OS + "os.sys.modules['importlib'].import_module('ctypes')", PROCESS_LAYER_ONLY, ("refused", "exception"), "ctypes"),
+    "walk to os.chdir (process layer)": (WALK_TO_OS + "os.chdir('/')", PROCESS_LAYER_ONLY, "refused", "changing the working folder"),
     "walk to kill the parent (process layer)": (WALK_TO_OS + "os.kill(os.getppid(), 9)", PROCESS_LAYER_ONLY, "refused", "sending signals"),
     "walk to a function's code (process layer)": ("def f():\n    pass\nf.__code__ = (lambda: 1).__code__", PROCESS_LAYER_ONLY, "refused", "__code__"),
     "walk to os.listdir('/') (process layer)": (WALK_TO_OS + "print(os.listdir('/'))", PROCESS_LAYER_ONLY, "refused", "listing / is not allowed"),
@@ -86,6 +89,12 @@ ALLOWED = {
         "import datetime\nfrom decimal import Decimal\nd = datetime.date(2024, 3, 1) - datetime.timedelta(days=1)\n"
         "print(d.isoformat(), Decimal('0.1') + Decimal('0.2'), datetime.datetime.strptime('2024-01-02', '%Y-%m-%d').day)",
         "2024-02-29 0.3 2\n",
+    ),
+    # strftime imports time through the caller's builtins; the PAL prompt offers datetime.
+    "datetime.strftime and format(date)": (
+        "import datetime\nd = datetime.date(2024, 3, 1)\n"
+        "print(d.strftime('%d %B %Y'), format(d, '%Y/%m'), f'{datetime.datetime(2024, 1, 2, 3, 4):%H:%M}')",
+        "01 March 2024 2024/03 03:04\n",
     ),
     "files inside its own folder": ("with open('notes.txt', 'w') as f:\n    f.write('kept')\nprint(open('notes.txt').read())", "kept\n"),
     "print inside functions": ("def show(x):\n    print('x =', x)\nshow(1)\nshow(2)", "x = 1\nx = 2\n"),
@@ -112,7 +121,7 @@ def test_escape_attempt_fails_safely_with_a_clear_reason(name: str, escape_resul
     result = escape_results[name]
     assert not result.ok
     assert "pwned" not in result.stdout and "root:" not in result.stdout
-    assert result.kind == kind, result.error
+    assert result.kind in ((kind,) if isinstance(kind, str) else kind), result.error
     assert phrase in result.error
 
 

@@ -14,11 +14,16 @@ Question = Annotated[str, typer.Argument(help="The question.")]
 Model = Annotated[str, typer.Option(help="Pack name, model folder, GGUF file, openai:MODEL, or scripted:REPLIES.json.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object (the whole transcript).")]
 MaxTokens = Annotated[int | None, typer.Option(min=1, help="Tokens the model may write per step.")]
+UnsafeSandbox = Annotated[bool, typer.Option(
+    "--unsafe-sandbox", help="Run model code even where the kernel refuses a sandbox layer; warns.")]
 
 
 def _run(mode: str, question: str, model: str, as_json: bool, **options: object) -> None:
     from genlab.apps.agents.run import run_agent
+    from genlab.apps.sandbox import probe_layers
 
+    if options.get("unsafe_sandbox"):
+        err_console.print(probe_layers().unsafe_warning(), style="bold red", highlight=False, markup=False, soft_wrap=True)
     with err_console.status(f"{mode} agent on {model}"):
         result = run_agent(mode, question, model=model, **options)  # type: ignore[arg-type]
     if as_json:
@@ -51,10 +56,11 @@ def cot_command(
 
 @app.command(name="pal")
 def pal_command(
-    question: Question, model: Model = "smollm2-135m-instruct", max_tokens: MaxTokens = None, as_json: AsJson = False
+    question: Question, model: Model = "smollm2-135m-instruct", max_tokens: MaxTokens = None, as_json: AsJson = False,
+    unsafe_sandbox: UnsafeSandbox = False,
 ) -> None:
     """PAL: the model writes Python; the sandbox runs it; the printed result is the answer."""
-    _run("pal", question, model, as_json, max_tokens=max_tokens)
+    _run("pal", question, model, as_json, max_tokens=max_tokens, unsafe_sandbox=unsafe_sandbox)
 
 
 @app.command(name="react")
@@ -66,6 +72,8 @@ def react_command(
     max_steps: Annotated[int, typer.Option(min=1, help="Thought/Action/Observation steps before giving up.")] = 8,
     max_tokens: MaxTokens = None,
     as_json: AsJson = False,
+    unsafe_sandbox: UnsafeSandbox = False,
 ) -> None:
     """ReAct: Search, Lookup, Calculate (in the sandbox) and Finish, step by step."""
-    _run("react", question, model, as_json, index=index, corpus=corpus, max_steps=max_steps, max_tokens=max_tokens)
+    _run("react", question, model, as_json, index=index, corpus=corpus, max_steps=max_steps, max_tokens=max_tokens,
+         unsafe_sandbox=unsafe_sandbox)

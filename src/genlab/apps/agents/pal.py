@@ -20,6 +20,8 @@ from genlab.apps.agents.result import AgentResult, Step, record_agent_run
 from genlab.apps.providers.base import Provider
 from genlab.apps.sandbox import SandboxLimits, run_code
 
+# The program's sandbox. allow_unsafe=True is --unsafe-sandbox's doing (genlab agent pal).
+PAL_LIMITS = SandboxLimits(wall_seconds=10, cpu_seconds=5)
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 
@@ -59,7 +61,7 @@ def answer_with_pal(
     prompt = prompt_template.render(input=question.strip(), examples=list(examples))
     written = cut_at_stop(provider.complete(prompt, max_tokens=max_tokens, stop=prompt_template.stop), prompt_template.stop)
     program = runnable_program(extract_program(written))
-    run = run_code(program, limits or SandboxLimits(wall_seconds=10, cpu_seconds=5))
+    run = run_code(program, limits or PAL_LIMITS)
     lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
     answer = lines[-1] if run.ok and lines else None
     error = None if answer else (f"the program failed in the sandbox: {run.error}" if not run.ok else "the program printed nothing.")

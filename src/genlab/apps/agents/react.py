@@ -36,7 +36,7 @@ from genlab.apps.agents.prompts import agent_template, cut_at_stop
 from genlab.apps.agents.result import AgentResult, Step, record_agent_run
 from genlab.apps.agents.tools import BUILTIN_ACTIONS, Tool, as_tools
 from genlab.apps.providers.base import Provider
-from genlab.apps.sandbox import SandboxLimits, run_code
+from genlab.apps.sandbox import SandboxError, SandboxLimits, run_code
 from genlab.errors import GenlabError, InvalidValueError
 
 _THOUGHT = re.compile(r"^\s*Thought\s*\d*\s*:\s*(.*)$", re.MULTILINE | re.IGNORECASE)
@@ -48,6 +48,8 @@ BUILTIN_USAGE = {
     "Calculate": "Calculate[expression]: evaluates one Python arithmetic expression (math is imported).",
     "Finish": "Finish[answer]: returns the answer and finishes the task.",
 }
+# Calculate's sandbox: one expression needs little time. allow_unsafe=True is --unsafe-sandbox's doing.
+CALCULATE_LIMITS = SandboxLimits(wall_seconds=5, cpu_seconds=2, max_output_chars=2000)
 CALCULATE_PRELUDE = "import math\nfrom math import sqrt, log, exp, floor, ceil, pi, e, factorial\n"
 
 
@@ -94,7 +96,7 @@ class ReActAgent:
         self.browser = Browser(corpus) if corpus is not None else None
         self.tools = as_tools(list(tools))
         self.max_steps, self.max_tokens, self.observation_chars = max_steps, max_tokens, observation_chars
-        self.limits = limits or SandboxLimits(wall_seconds=5, cpu_seconds=2, max_output_chars=2000)
+        self.limits = limits or CALCULATE_LIMITS
         self.template = agent_template("react", template)
         self.examples = list(examples)
         # The action set, fixed here: nothing the model or an observation says can change it.
@@ -132,6 +134,8 @@ class ReActAgent:
             observation = self.actions[name](argument)
         except SandboxRefusal as error:
             return f"Refused by the sandbox: {error}", True
+        except SandboxError:  # the sandbox cannot run here (a kernel layer refused): the run stops with it
+            raise
         except Exception as error:  # a tool's failure is information for the model, not the end of the run
             return f"Tool error: {type(error).__name__}: {error}", False
         text = " ".join(str(observation).split())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from genlab.apps.agents.corpus import Corpus, IndexCorpus, LocalCorpus
 from genlab.apps.agents.cot import answer_with_cot
-from genlab.apps.agents.pal import answer_with_pal
-from genlab.apps.agents.react import ReActAgent
+from genlab.apps.agents.pal import PAL_LIMITS, answer_with_pal
+from genlab.apps.agents.react import CALCULATE_LIMITS, ReActAgent
 from genlab.apps.agents.result import AgentResult
 from genlab.apps.providers import Provider, ScriptedProvider, get_provider
 from genlab.errors import GenlabError, InvalidValueError
@@ -40,13 +41,17 @@ def run_agent(
     corpus: str | None = None,
     max_steps: int = 8,
     max_tokens: int | None = None,
+    unsafe_sandbox: bool = False,
 ) -> AgentResult:
+    """``unsafe_sandbox``: run model code even where the kernel refuses a sandbox layer (the CLI warns)."""
     if mode not in MODES:
         raise InvalidValueError(f"agent mode {mode!r} is not allowed: use one of {', '.join(MODES)}.")
     if not question.strip():
         raise InvalidValueError("the question is empty: ask something.")
     if index and corpus:
         raise InvalidValueError("give --index or --corpus, not both: Search reads one collection.")
+    if mode == "cot" and unsafe_sandbox:
+        raise InvalidValueError("--unsafe-sandbox is for pal and react: cot runs no code.")
     if mode != "react" and (index or corpus):
         raise InvalidValueError(f"--index and --corpus are for react; {mode} does not search.")
     documents: Corpus | None = IndexCorpus(index) if index else LocalCorpus.from_folder(corpus) if corpus else None
@@ -55,5 +60,6 @@ def run_agent(
     if mode == "cot":
         return answer_with_cot(question, provider, **tokens)
     if mode == "pal":
-        return answer_with_pal(question, provider, **tokens)
-    return ReActAgent(provider, corpus=documents, max_steps=max_steps, **tokens).run(question)
+        return answer_with_pal(question, provider, limits=replace(PAL_LIMITS, allow_unsafe=unsafe_sandbox), **tokens)
+    limits = replace(CALCULATE_LIMITS, allow_unsafe=unsafe_sandbox)
+    return ReActAgent(provider, corpus=documents, max_steps=max_steps, limits=limits, **tokens).run(question)

@@ -28,8 +28,10 @@ objects built by hand, gc heap walks, links, reads outside the stdlib and the ru
 writes outside the run's folder, and imports of os/subprocess/socket/ctypes/... by anything.
 """
 
+from genlab.apps.sandbox.probe import KernelLayers, probe_layers
 from genlab.apps.sandbox.runner import (
     DEFAULT_ALLOWED_IMPORTS, SandboxError, SandboxLimits, SandboxResult, run_code, run_file,
 )
 
-__all__ = ["DEFAULT_ALLOWED_IMPORTS", "SandboxError", "SandboxLimits", "SandboxResult", "run_code", "run_file"]
+__all__ = ["DEFAULT_ALLOWED_IMPORTS", "KernelLayers", "SandboxError", "SandboxLimits", "SandboxResult", "probe_layers",
+           "run_code", "run_file"]  # fmt: skip

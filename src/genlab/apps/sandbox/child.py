@@ -1,20 +1,24 @@
 """The sandboxed side: run as ``python -I -S -B child.py`` with a JSON request on stdin.
 
-This file imports nothing from genlab (the child must start fast and small) and runs in a fresh
-process group, in a fresh temporary folder, with an empty environment. In order it:
+This file imports nothing from genlab (the child must start fast and small) but its sibling
+``kernel.py``, loaded by path; it runs in a fresh process group, in a fresh temporary folder, with an
+empty environment. In order it:
 
 1. reads the request (source, limits, allowed imports, readable roots) from stdin;
-2. imports RestrictedPython and preloads the allowed modules (so no import needs the disk later);
-3. leaves the network: a fresh, empty network namespace (``unshare(CLONE_NEWNET)``) when the kernel
-   lets this user make one, so no socket can reach anything even if every Python layer failed;
-4. lowers its own limits: RLIMIT_CPU, RLIMIT_AS, RLIMIT_NPROC, RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE;
-5. installs an audit hook (PEP 578) refusing sockets, processes, native code, signals, limit changes,
-   reads outside the allowed roots and writes outside the work folder; a refusal ends the run at once;
-6. compiles the program with RestrictedPython (no ``_``-prefixed names or attributes, no frame or
-   traceback internals) and runs it with guarded builtins: an import allow-list, a getattr that also
-   refuses modules outside the allow-list, an ``open`` confined to the work folder, and ``print``
-   into a capped buffer;
-7. writes one JSON line ``{"ok", "stdout", "error", "kind"}`` to fd 1 and exits with ``os._exit``.
+2. imports RestrictedPython, preloads the allowed modules (so no import needs the disk later) and
+   compiles the program with RestrictedPython (no ``_``-prefixed names or attributes, no frame or
+   traceback internals);
+3. confines itself for good with the kernel's layers (:func:`kernel.confine`): network namespace,
+   an unprivileged uid or user namespace, no capabilities, rlimits (CPU, address space, processes,
+   file size, open files, no core), ``no_new_privs``, Landlock, seccomp; a layer the kernel refuses
+   ends the run with kind ``"kernel"`` unless the request allows running unsafe;
+4. installs an audit hook (PEP 578) refusing sockets, processes, native code, signals, limit changes,
+   ``chdir``, reads outside the allowed roots and writes outside the work folder; a refusal ends the
+   run at once;
+5. runs the program with guarded builtins: an import allow-list, a getattr that also refuses modules
+   outside the allow-list, an ``open`` confined to the work folder, and ``print`` into a capped buffer;
+6. writes one JSON line ``{"ok", "stdout", "error", "kind", "layers", ...}`` to fd 1 and exits with
+   ``os._exit``.
 
 The result is written by :func:`finish`, which leaves with ``os._exit``: no ``try``/``except`` in the
 program can swallow an output-limit stop or an audit refusal.
@@ -25,12 +29,17 @@ import os
 import resource
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kernel  # noqa: E402  (the sibling file: python -I puts no script folder on sys.path)
 
-NETWORK = {"isolated": False}
+del sys.path[0]
+
+# The kernel layers applied, reported with every result.
+STATE = {"network_isolated": False, "layers": {}, "missing_layers": {}}
 
 
-def finish(result, code=0, _dumps=json.dumps, _write=os.write, _exit=os._exit, _network=NETWORK):
-    result["network_isolated"] = _network["isolated"]
+def finish(result, code=0, _dumps=json.dumps, _write=os.write, _exit=os._exit, _state=STATE):
+    result.update(_state)
     data = _dumps(result, ensure_ascii=False).encode("utf-8", "replace") + b"\n"
     while data:
         data = data[_write(1, data):]
@@ -106,6 +115,7 @@ REFUSED_EVENTS = (
     ("os.kill", "sending signals is not allowed in the sandbox"),
     ("signal.", "signals are not allowed in the sandbox"),
     ("resource.", "changing resource limits is not allowed in the sandbox"),
+    ("os.chdir", "changing the working folder is not allowed in the sandbox"),
     ("sys.addaudithook", "adding audit hooks is not allowed in the sandbox"),
     ("code.__new__", "building code objects is not allowed in the sandbox"),
     ("gc.get_", "walking the heap (gc) is not allowed in the sandbox"),
@@ -127,9 +137,13 @@ REFUSED_IMPORTS = frozenset({
     "select", "selectors", "urllib", "http", "ftplib", "smtplib", "pickle", "_pickle", "marshal", "gc",
     "threading", "_thread", "tempfile", "glob", "sqlite3", "webbrowser", "code", "pdb", "inspect", "runpy",
 })
-# Modules C code of an allowed module imports lazily through the caller's builtins (datetime.strptime
-# imports _strptime). A program cannot name them: RestrictedPython refuses names starting with "_".
-INTERNAL_HELPERS = frozenset({"_strptime"})
+# Modules C code of an allowed module imports lazily through the caller's builtins: datetime.strptime
+# imports _strptime, and strftime (so format(date, "%Y")) imports time. A program cannot name _strptime
+# (RestrictedPython refuses "_" names); it may import time, whose clocks and sleep are harmless here.
+INTERNAL_HELPERS = frozenset({"_strptime", "time"})
+# Codecs loaded lazily from the stdlib on first use, preloaded: a root parent's child runs as an unused
+# uid, which may not be able to read a stdlib under a private home (pyenv in /root).
+PRELOADED_CODECS = ("ascii", "latin_1", "utf_16", "utf_32", "cp1252", "idna", "unicode_escape", "raw_unicode_escape")
 FUNCTION_INTERNALS = frozenset({"__code__", "__defaults__", "__kwdefaults__", "__globals__", "__closure__"})
 
 
@@ -182,18 +196,20 @@ def install_audit_hook(work, read_roots, cwd):
     sys.addaudithook(hook)
 
 
-def leave_network():
-    """A fresh network namespace with only a down loopback: True if the kernel allowed it."""
+def confine(request, work):
+    """Apply the kernel's layers (see :func:`kernel.confine`), or end the run if the kernel refuses one."""
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        done = libc.unshare(0x40000000) == 0  # CLONE_NEWNET
-    except Exception:
-        done = False
-    for name in [m for m in sys.modules if m == "ctypes" or m.startswith("ctypes.")]:
-        del sys.modules[name]
-    return done
+        granted, missing = kernel.confine(
+            work, request["read_roots"], request["sandbox_id"], request["isolate_network"], request["allow_unsafe"],
+            lambda: set_limits(request),
+        )  # fmt: skip
+    except kernel.LayerRefused as error:
+        finish({"ok": False, "stdout": "", "kind": "kernel",
+                "error": f"the sandbox refuses to run model code: the kernel refused {error}; pass --unsafe-sandbox "
+                         "to run it with only the layers that remain."}, 1)  # fmt: skip
+    STATE.update(network_isolated="network namespace" in granted, layers=granted, missing_layers=missing)
+    for name in [m for m in sys.modules if m in ("kernel", "ctypes") or m.startswith("ctypes.")]:
+        del sys.modules[name]  # out of sys.modules' reach; the kernel layers hold whatever the program finds
 
 
 def set_limits(request):
@@ -230,6 +246,8 @@ def main():
     allowed = frozenset(request["allowed_imports"])
     for name in sorted(allowed | INTERNAL_HELPERS):
         importlib.import_module(name)
+    for codec in PRELOADED_CODECS:
+        "".encode(codec)
     work = os.getcwd()
     module_type = types.ModuleType
 
@@ -328,9 +346,9 @@ def main():
         except SyntaxError as error:
             finish({"ok": False, "stdout": "", "kind": "syntax", "error": f"SyntaxError: {error.msg} (line {error.lineno})"}, 1)
 
-    NETWORK["isolated"] = leave_network() if request["isolate_network"] else False
-    set_limits(request)
-    install_audit_hook(work, read_roots, work)
+    confine(request, work)
+    if request["audit_hook"]:  # tests alone turn it off, to show the kernel layers hold on their own
+        install_audit_hook(work, read_roots, work)
     try:
         exec(code, namespace)
     except MemoryError:

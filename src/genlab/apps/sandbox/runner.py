@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import RestrictedPython
+
+from genlab.apps.sandbox.probe import probe_layers
 from genlab.errors import GenlabError, InvalidValueError
 
 CHILD = Path(__file__).with_name("child.py")
@@ -24,6 +28,8 @@ DEFAULT_ALLOWED_IMPORTS = (
     "heapq", "itertools", "json", "math", "random", "re", "statistics", "string", "textwrap",
 )
 MAX_SOURCE_CHARS = 200_000
+# A root parent runs each child as a fresh uid/gid from this range: no file, process or other sandbox has it.
+SANDBOX_IDS = range(2_000_000_000, 2_100_000_000)
 
 
 class SandboxError(GenlabError):
@@ -40,8 +46,12 @@ class SandboxLimits:
     allowed_imports: tuple[str, ...] = DEFAULT_ALLOWED_IMPORTS
     read_paths: tuple[str, ...] = ()  # extra files or folders the program may read (its folder always)
     isolate_network: bool = True  # a fresh, empty network namespace when the kernel allows it
-    # RestrictedPython's compile step. Only tests turn it off, to prove the process layer holds alone.
+    # Run model code even where the kernel refuses a layer (--unsafe-sandbox); the result names what is missing.
+    allow_unsafe: bool = False
+    # The Python layers: RestrictedPython's compile step and the audit hook. Only tests turn them off, to
+    # prove that the kernel layers hold on their own.
     restrict_source: bool = True
+    audit_hook: bool = True
 
     def __post_init__(self) -> None:
         for name in ("wall_seconds", "cpu_seconds", "memory_mb", "max_output_chars", "max_file_mb"):
@@ -63,6 +73,8 @@ class SandboxResult:
     seconds: float = 0.0
     network_isolated: bool = False
     limits: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)  # kernel layer -> what was applied
+    missing_layers: dict = field(default_factory=dict)  # kernel layer -> why not (only with allow_unsafe)
 
     def to_dict(self) -> dict:
         """The CLI's ``--json`` shape: ``{"ok", "stdout", "error"}``."""
@@ -79,35 +91,42 @@ def _stdlib_roots() -> list[str]:
 
 
 def _restrictedpython_path() -> str:
-    import RestrictedPython
-
     return str(Path(RestrictedPython.__file__).resolve().parents[1])
 
 
 def run_code(source: str, limits: SandboxLimits | None = None) -> SandboxResult:
     """Run ``source`` in a fresh sandboxed process; its printed text is ``stdout``.
 
-    A program that fails (its own exception, a refusal, a limit) gives ``ok=False`` and a reason; only a
-    sandbox that cannot start raises :class:`SandboxError`.
+    A program that fails (its own exception, a refusal, a limit) gives ``ok=False`` and a reason; a
+    sandbox that cannot start, or a kernel that refuses one of its layers (unless ``limits.allow_unsafe``),
+    raises :class:`SandboxError`.
     """
     limits = limits or SandboxLimits()
     if not isinstance(source, str):
         raise SandboxError("the sandbox runs Python source text.")
     if len(source) > MAX_SOURCE_CHARS:
         raise SandboxError(f"the program has {len(source)} characters; the sandbox takes at most {MAX_SOURCE_CHARS}.")
+    kernel_layers = probe_layers()
+    if kernel_layers.missing and not limits.allow_unsafe:
+        raise SandboxError(kernel_layers.refusal())
+    sandbox_id = SANDBOX_IDS[secrets.randbelow(len(SANDBOX_IDS))] if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="genlab-sandbox-")).resolve()
     work = root / "work"  # the program's folder; its result files sit beside it, out of its reach
-    work.mkdir()
+    work.mkdir(mode=0o700)
+    if sandbox_id is not None:  # the child's unused uid owns its folder and nothing else; root/ is search-only
+        os.chown(work, sandbox_id, sandbox_id)
+        os.chmod(root, 0o711)
     request = {
         "source": source,
         "restrictedpython_path": _restrictedpython_path(),
         "read_roots": [*_stdlib_roots(), *(os.path.realpath(p) for p in limits.read_paths)],
+        "sandbox_id": sandbox_id,
         **{f.name: getattr(limits, f.name) for f in fields(limits) if f.name not in ("read_paths", "wall_seconds")},
     }
     request["allowed_imports"] = list(limits.allowed_imports)
     started = time.monotonic()
     try:
-        with open(root / "result", "w+b") as out, open(root / "stderr", "w+b") as err:
+        with _private_file(root / "result") as out, _private_file(root / "stderr") as err:
             process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-B", str(CHILD)],
                 stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=work,
@@ -130,6 +149,8 @@ def run_code(source: str, limits: SandboxLimits | None = None) -> SandboxResult:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result = _parse(raw, process.returncode, timed_out, stderr, limits)
+    if result.kind == "kernel":  # the child found a layer refused that the probe did not see
+        raise SandboxError(result.error or "the kernel refused a sandbox layer.")
     result.seconds = round(seconds, 3)
     result.limits = {k: v for k, v in asdict(limits).items() if k != "allowed_imports"}
     return result
@@ -144,6 +165,11 @@ def run_file(path: str | Path, limits: SandboxLimits | None = None) -> SandboxRe
     except UnicodeDecodeError:
         raise SandboxError(f"{path} is not UTF-8 text.") from None
     return run_code(source, limits)
+
+
+def _private_file(path: Path):
+    """Open ``path`` for the parent only (0600): the child, another uid, cannot open it by name."""
+    return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "w+b")
 
 
 def _kill_group(pid: int) -> None:
@@ -163,6 +189,7 @@ def _parse(raw: bytes, returncode: int, timed_out: bool, stderr: str, limits: Sa
         return SandboxResult(
             ok=bool(reported["ok"]), stdout=str(reported.get("stdout") or ""), error=reported.get("error"),
             kind=reported.get("kind"), network_isolated=bool(reported.get("network_isolated")),
+            layers=dict(reported.get("layers") or {}), missing_layers=dict(reported.get("missing_layers") or {}),
         )  # fmt: skip
     if timed_out:
         error, kind = f"wall-clock limit of {limits.wall_seconds:g} s reached (the process group was killed).", "timeout"
