@@ -201,7 +201,7 @@ def unshare(user, network):
     """A fresh user namespace and/or network namespace (the latter holds only a down loopback)."""
     flags = (CLONE_NEWUSER if user else 0) | (CLONE_NEWNET if network else 0)
     if flags and LIBC.unshare(flags) != 0:
-        layer = "user namespace" if user else "network namespace"
+        layer = "user and network namespaces" if user and network else "user namespace" if user else "network namespace"
         raise LayerRefused(layer, _oserror("unshare"))
 
 
@@ -262,16 +262,18 @@ def confine(work, read_roots, sandbox_id, isolate_network, allow_unsafe, set_lim
     """
     granted, missing = {}, {}
 
-    def attempt(name, action):
+    def attempt(name, action):  # name None: a preparing step, recorded only if it fails
         try:
-            granted[name] = action()
+            value = action()
+            if name is not None:
+                granted[name] = value
         except LayerRefused as error:
             if not allow_unsafe:
                 raise
             missing[error.layer] = error.reason
 
     ruleset = {}
-    attempt("landlock", lambda: ruleset.update(zip(("fd", "abi"), landlock_ruleset(read_roots, [work]))) or None)
+    attempt(None, lambda: ruleset.update(zip(("fd", "abi"), landlock_ruleset(read_roots, [work]))))
     if os.geteuid() == 0:
         if isolate_network:
             attempt("network namespace", lambda: unshare(user=False, network=True) or True)
