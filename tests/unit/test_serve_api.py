@@ -32,7 +32,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory):
 def server(assets, tmp_path_factory: pytest.TempPathFactory):
     adapters = {"alpha": str(assets.adapters["alpha"]), "beta": str(assets.adapters["beta"])}
     config = ServeConfig(
-        model="tiny", adapters=adapters, api_key=KEY, embedder="hashing-32", max_concurrent=2, max_tokens_limit=300,
+        model="tiny", adapters=adapters, api_key=KEY, embedder="hashing-32", max_concurrent=4, max_tokens_limit=300,
         max_body_bytes=4096, jobs_db=tmp_path_factory.mktemp("jobs") / "jobs.sqlite", max_n=3,
     )  # fmt: skip
     backend = GenlabBackend(str(assets.base), adapters, max_batch=4, model_id="tiny")
@@ -199,29 +199,34 @@ def test_body_larger_than_the_limit_is_413(server) -> None:
     _error(chunked, 413, code="payload_too_large")
 
 
-def test_api_key_is_required_except_for_health(server) -> None:
+def test_api_key_is_required_except_for_health_which_says_only_up_without_it(server) -> None:
     body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}]}
     assert "API key" in _error(httpx.post(server + "/v1/chat/completions", json=body), 401, code="missing_api_key")
     wrong = httpx.get(server + "/v1/models", headers={"Authorization": "Bearer nope"})
     _error(wrong, 401, code="invalid_api_key")
     assert httpx.get(server + "/metrics").status_code == 401
     health = httpx.get(server + "/health")
-    assert health.status_code == 200 and health.json()["models"] == ["tiny", "alpha", "beta"]
+    assert health.status_code == 200 and health.json() == {"status": "ok"}  # no models, adapters or load
+    assert raw(server, "GET", "/health").json()["models"] == ["tiny", "alpha", "beta"]  # with the key: the details
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert httpx.get(server + path).status_code == 401, path
+    assert raw(server, "GET", "/openapi.json").json()["info"]["title"] == "genlab"
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server + "/v1", api_key="wrong", max_retries=0).models.list()
 
 
-def test_requests_beyond_the_concurrency_limit_get_429_and_places_come_back(server) -> None:
-    body = {"model": "tiny", "prompt": PROMPTS[3], "max_tokens": 300, "temperature": 0, "stream": True}
+def test_rows_beyond_the_concurrency_limit_get_429_and_places_come_back(server) -> None:
+    # Two choices each: two streams hold all 4 places (one per row), so a one-row request gets 429.
+    body = {"model": "tiny", "prompt": PROMPTS[3], "max_tokens": 300, "temperature": 1, "n": 2, "seed": 1, "stream": True}
     headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(timeout=60) as one, httpx.Client(timeout=60) as two:
         with one.stream("POST", server + "/v1/completions", json=body, headers=headers) as first, \
                 two.stream("POST", server + "/v1/completions", json=body, headers=headers) as second:  # fmt: skip
-            assert first.status_code == second.status_code == 200  # two streams hold both places
+            assert first.status_code == second.status_code == 200
             third = raw(server, "POST", "/v1/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 2})
             _error(third, 429, code="too_many_requests")
     # The clients went away: their places are free again and their rows left the batch.
-    wait_for(lambda: httpx.get(server + "/health").json()["requests_in_flight"] == 0, "the places to come back")
+    wait_for(lambda: raw(server, "GET", "/health").json()["requests_in_flight"] == 0, "the places to come back")
     again = raw(server, "POST", "/v1/completions", json={"model": "tiny", "prompt": "Hi", "max_tokens": 2})
     assert again.status_code == 200
 

@@ -38,7 +38,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory):
 def test_no_generated_request_gets_a_server_error(server_url: str, mode: GenerationMode) -> None:
     # Each operation through hypothesis directly: schemathesis' pytest plugin (from_fixture) does not
     # run under pytest 9 (it reads a removed private attribute).
-    schema = schemathesis.openapi.from_url(server_url + "/openapi.json")
+    schema = schemathesis.openapi.from_url(server_url + "/openapi.json", headers={"Authorization": f"Bearer {KEY}"})
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in operations} >= {"POST /v1/chat/completions", "POST /v1/completions", "POST /v1/jobs"}
     exercised = set()

@@ -135,12 +135,18 @@ async def _run_while_connected(
             await anyio.sleep(DISCONNECT_POLL_SECONDS)
         cancel.set()
 
+    error: Exception | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(watch)
         try:
-            return await anyio.to_thread.run_sync(completions.run, state, prepared, cancel, limiter=state.waiters)
+            body = await anyio.to_thread.run_sync(completions.run, state, prepared, cancel, limiter=state.waiters)
+        except Exception as raised:  # raised after the group, unwrapped: a task group would wrap it in an ExceptionGroup
+            error = raised
         finally:
             tasks.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return body
 
 
 def _start_stream(state: ServerState, prepared: completions.Prepared) -> list[Any]:
