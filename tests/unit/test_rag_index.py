@@ -96,16 +96,20 @@ def test_a_crash_mid_ingest_leaves_the_index_as_it_was(docs: Path) -> None:
     assert make(docs).updated  # and the next ingest does the work
 
 
-def test_changes_are_one_commit(docs: Path) -> None:
+def test_readers_see_an_ingest_only_when_it_is_published(docs: Path) -> None:
     make(docs)
+    before = chunk_ids()
     index = open_index("kb")
-    seen = []
-    original = index.store.table.merge_insert
-    index.store.table.merge_insert = lambda on: seen.append(on) or original(on)
+    seen_by_readers = []
+    for name in ("add", "delete"):  # after every write of the ingest, a new reader looks at the index
+        write = getattr(index.store, name)
+        setattr(index.store, name, lambda arg, write=write: write(arg) or seen_by_readers.append(chunk_ids()))
     (docs / "refunds.md").write_text("Refunds are no longer offered.", encoding="utf-8")
     (docs / "shipping.txt").unlink()
     index.ingest(docs)
-    assert seen == ["id"]  # removals and additions went through a single merge_insert
+    assert len(seen_by_readers) == 3  # the new chunks, the old version of refunds.md, shipping.txt
+    assert all(ids == before for ids in seen_by_readers)  # nothing visible until published
+    assert chunk_ids() != before and not any("shipping" in i for i in chunk_ids())
 
 
 def test_modes_filters_and_bm25(docs: Path) -> None:

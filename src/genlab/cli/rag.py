@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 from genlab.cli.output import console, err_console, print_json, print_pairs, print_table
+
+if TYPE_CHECKING:
+    from genlab.apps.rag.update import IngestProgress
 
 app = typer.Typer(help="Retrieval-augmented generation: ingest documents into an index, ask questions with citations.",
                   no_args_is_help=True)  # fmt: skip
@@ -26,6 +32,30 @@ def _parse_filters(filters: list[str] | None) -> dict[str, object] | None:
     return parsed or None
 
 
+class IngestProgressBar:
+    """A bar of bytes read over the files to ingest, on stderr; a warning line for each skipped file."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=out, transient=True)  # fmt: skip
+        self.task = self.bar.add_task("reading", total=None, chunks=0)
+
+    def __enter__(self) -> IngestProgressBar:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def update(self, event: IngestProgress) -> None:
+        if event.stage == "skipped":
+            self.bar.console.print(f"[yellow]warning:[/] skipped {event.path}: {event.message}", highlight=False)
+        where = "indexing" if event.stage == "publishing" else f"file {event.file_number}/{event.files}"
+        self.bar.update(self.task, description=where, completed=event.bytes_done, total=event.bytes_total or None,
+                        chunks=event.chunks)  # fmt: skip
+
+
 @app.command("ingest")
 def ingest_command(
     path: Annotated[str, typer.Argument(help="A text, Markdown, HTML or PDF file, or a folder of them.")],
@@ -33,21 +63,28 @@ def ingest_command(
     embedder: Annotated[str | None, typer.Option(help="Embedder for a new index: a pack, a sentence-transformers folder, openai:MODEL.")] = None,
     chunk_size: Annotated[int | None, typer.Option("--chunk-size", help="Tokens per chunk (new index; default 200).")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks (new index; default chunk/5).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file instead of skipping it.")] = False,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Chunks embedded and committed together (default 256); an interrupted ingest resumes after the last batch.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Ingest documents into an index; re-ingesting only re-embeds changed files and drops removed ones."""
+    """Ingest documents into an index; re-ingesting only re-embeds changed files and drops removed ones.
+
+    Large files are streamed in batches, an interrupted ingest resumes where it stopped, and a query
+    sees a file only once it is complete.
+    """
     from genlab.apps.rag.index import ingest_path
 
-    with err_console.status(f"ingesting {path} into {index}") as status:
-        report = ingest_path(path, index, embedder=embedder, chunk_size=chunk_size, overlap=overlap,
-                             progress=lambda message: status.update(message))  # fmt: skip
+    with IngestProgressBar(err_console) as bar:
+        report = ingest_path(path, index, embedder=embedder, chunk_size=chunk_size, overlap=overlap, strict=strict,
+                             batch_size=batch_size, progress=bar.update)  # fmt: skip
     if as_json:
         print_json(report.to_dict())
         return
     print_pairs(f"ingested {path} into index {index}", [
         ("files", report.files), ("added", len(report.added)), ("updated", len(report.updated)),
         ("removed", len(report.removed)), ("unchanged", report.unchanged), ("without text", len(report.empty)),
-        ("chunks added", report.chunks_added), ("chunks in index", report.chunks_total), ("seconds", report.seconds),
+        ("skipped (unreadable)", len(report.skipped)), ("chunks added", report.chunks_added),
+        ("chunks resumed", report.chunks_resumed), ("chunks in index", report.chunks_total), ("seconds", report.seconds),
     ])  # fmt: skip
     console.print(f"recorded as run [bold]{report.run_id}[/]")
 

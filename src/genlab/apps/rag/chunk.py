@@ -6,11 +6,18 @@ is re-detokenised and citations quote the source exactly. A window that would en
 a line or sentence is pulled back to the last line break or sentence end in its final quarter, so
 chunks tend to end on natural boundaries. Written here because it is a dozen lines over the
 tokenizer's offsets; the text splitters that do this live in large frameworks (LangChain).
+
+:func:`chunk_stream` gives the same chunks from text that arrives in pieces, holding about
+``window_chars`` of it at a time: it tokenizes the text up to its last whitespace (a tokenizer that
+splits at whitespace, as WordPiece and BPE pre-tokenizers do, gives the same tokens there as on the
+whole text), emits every window that is complete, and keeps the text from the word where the next
+window starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from genlab.errors import InvalidValueError
@@ -51,6 +58,64 @@ def chunk_text(
             break
         start = max(end - overlap, start + 1)
     return chunks
+
+
+def chunk_stream(
+    pieces: Iterable[str],
+    token_offsets: Callable[[str], list[tuple[int, int]]],
+    *,
+    size: int = 200,
+    overlap: int = 40,
+    window_chars: int = 1 << 16,
+) -> Iterator[Chunk]:
+    """The chunks :func:`chunk_text` gives for ``"".join(pieces)``, reading ``pieces`` as it goes."""
+    check_chunking(size, overlap)
+    source = iter(pieces)
+    buffer, base_char, base_token = "", 0, 0  # the buffer's first char and first token, in the whole text
+    next_char: int | None = None  # where (in the whole text) the next window starts; None: at the first token
+    number, want, finished = 0, window_chars, False
+    while True:
+        while not finished and len(buffer) < want:
+            piece = next(source, None)
+            finished = piece is None
+            buffer += piece or ""
+        cut = len(buffer) if finished else (_last_space(buffer) or len(buffer))
+        text = buffer[:cut]
+        spans = [span for span in token_offsets(text) if span[1] > span[0]]
+        starts = [span[0] for span in spans]
+        start = 0 if next_char is None else bisect.bisect_left(starts, next_char - base_char)
+        emitted = False
+        while start < len(spans):
+            end = start + size
+            if end >= len(spans) and not finished:
+                break  # this window may reach past the text read so far
+            end = min(end, len(spans))
+            if end < len(spans):
+                end = _natural_end(text, spans, start, end, min_end=start + max(1, size - overlap, (3 * size) // 4))
+            first, last = spans[start][0], spans[end - 1][1]
+            yield Chunk(number, text[first:last], base_char + first, base_char + last, base_token + start, end - start)
+            number, emitted = number + 1, True
+            if end >= len(spans):
+                return
+            start = max(end - overlap, start + 1)
+        if finished:
+            return
+        # Keep the text from the start of the word holding the next window's first token.
+        resume_at = spans[start][0] if start < len(spans) else cut
+        keep = (_last_space(buffer[:resume_at]) or -1) + 1
+        if keep == 0 and len(buffer) > 4 * window_chars:
+            keep = resume_at  # text without whitespace: cut mid-word rather than hold it all
+        next_char = base_char + resume_at
+        base_token += bisect.bisect_left(starts, keep)
+        base_char += keep
+        buffer = buffer[keep:]
+        want = window_chars if emitted else 2 * want  # a window longer than the buffer: read more
+
+
+def _last_space(text: str) -> int | None:
+    """Index of the last whitespace in ``text`` after its first character (a safe place to cut it), or None."""
+    found = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t"), text.rfind("\r"))
+    return found if found > 0 else None
 
 
 def _natural_end(text: str, spans: list[tuple[int, int]], start: int, end: int, min_end: int) -> int:

@@ -1,10 +1,9 @@
 """Named indexes under ``genlab_home()/"indexes"/NAME``: open, search, and ingest incrementally.
 
 An index folder holds ``genlab-index.json`` (which embedder and chunking built it, written atomically
-when the index is made) and the LanceDB table (see :mod:`.store` for why a crash cannot corrupt it).
-Re-ingesting is incremental by content hash: files whose SHA-256 is unchanged are skipped, changed
-files have all their chunks replaced, and files that were under the ingested path but are gone now
-lose their chunks -- in one commit, under a file lock so two ingests never interleave.
+when the index is made) and the LanceDB table (see :mod:`.store` for why a crash cannot corrupt it
+and why a query never sees half a file). Ingesting -- incremental by content hash, streamed in
+bounded batches, resumable after a kill -- is :mod:`.update`.
 """
 
 from __future__ import annotations
@@ -13,16 +12,16 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from genlab.apps.providers import Embedder, get_embedder
-from genlab.apps.rag.chunk import check_chunking, chunk_text
-from genlab.apps.rag.ingest import IngestError, file_sha256, find_files, read_document
+from genlab.apps.rag.chunk import check_chunking
+from genlab.apps.rag.ingest import IngestError, find_files
 from genlab.apps.rag.retrieve import DEFAULT_MODE, retrieve
 from genlab.apps.rag.store import Hit, LanceStore
+from genlab.apps.rag.update import DEFAULT_BATCH, Chunking, IngestProgress, IngestReport, Progress, update_index
 from genlab.atomic import atomic_write_json
 from genlab.errors import GenlabError, InvalidValueError
 from genlab.home import genlab_home
@@ -51,24 +50,6 @@ def check_index_name(name: str) -> str:
 
 def list_indexes() -> list[str]:
     return sorted(p.name for p in indexes_dir().iterdir() if (p / MANIFEST).is_file())
-
-
-@dataclass
-class IngestReport:
-    index: str
-    files: int  # files found under the ingested path
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    empty: list[str] = field(default_factory=list)  # files with no text (e.g. scanned PDFs)
-    chunks_added: int = 0
-    chunks_total: int = 0
-    seconds: float = 0.0
-    run_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Index:
@@ -111,60 +92,21 @@ class Index:
         """The ``k`` chunks most relevant to ``query`` (see :func:`genlab.apps.rag.retrieve.retrieve`)."""
         return retrieve(self.store, self.embedder, query, k=k, mode=mode, where=where, fetch_k=fetch_k, mmr_lambda=mmr_lambda)
 
-    def ingest(self, path: str | Path, *, progress: Callable[[str], None] | None = None) -> IngestReport:
-        """Bring the index up to date with the files under ``path`` (see the module docstring)."""
-        from filelock import FileLock
-
-        started = time.perf_counter()
-        root = Path(path).expanduser()
-        files = find_files(root)
-        report = IngestReport(self.name, len(files))
-        with FileLock(str(self.path / ".ingest.lock")):
-            known = self.store.files()
-            current = {str(f): file_sha256(f) for f in files}
-            scope = str(root.resolve())
-            under_root = [p for p in known if p == scope or p.startswith(scope.rstrip("/") + "/")]
-            report.removed = sorted(p for p in under_root if p not in current)
-            changed = {p: sha for p, sha in current.items() if known.get(p) != sha}
-            report.unchanged = len(current) - len(changed)
-            rows: list[dict[str, Any]] = []
-            for number, (file, sha) in enumerate(sorted(changed.items()), 1):
-                if progress:
-                    progress(f"reading {number}/{len(changed)}: {file}")
-                new_rows = self._rows_for(file, sha)
-                if not new_rows:
-                    report.empty.append(file)
-                    continue
-                (report.updated if file in known else report.added).append(file)
-                rows.extend(new_rows)
-            if rows:
-                if progress:
-                    progress(f"embedding {len(rows)} chunks")
-                vectors = self.embedder.embed([row["text"] for row in rows])
-                for row, vector in zip(rows, vectors, strict=True):
-                    row["vector"] = vector
-            touched = set(changed) | set(report.removed)
-            if touched:
-                self.store.replace_files(rows, touched)  # one commit: see genlab.apps.rag.store
-                if progress:
-                    progress("indexing")
-                self.store.refresh_indexes()
-            report.chunks_added = len(rows)
-            report.chunks_total = self.store.count()
-        report.seconds = round(time.perf_counter() - started, 3)
-        return report
-
-    def _rows_for(self, file: str, sha: str) -> list[dict[str, Any]]:
-        document = read_document(file, sha)
-        size, overlap = int(self.manifest["chunk_size"]), int(self.manifest["overlap"])
-        chunks = chunk_text(document.text, self.embedder.token_offsets, size=size, overlap=overlap)
-        return [
-            {"id": f"{sha[:16]}:{file}:{c.index}", "path": file, "file_sha": sha, "chunk": c.index, "text": c.text,
-             "title": document.title, "format": document.format, "page": document.page_at(c.start_char) or -1,
-             "start_token": c.start_token, "n_tokens": c.n_tokens}  # fmt: skip
-            for c in chunks
-            if c.text.strip()
-        ]
+    def ingest(
+        self,
+        path: str | Path,
+        *,
+        strict: bool = False,
+        batch_size: int = DEFAULT_BATCH,
+        publish_every: float = 60.0,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Bring the index up to date with the files under ``path`` (see :func:`.update.update_index`)."""
+        if batch_size < 1:
+            raise InvalidValueError(f"batch_size={batch_size} is not allowed: embed at least 1 chunk at a time.")
+        chunking = Chunking(int(self.manifest["chunk_size"]), int(self.manifest["overlap"]))
+        return update_index(self.name, self.store, self.embedder, chunking, path, lock=self.path / ".ingest.lock",
+                            strict=strict, batch_size=batch_size, publish_every=publish_every, progress=progress)  # fmt: skip
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -222,38 +164,44 @@ def ingest_path(
     embedder: Embedder | str | None = None,
     chunk_size: int | None = None,
     overlap: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    strict: bool = False,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
 ) -> IngestReport:
-    """Ingest a file or folder into the index ``index`` (made if new), recorded as a ``rag-ingest`` run."""
+    """Ingest a file or folder into the index ``index`` (made if new), recorded as a ``rag-ingest`` run.
+
+    Unreadable files are skipped and listed in ``report.skipped`` unless ``strict``; see :mod:`.update`.
+    """
     root = Path(path).expanduser()
     find_files(root)  # a missing path or an empty folder fails before the index or the run is made
     is_new = _read_manifest(indexes_dir() / check_index_name(index)) is None
     target = create_or_open_index(index, embedder=embedder, chunk_size=chunk_size, overlap=overlap)
     try:
-        return _ingest_recorded(root, target, progress)
-    except BaseException:
-        if is_new:  # a first ingest that failed (say, an unreadable PDF) leaves no empty index behind
+        return _ingest_recorded(root, target, strict=strict, batch_size=batch_size or DEFAULT_BATCH, progress=progress)
+    except GenlabError:
+        if is_new:  # a first ingest that failed (say, --strict and an unreadable PDF) leaves no index behind
             shutil.rmtree(target.path, ignore_errors=True)
-        raise
+        raise  # an interruption (Ctrl-C, a crash) keeps the batches written, for the next ingest to resume
 
 
-def _ingest_recorded(root: Path, target: Index, progress: Callable[[str], None] | None) -> IngestReport:
+def _ingest_recorded(root: Path, target: Index, *, strict: bool, batch_size: int, progress: Progress | None) -> IngestReport:
     from genlab.lineage import record_run
 
     index = target.name
     config = {"path": str(root.resolve()), "index": index, **{k: target.manifest[k] for k in ("embedder", "chunk_size", "overlap")}}
     with record_run("rag-ingest", config) as run:
         run.use(root, "dataset", {"role": "documents"})
-        report = target.ingest(root, progress=progress)
+        report = target.ingest(root, strict=strict, batch_size=batch_size, progress=progress)
         report.run_id = run.id
         run.log_metrics({
             "files": report.files, "files_added": len(report.added), "files_updated": len(report.updated),
             "files_removed": len(report.removed), "files_unchanged": report.unchanged,
-            "chunks_added": report.chunks_added, "chunks_total": report.chunks_total, "seconds": report.seconds,
+            "files_skipped": len(report.skipped), "chunks_added": report.chunks_added,
+            "chunks_resumed": report.chunks_resumed, "bytes_read": report.bytes_read, "chunks_total": report.chunks_total, "seconds": report.seconds,
         })  # fmt: skip
         run.log_artifact(target.path, "index", {"name": index, "version": target.store.table.version})
     return report
 
 
-__all__ = ["Hit", "Index", "IndexNotFoundError", "IngestError", "IngestReport", "create_or_open_index",
+__all__ = ["Hit", "Index", "IndexNotFoundError", "IngestError", "IngestProgress", "IngestReport", "create_or_open_index",
            "indexes_dir", "ingest_path", "list_indexes", "open_index"]  # fmt: skip

@@ -6,15 +6,20 @@ its markup is light and embedders read it well; its first heading is the title. 
 only the walk over the folder and the dispatch by suffix.
 
 Every problem the user can fix is one sentence naming the path: a missing path, a folder with no
-readable files, a file that is not UTF-8 text, a PDF that cannot be read.
+readable files, a file that is not UTF-8 text (or is binary: NUL bytes), a PDF that cannot be read.
+
+Large files are read as a stream (:func:`open_document`): text and Markdown in blocks of
+``BLOCK_BYTES``, after a first pass that checks the whole file decodes (so a bad byte near the end
+fails before any of the file is embedded); HTML and PDF are read whole (their parsers need it).
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,6 +31,8 @@ TEXT_SUFFIXES = {".txt", ".text", ".rst", ".log"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 PDF_SUFFIXES = {".pdf"}
+BLOCK_BYTES = 1 << 18  # a streamed text file is decoded 256 KiB at a time
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", flags=re.MULTILINE)
 
 
 class IngestError(GenlabError):
@@ -95,11 +102,35 @@ def read_document(path: str | Path, sha256: str | None = None) -> Document:
     return Document(path=str(path), sha256=sha256 or file_sha256(path), **fields)
 
 
+def _binary(path: Path) -> IngestError:
+    return IngestError(f"{path} is not UTF-8 text: it holds NUL bytes (a binary file, or UTF-16/UTF-32 text).")
+
+
 def _read_utf8(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise IngestError(f"{path} is not UTF-8 text.") from None
+    if "\x00" in text:
+        raise _binary(path)
+    return text
+
+
+def utf8_blocks(path: Path) -> Iterator[tuple[int, str]]:
+    """(bytes read, decoded text) for each block of the file; an undecodable or NUL byte is an IngestError."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()  # strict: a bad byte raises
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(BLOCK_BYTES):
+                text = decoder.decode(block)
+                if "\x00" in text:
+                    raise _binary(path)
+                yield len(block), text
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise IngestError(f"{path} is not UTF-8 text.") from None
+    except OSError as error:
+        raise IngestError(f"cannot read {path}: {error.strerror or error}.") from None
 
 
 def _read_text(path: Path) -> dict[str, Any]:
@@ -108,7 +139,7 @@ def _read_text(path: Path) -> dict[str, Any]:
 
 def _read_markdown(path: Path) -> dict[str, Any]:
     text = _read_utf8(path)
-    heading = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
+    heading = _HEADING.search(text)
     return {"text": text, "format": "markdown", "title": heading.group(1) if heading else path.stem}
 
 
@@ -187,3 +218,54 @@ _READERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     **{s: _read_html for s in HTML_SUFFIXES},
     **{s: _read_pdf for s in PDF_SUFFIXES},
 }
+
+
+class DocumentStream:
+    """A document whose text comes in pieces (:meth:`pieces`, once), with ``bytes_read`` for progress."""
+
+    def __init__(self, path: Path, sha256: str, *, format: str, title: str, whole: Document | None = None) -> None:
+        self.path, self.sha256, self.format, self.title = str(path), sha256, format, title
+        self.size = path.stat().st_size
+        self.bytes_read = 0
+        self._whole = whole  # HTML and PDF: read whole
+
+    def pieces(self) -> Iterator[str]:
+        if self._whole is not None:
+            self.bytes_read = self.size
+            yield self._whole.text
+            return
+        for size, text in utf8_blocks(Path(self.path)):
+            self.bytes_read += size
+            yield text
+
+    def page_at(self, offset: int) -> int | None:
+        return self._whole.page_at(offset) if self._whole is not None else None
+
+
+def open_document(path: str | Path, sha256: str | None = None) -> DocumentStream:
+    """One file as a :class:`DocumentStream`: text and Markdown streamed (checked whole first), others read whole."""
+    path = Path(path).resolve()
+    sha = sha256 or file_sha256(path)
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES or suffix in MARKDOWN_SUFFIXES:
+        markdown = suffix in MARKDOWN_SUFFIXES
+        title = _check_stream(path, want_heading=markdown)
+        return DocumentStream(path, sha, format="markdown" if markdown else "text", title=title or path.stem)
+    whole = read_document(path, sha)
+    return DocumentStream(path, sha, format=whole.format, title=whole.title, whole=whole)
+
+
+def _check_stream(path: Path, *, want_heading: bool) -> str | None:
+    """Decode the whole file once (raising on a bad byte); the first Markdown heading if ``want_heading``."""
+    heading, tail = None, ""
+    for _, text in utf8_blocks(path):
+        if want_heading and heading is None:
+            lines = (tail + text).split("\n")
+            tail = lines.pop()  # a partial last line waits for the next block
+            tail = tail if len(tail) <= 4096 else "\x00"  # no heading is that long: keep a non-heading stub
+            match = _HEADING.search("\n".join(lines))
+            heading = match.group(1) if match else None
+    if want_heading and heading is None and tail:
+        match = _HEADING.search(tail)
+        heading = match.group(1) if match else None
+    return heading

@@ -5,18 +5,22 @@ ANN index can be added for large tables), the BM25 full-text search (Lance's nat
 and the hybrid query (vector + BM25 fused by reciprocal rank, its ``RRFReranker``). Written here is
 only the mapping between genlab's chunks and LanceDB rows, and the filter syntax.
 
-Crash safety: every LanceDB write is a new table version -- the data files are written first and
-then the version's manifest is committed in one atomic step, so readers (and a restart after a
-crash) see either the previous version or the new one, never a half-written table. An ingest makes
-all its changes (new chunks in, the chunks of changed and removed files out) in one ``merge_insert``,
-so it is one commit: a crash mid-ingest leaves the index exactly as it was before that ingest.
-Data files of an uncommitted write are garbage that ``optimize()`` removes later.
+What readers see: every LanceDB write is a new table version (data files first, then the version's
+manifest in one atomic step), and readers do not follow the latest version but the *published*
+one, named in ``genlab-published.json`` (written atomically). An ingest writes a large file's
+chunks in bounded batches, one commit each, as versions nobody reads yet; when the file is complete
+it drops the file's old chunks, rebuilds the BM25 index and publishes that version. So a query
+sees a file whole or not at all, and a crash leaves the published view as it was, while the
+batches already committed stay in the latest version for the next ingest to resume from
+(:meth:`LanceStore.pending`). A folder without the pointer file (made before it existed) reads
+the latest version.
 
-Another store fits by implementing :class:`VectorStore` (files, replace_files, the three searches).
+Another store fits by implementing :class:`VectorStore`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from genlab.atomic import atomic_write_json
 from genlab.errors import InvalidValueError
 
 # LanceDB's hybrid query asks its own sub-queries for columns in a way its Rust core warns about on
@@ -33,6 +38,7 @@ from genlab.errors import InvalidValueError
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 TABLE = "chunks"
+PUBLISHED = "genlab-published.json"  # {"version": N}: the table version readers see
 FILTER_COLUMNS = {"path", "format", "title", "page", "chunk", "file_sha"}
 _COLUMNS = ["id", "path", "file_sha", "chunk", "text", "title", "format", "page", "start_token", "n_tokens"]
 
@@ -57,11 +63,23 @@ class VectorStore(Protocol):
     def count(self) -> int: ...
 
     def files(self) -> dict[str, str]:
-        """Every file the store holds chunks of, with the SHA-256 of its content when ingested."""
+        """Every file the published view holds chunks of, with the SHA-256 of its content when ingested."""
         ...
 
-    def replace_files(self, rows: Sequence[Mapping[str, Any]], paths: Iterable[str]) -> None:
-        """In one atomic step: drop every chunk of ``paths``, then add ``rows``."""
+    def pending(self) -> dict[tuple[str, str], int]:
+        """Chunks written but not published, as {(path, sha): highest chunk number}."""
+        ...
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``rows`` in one commit, unpublished."""
+        ...
+
+    def delete(self, where: str) -> None:
+        """Drop the rows matching ``where`` in one commit, unpublished."""
+        ...
+
+    def publish(self) -> None:
+        """Rebuild the search indexes and make every write so far visible to readers, at once."""
         ...
 
     def vector_search(
@@ -103,15 +121,21 @@ def where_clause(filters: Mapping[str, Any] | str | None) -> str | None:
     return " AND ".join(parts) or None
 
 
+def _scan(table: Any, columns: list[str]) -> Iterable[Any]:
+    """The table's rows, ``columns`` only, as Arrow record batches of up to 8192 rows."""
+    return table.search().select(columns).limit(None).to_batches(8192)
+
+
 class LanceStore:
     """Chunks in one LanceDB table, ``chunks``, in the folder ``path``."""
 
-    def __init__(self, path: str | Path, dim: int) -> None:
+    def __init__(self, path: str | Path, dim: int, *, ann_threshold: int = 100_000) -> None:
         import lancedb
 
-        self.path, self.dim = Path(path), dim
+        self.path, self.dim, self.ann_threshold = Path(path), dim, ann_threshold
         self.db = lancedb.connect(str(self.path))
-        self._table: Any = None
+        self._table: Any = None  # the read view, checked out at the published version
+        self._writer: Any = None  # the latest version, for ingest
 
     def _schema(self) -> Any:
         import pyarrow as pa
@@ -125,14 +149,30 @@ class LanceStore:
     def exists(self) -> bool:
         return TABLE in self.db.list_tables().tables
 
+    def published_version(self) -> int | None:
+        pointer = self.path / PUBLISHED
+        return int(json.loads(pointer.read_text(encoding="utf-8"))["version"]) if pointer.is_file() else None
+
     @property
     def table(self) -> Any:
-        if self._table is None:
-            if self.exists():
-                self._table = self.db.open_table(TABLE)
-            else:
-                self._table = self.db.create_table(TABLE, schema=self._schema())
+        """The published view (re-read when another process publishes)."""
+        version = self.published_version()
+        if self._table is None or (version is not None and self._table.version != version):
+            if not self.exists():
+                self.writer  # noqa: B018 -- made, empty
+            self._table = self.db.open_table(TABLE)
+            if version is not None and version != self._table.version:
+                self._table.checkout(version)
         return self._table
+
+    @property
+    def writer(self) -> Any:
+        """The latest version; opening it first publishes the version it starts from, if none is yet."""
+        if self._writer is None:
+            self._writer = self.db.open_table(TABLE) if self.exists() else self.db.create_table(TABLE, schema=self._schema())
+            if self.published_version() is None:
+                atomic_write_json(self.path / PUBLISHED, {"version": self._writer.version})
+        return self._writer
 
     def count(self) -> int:
         return int(self.table.count_rows()) if self.exists() else 0
@@ -140,34 +180,50 @@ class LanceStore:
     def files(self) -> dict[str, str]:
         if not self.exists():
             return {}
-        scanned = self.table.search().select(["path", "file_sha"]).limit(None).to_arrow()
-        return dict(zip(scanned.column("path").to_pylist(), scanned.column("file_sha").to_pylist(), strict=True))
+        files: dict[str, str] = {}
+        for batch in _scan(self.table, ["path", "file_sha"]):  # memory by files, not by chunks
+            files.update(zip(batch.column("path").to_pylist(), batch.column("file_sha").to_pylist(), strict=True))
+        return files
 
-    def replace_files(self, rows: Sequence[Mapping[str, Any]], paths: Iterable[str]) -> None:
+    def pending(self) -> dict[tuple[str, str], int]:
+        if not self.exists() or self.published_version() in (None, self.writer.version):
+            return {}
+        published = set(self.files().items())
+        highest: dict[tuple[str, str], int] = {}
+        for batch in _scan(self.writer, ["path", "file_sha", "chunk"]):
+            columns = (batch.column(name).to_pylist() for name in ("path", "file_sha", "chunk"))
+            for path, sha, chunk in zip(*columns, strict=True):
+                if (path, sha) not in published:
+                    highest[(path, sha)] = max(chunk, highest.get((path, sha), -1))
+        return highest
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
         import pyarrow as pa
 
-        paths = sorted(set(paths))
-        data = pa.Table.from_pylist([dict(row) for row in rows], schema=self._schema())
-        if not paths and not rows:
-            return
-        merge = self.table.merge_insert("id").when_not_matched_insert_all()
-        if paths:
-            merge = merge.when_not_matched_by_source_delete(f"path IN ({', '.join(sql_literal(p) for p in paths)})")
-        merge.execute(data)
+        if rows:
+            self.writer.add(pa.Table.from_pylist([dict(row) for row in rows], schema=self._schema()))
 
-    def refresh_indexes(self, *, ann_threshold: int = 100_000) -> None:
-        """Rebuild the BM25 index (and, past ``ann_threshold`` rows, an ANN vector index), then compact.
+    def delete(self, where: str) -> None:
+        self.writer.delete(where)
+
+    def publish(self) -> None:
+        """Rebuild the BM25 index (and, past ``ann_threshold`` rows, an ANN vector index), publish, compact.
 
         Below the threshold the vector search is an exact scan, which LanceDB answers for 10k x 384
-        in tens of milliseconds; an IVF-HNSW index would only cost recall there.
+        in tens of milliseconds; an IVF-HNSW index would only cost recall there. The pointer moves
+        to the indexed version before compaction, whose cleanup drops versions older than a day:
+        never the published one.
         """
         from lancedb.index import FTS
 
-        table = self.table
-        table.create_index("text", config=FTS(), replace=True)
-        if table.count_rows() >= ann_threshold:
-            table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ", replace=True)
+        table = self.writer
+        if table.count_rows():
+            table.create_index("text", config=FTS(), replace=True)
+            if table.count_rows() >= self.ann_threshold:
+                table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ", replace=True)
+        atomic_write_json(self.path / PUBLISHED, {"version": table.version})
         table.optimize(cleanup_older_than=timedelta(days=1))
+        atomic_write_json(self.path / PUBLISHED, {"version": table.version})
 
     def _has_fts(self) -> bool:
         return any(index.index_type == "FTS" for index in self.table.list_indices())
