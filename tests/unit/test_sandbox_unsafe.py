@@ -1,7 +1,8 @@
 """A kernel that refuses a layer: the sandbox refuses model code, unless --unsafe-sandbox says otherwise, loudly.
 
 The "kernel without Landlock" is real, not a mock: each test starts its process under a seccomp filter
-that makes ``landlock_create_ruleset`` fail with ENOSYS (what a kernel built without Landlock answers).
+that makes ``landlock_create_ruleset`` fail with ENOSYS (what a kernel built without Landlock answers);
+"no user namespaces" is a filter making ``unshare`` fail with EPERM, for a parent that is not root.
 The filter is inherited by every process started below it, the sandbox's child included.
 """
 
@@ -16,23 +17,29 @@ from pathlib import Path
 from genlab.apps.sandbox import kernel
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_LANDLOCK = f"""
+# argv: SYSCALL ERRNO PYTHON-ARGS...; refuses SYSCALL with ERRNO, then runs python with the rest.
+REFUSING = f"""
 import ctypes, errno, os, sys
 lib = ctypes.CDLL("libseccomp.so.2")
 lib.seccomp_init.restype = ctypes.c_void_p
 context = ctypes.c_void_p(lib.seccomp_init({kernel.SCMP_ACT_ALLOW}))
-assert lib.seccomp_rule_add(context, 0x00050000 | errno.ENOSYS, {kernel.SYS_LANDLOCK_CREATE_RULESET}, 0) == 0
+number = lib.seccomp_syscall_resolve_name(sys.argv[1].encode())
+assert lib.seccomp_rule_add(context, 0x00050000 | getattr(errno, sys.argv[2]), number, 0) == 0
 assert lib.seccomp_load(context) == 0
-os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+os.execv(sys.executable, [sys.executable, *sys.argv[3:]])
 """
 REFUSAL = "the sandbox refuses to run model code: this kernel does not grant landlock"
 
 
-def without_landlock(*args: str) -> subprocess.CompletedProcess:
-    """``python ARGS`` in a process (and children) that the kernel refuses Landlock."""
+def refusing(syscall: str, error: str, *args: str, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a process (and its children) whose ``syscall`` the kernel refuses with ``error``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", NO_LANDLOCK, *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)  # fmt: skip
+    return subprocess.run([*wrap, sys.executable, "-c", REFUSING, syscall, error, *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
+
+
+def without_landlock(*args: str) -> subprocess.CompletedProcess:
+    return refusing("landlock_create_ruleset", "ENOSYS", *args)
 
 
 def test_run_code_refuses_without_landlock_and_runs_unsafe_only_when_asked() -> None:
@@ -95,3 +102,17 @@ def test_cli_agent_pal_and_react_take_unsafe_sandbox(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
     assert payload["steps"][0]["observation"] == "42" and "WITHOUT landlock" in done.stderr
+
+
+def test_a_parent_that_is_not_root_without_user_namespaces_is_refused() -> None:
+    script = (
+        "from genlab.apps.sandbox import SandboxError, SandboxLimits, run_code\n"
+        "try:\n    run_code('print(1)')\nexcept SandboxError as error:\n    print('refused:', error)\n"
+        "print('unsafe:', run_code('print(6 * 7)', SandboxLimits(allow_unsafe=True)).missing_layers)\n"
+    )
+    as_user = ("unshare", "--user", "--map-user=1000", "--map-group=1000", "--")
+    done = refusing("unshare", "EPERM", "-c", script, wrap=as_user)
+    assert done.returncode == 0, done.stderr
+    refused, unsafe = done.stdout.splitlines()
+    assert refused.startswith("refused: the sandbox refuses to run model code: this kernel does not grant user namespace")
+    assert unsafe.startswith("unsafe: {'user and network namespaces': 'unshare failed: EPERM")
