@@ -43,6 +43,8 @@ class KernelLayers:
 
 @functools.cache
 def probe_layers() -> KernelLayers:
+    if not sys.platform.startswith("linux"):  # system call numbers below are Linux's; elsewhere they mean other things
+        return KernelLayers({}, {"Linux kernel layers": f"{sys.platform} has no Landlock, seccomp or these namespaces"})
     granted: dict[str, str] = {}
     missing: dict[str, str] = {}
     abi = kernel.landlock_abi()
