@@ -21,6 +21,7 @@ import ctypes
 import errno
 import os
 import stat
+import sys
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
@@ -261,6 +262,11 @@ def confine(work, read_roots, sandbox_id, isolate_network, allow_unsafe, set_lim
     refuses raises :class:`LayerRefused`, unless ``allow_unsafe``, which records it in ``missing``.
     """
     granted, missing = {}, {}
+    if not sys.platform.startswith("linux"):  # every call below is Linux's
+        if not allow_unsafe:
+            raise LayerRefused("Linux kernel layers", f"{sys.platform} has no Landlock, seccomp or these namespaces")
+        set_limits()
+        return granted, {"Linux kernel layers": f"{sys.platform} has no Landlock, seccomp or these namespaces"}
 
     def attempt(name, action):  # name None: a preparing step, recorded only if it fails
         try:
