@@ -72,6 +72,13 @@ def first_error(errors: Sequence[Any]) -> dict[str, Any]:
     return next((e for e in errors if e.get("type") == "value_error"), errors[0])
 
 
+def error_message(error: dict[str, Any]) -> str:
+    """What is wrong with the field, as the end of a sentence."""
+    if error.get("type") == "string_unicode":  # pydantic's words for a lone surrogate in a plain str field
+        return "it contains a lone surrogate, which is not text: send valid Unicode"
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 def field_path(loc: Sequence[Any]) -> str:
     """A dotted field name (``messages.0.content``) from pydantic's ``loc``, without the body and union tags."""
     return ".".join(str(part) for part in loc if part != "body" and not (isinstance(part, str) and "[" in part))
@@ -82,7 +89,7 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None,
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON.", None, "invalid_json"
     param = field_path(first.get("loc", ())) or None
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    message = error_message(first)
     if param is None and first.get("type") in ("model_attributes_type", "dict_type"):
         return "the request body must be a JSON object.", None, "invalid_request"
     if param is None:

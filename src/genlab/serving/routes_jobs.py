@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from genlab.errors import GenlabError
 from genlab.serving import completions
-from genlab.serving.api_errors import ApiError, field_path, first_error
+from genlab.serving.api_errors import ApiError, error_message, field_path, first_error
 from genlab.serving.auth import require_api_key
 from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
 from genlab.serving.state import ServerState
@@ -67,7 +67,7 @@ def parse_job_request(kind: str, body: dict[str, Any]) -> ChatCompletionRequest 
     except ValidationError as error:
         first = first_error(error.errors())
         where = ".".join(["request", field_path(first["loc"])]).rstrip(".")
-        message = str(first["msg"]).removeprefix("Value error, ")
+        message = error_message(first)
         raise ApiError(400, f"{where} is not allowed: {message}.", param=where, code="invalid_value") from None
     if request.stream:
         raise ApiError(400, "request.stream is not allowed: a job's answer is fetched with GET /v1/jobs/{id}.",
