@@ -36,6 +36,18 @@ Measured here (2 cores, load average ~13 from other work; 10,501 chunks of <= 20
 LanceDB's exact scan returns numpy's top 5 (agreement 0.999: ties) at 3.6x numpy's time; its recall
 is the embedder's, and with 20-token chunks that is 0.84 -- hybrid, genlab's default, reaches 0.94.
 With 24-token chunks (7,514 chunks, dialogues only) vector search alone had recall@5 0.953.
+
+Ingest at scale (issue 18), ``--ingest MB [MB ...]``: for each size, one generated text file
+(deterministic prose: sentences of words from genlab's builtin dialogues, drawn with a fixed seed)
+is ingested into a fresh index by ``genlab rag ingest FILE --json`` in a child process, with the
+default embedder and chunking; printed are throughput (MB of text per minute of ingest, and per
+minute of wall time with the start-up and model load) and the child's peak RSS (``ru_maxrss``
+from ``wait4``). Target: memory flat with file size -- peak RSS at the largest size within 1.25x
+of the smallest's.
+
+    python bench/rag.py --ingest 1 10 50 [--embedder hashing]
+
+Measured here: see the README's RAG section.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,13 +122,62 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def write_prose(path: Path, megabytes: float, seed: int = 0) -> Path:
+    """Deterministic text of ``megabytes`` MB: sentences of builtin-dialogue words, a paragraph every few."""
+    vocabulary = sorted({w for t in dialogues() for w in re.findall(r"[A-Za-z']+", t)})
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        while written < megabytes * 1_000_000:
+            sentence = " ".join(rng.choice(vocabulary) for _ in range(rng.randrange(5, 25))).capitalize()
+            sentence += ".\n\n" if rng.random() < 0.15 else ". "
+            written += handle.write(sentence)
+    return path
+
+
+def ingest_bench(sizes: list[float], embedder: str | None = None) -> int:
+    """Ingest throughput and peak RSS of `genlab rag ingest` on generated files of ``sizes`` MB."""
+    work = Path(tempfile.mkdtemp(prefix="genlab-bench-ingest-"))
+    env = {**os.environ, "GENLAB_HOME": str(work / "home")}
+    print(f"{'size MB':>8}{'chunks':>9}{'ingest s':>10}{'MB/min':>8}{'wall s':>8}{'MB/min wall':>12}{'peak RSS MB':>13}", flush=True)
+    peaks = {}
+    for megabytes in sizes:
+        file = write_prose(work / f"{megabytes:g}mb" / "prose.txt", megabytes)
+        started = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "genlab", "rag", "ingest", str(file), "--index",
+                                  f"bench-{megabytes:g}", "--json", *(["--embedder", embedder] if embedder else [])], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        out = child.stdout.read() if child.stdout else b""
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        if child.returncode != 0:
+            print(f"ingest of {megabytes:g} MB failed with exit code {child.returncode}.", file=sys.stderr)
+            return 1
+        report = json.loads(out)
+        real_mb = file.stat().st_size / 1e6
+        peaks[megabytes] = usage.ru_maxrss / 1024  # Linux: kilobytes
+        print(f"{real_mb:>8.1f}{report['chunks_total']:>9}{report['seconds']:>10.0f}{60 * real_mb / report['seconds']:>8.2f}"
+              f"{wall:>8.0f}{60 * real_mb / wall:>12.2f}{peaks[megabytes]:>13.0f}", flush=True)  # fmt: skip
+    smallest, largest = min(peaks), max(peaks)
+    ratio = peaks[largest] / peaks[smallest]
+    print(f"\ntarget (memory flat with file size): peak RSS at {largest:g} MB <= 1.25 x peak RSS at {smallest:g} MB: "
+          f"{ratio:.2f}x, {'met' if ratio <= 1.25 else 'NOT met'}")  # fmt: skip
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ingest", type=float, nargs="+", metavar="MB",
+                        help="instead of retrieval: ingest throughput and peak RSS for generated files of these sizes")  # fmt: skip
+    parser.add_argument("--embedder", help="with --ingest: another embedder (e.g. hashing, to time everything but the model)")
     parser.add_argument("--chunks", type=int, default=10_000, help="at least this many chunks")
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.ingest:
+        return ingest_bench(args.ingest, args.embedder)
     if not SHARED.is_file():
         print(f"the shared dataset {SHARED} is missing.", file=sys.stderr)
         return 2

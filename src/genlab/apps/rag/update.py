@@ -7,9 +7,9 @@ A file that cannot be read (binary, not UTF-8, a damaged PDF) is skipped with a 
 
 Memory stays flat with file size: a file is read and chunked as a stream (:func:`.ingest.open_document`,
 :func:`.chunk.chunk_stream`), and every ``batch_size`` chunks are embedded and written to the store
-in one commit, unpublished. When a file is complete its old chunks are dropped and, at most every
-``publish_every`` seconds and at the end, the store publishes (:meth:`.store.LanceStore.publish`),
-so a query sees a file whole or not at all. Killed mid-file, the next ingest finds the batches
+in one commit, unpublished. When files are complete -- at most every
+``publish_every`` seconds, and at the end -- their old chunks are dropped and the store publishes
+(:meth:`.store.LanceStore.publish`), so a query sees a file whole or not at all. Killed mid-file, the next ingest finds the batches
 already committed (``store.pending()``, chunk numbers are a prefix because batches commit in order)
 and embeds only the chunks after them; chunk ids are ``sha:path:number``, so nothing is duplicated.
 All of it runs under a file lock, so two ingests never interleave.
@@ -18,7 +18,7 @@ All of it runs under a file lock, so two ingests never interleave.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ def update_index(
         report.unchanged = len(current) - len(changed)
         resumable = _drop_stale_pending(store, current, scope)
         writer = _FileWriter(store, embedder, chunking, batch_size, changed, report, progress)
-        last_publish, dirty = time.monotonic(), False
+        last_publish, retire, dirty = time.monotonic(), [], False
         for number, (file, sha) in enumerate(changed.items(), 1):
             try:
                 chunks = writer.write(number, file, sha, resume_after=resumable.get((file, sha), -1))
@@ -112,29 +112,39 @@ def update_index(
                     raise
                 writer.skip(number, file, sha, str(error), written=writer.wrote or (file, sha) in resumable)
                 continue
-            if file in known:  # its old version goes in the same publication as the new one
-                store.delete(f"path = {sql_literal(file)} AND file_sha != {sql_literal(sha)}")
             dirty = True
+            if file in known:
+                retire.append(file)
             if not chunks:
                 report.empty.append(file)
             else:
                 (report.updated if file in known else report.added).append(file)
             if time.monotonic() - last_publish >= publish_every:
-                writer.publishing(number, file)
-                store.publish()
-                last_publish, dirty = time.monotonic(), False
+                _publish(store, writer, retire, number, file)
+                last_publish, retire, dirty = time.monotonic(), [], False
         if len(report.skipped) == len(files):
             first = report.skipped[0]["reason"].rstrip(".")
             raise IngestError(f"none of the {len(files)} files under {root} could be read (the first: {first}).")
-        if report.removed:
-            store.delete(f"path IN ({', '.join(sql_literal(p) for p in report.removed)})")
-            dirty = True
-        if dirty:
-            writer.publishing(len(changed), "")
-            store.publish()
+        if dirty or report.removed:
+            _publish(store, writer, retire, len(changed), "", removed=report.removed)
         report.chunks_total = store.count()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _publish(
+    store: VectorStore, writer: _FileWriter, retire: list[str], number: int, file: str, removed: Sequence[str] = ()
+) -> None:
+    """Drop the old versions of the files just written (and the removed files) in one commit, then publish.
+
+    Old versions are dropped only here, right before publishing, so that an interrupted ingest leaves
+    the latest version holding everything the published one does (plus pending batches)."""
+    gone = [f"(path = {sql_literal(f)} AND file_sha != {sql_literal(writer.sha_of[f])})" for f in retire]
+    gone += [f"path = {sql_literal(p)}" for p in removed]
+    if gone:
+        store.delete(" OR ".join(gone))
+    writer.publishing(number, file)
+    store.publish()
 
 
 def _drop_stale_pending(store: VectorStore, current: dict[str, str], scope: str) -> dict[tuple[str, str], int]:
@@ -164,6 +174,7 @@ class _FileWriter:
         self.report, self.progress = report, progress
         self.files = len(changed)
         self.sizes = {p: Path(p).stat().st_size for p in changed}
+        self.sha_of = changed
         self.bytes_total = sum(self.sizes.values())
         self.bytes_before = 0  # of the files already done
         self.wrote = False  # whether a batch of the current file was committed
