@@ -18,8 +18,9 @@ sentence) when no index of that name exists under ``genlab_home()/"indexes"``.
 optional retrieval options (defaults: hybrid -- vector + BM25 fused by reciprocal rank --, no filter).
 
 The modules: :mod:`.ingest` (files -> documents), :mod:`.chunk` (token windows with overlap),
-:mod:`.store` (the VectorStore interface and its LanceDB implementation), :mod:`.index` (named
-indexes, incremental ingest), :mod:`.retrieve` (vector,
+:mod:`.store` (the VectorStore interface and its LanceDB implementation, the published view),
+:mod:`.index` (named indexes), :mod:`.update` (incremental ingest: streamed, batched, resumable,
+unreadable files skipped), :mod:`.retrieve` (vector,
 MMR, hybrid with BM25, filters), :mod:`.answer` (prompt within the context window, numbered citations).
 """
 
