@@ -16,6 +16,7 @@ from genlab.config import RecipeError, parse_override, read_recipe_file
 from genlab.data.loaders import DataError, load_examples
 from genlab.home import HomeError, genlab_home
 from genlab.lineage.store import LineageStore
+from genlab.serving.jobs import JobStore
 from genlab.sqlite_support import StoreUnreadableError
 from genlab.yaml_files import MAX_EXPANDED_VALUES, structure_problem
 from tests.conftest import run_cli
@@ -152,3 +153,11 @@ def test_a_healthy_store_opens_and_keeps_its_runs(tmp_path: Path) -> None:
     with LineageStore(path) as store:
         assert store.get_run(run_id).config == {"a": 1}
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_job_store_that_is_not_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    path.write_bytes(b"not a database" * 100)
+    with pytest.raises(StoreUnreadableError, match="job store .* cannot be read"):
+        JobStore(path)
+    assert path.read_bytes() == b"not a database" * 100

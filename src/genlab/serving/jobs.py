@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genlab.errors import GenlabError, InvalidValueError
-from genlab.sqlite_support import enable_wal, process_start_time
+from genlab.sqlite_support import connect_store, process_start_time
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "completed", "failed")
@@ -152,11 +152,7 @@ class JobStore:
         self._pid_started = process_start_time(self._pid)
         self._lock = threading.RLock()  # one connection, shared by the server's threads
         self._wakeups: list[threading.Event] = []  # workers in this process, woken by submit
-        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        enable_wal(self._conn)
-        self._conn.executescript(_SCHEMA)
+        self._conn = connect_store(self.path, schema=_SCHEMA, what="job store")
         with _OPEN_STORES_LOCK:
             _OPEN_STORES.add(self.instance)
         self._closed = False
