@@ -5,6 +5,7 @@ import torch
 
 from genlab.errors import InvalidValueError, PromptTooLongError
 from genlab.generation import GenerationEngine, GenerationSettings
+from genlab.generation.rows import ListSource
 from genlab.models.tiny import tiny_model
 
 PROMPTS = [
@@ -181,3 +182,38 @@ def test_rows_joining_a_running_batch_get_the_same_answers(joiner: str) -> None:
     joined, alone = decode(3), decode(1)
     assert [len(tokens) for tokens in joined] == list(limits)
     assert joined == alone
+
+
+class ForcedTokens:
+    """A constraint that allows exactly one token at each step, then finishes (a stand-in grammar)."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens, self.accepted = tokens, []
+
+    def mask(self, scores):
+        masked = torch.full_like(scores, float("-inf"))
+        masked[0, self.tokens[len(self.accepted)]] = 0.0
+        return masked
+
+    def accept(self, token: int) -> None:
+        self.accepted.append(token)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.accepted) == len(self.tokens)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_row_constraint_decides_every_token_and_ends_the_row(loaded, temperature: float) -> None:
+    engine = GenerationEngine(loaded, batch_size=3)
+    settings = GenerationSettings(max_new_tokens=20, temperature=temperature, top_k=5, seed=3)
+    free = engine.generate(PROMPTS[:3], settings)
+    forced = [11, 12, 13, 14]
+    rows = [engine.new_rows(i, engine.encode(p), settings)[0] for i, p in enumerate(PROMPTS[:3])]
+    rows[1].constraint = ForcedTokens(forced)
+    for _ in engine.decode(ListSource(rows)):
+        pass
+    assert rows[1].generated == forced and rows[1].finish_reason == "stop"
+    if temperature == 0.0:  # the unconstrained rows of the same batch keep their own answers
+        assert rows[0].generated == list(free[0].choices[0].token_ids)
+        assert rows[2].generated == list(free[2].choices[0].token_ids)

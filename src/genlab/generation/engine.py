@@ -365,10 +365,15 @@ class GenerationEngine:
         for row, token in zip(rows, tokens, strict=True):
             if row.finish_reason is not None:
                 continue
+            if row.constraint is not None:
+                row.constraint.accept(token)
             if token in self.eos_ids:
                 row.finish_reason = "stop"
                 continue
             row.generated.append(token)
+            if row.constraint is not None and row.constraint.finished:
+                row.finish_reason = "stop"
+                continue
             if row.settings.stop:
                 text = self.loaded.tokenizer.decode(row.generated, skip_special_tokens=True)
                 hits = [text.find(s) for s in row.settings.stop if s in text]

@@ -19,6 +19,26 @@ from genlab.generation.settings import GenerationSettings
 FinishReason = Literal["stop", "length"]
 
 
+class TokenConstraint(Protocol):
+    """What a row's output must follow (a JSON schema, a grammar, a choice list), one token at a time.
+
+    The engine calls :meth:`mask` on the row's raw next-token scores before any penalty or sampling
+    warper (so top-k and top-p choose among allowed tokens only), :meth:`accept` with every token the
+    row picks (end-of-sequence included), and ends the row with ``"stop"`` once :attr:`finished`.
+    """
+
+    def mask(self, scores: Any) -> Any:
+        """``scores`` (1, vocab) with every token the constraint forbids now set to ``-inf``."""
+        ...
+
+    def accept(self, token: int) -> None:
+        ...
+
+    @property
+    def finished(self) -> bool:
+        ...
+
+
 @dataclass
 class DecodeRow:
     """One sequence being decoded: a request's prompt and one of its choices."""
@@ -34,6 +54,7 @@ class DecodeRow:
     generated: list[int] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     stop_at: int | None = None  # character offset of a stop sequence in the decoded text
+    constraint: TokenConstraint | None = None  # structured output the row must follow, or None
 
     @property
     def virtual_tokens(self) -> int:
@@ -102,6 +123,8 @@ def pick_tokens(logits: Any, rows: Sequence[DecodeRow]) -> list[int]:
     picked = []
     for i, row in enumerate(rows):
         scores = logits[i : i + 1].float()
+        if row.constraint is not None:
+            scores = row.constraint.mask(scores)
         if len(row.processors):
             history = torch.tensor([row.prompt_ids + row.generated], dtype=torch.long)
             scores = row.processors(history, scores)
