@@ -8,6 +8,16 @@ base with another fingerprint is refused: a LoRA delta added to the wrong weight
 loads without error and then writes nonsense (fingerprints: :mod:`genlab.models.fingerprint`).
 Adapters made elsewhere carry no fingerprint and are only checked by peft's shapes.
 
+Usable outside genlab: ``adapter_config.json``'s ``base_model_name_or_path`` names something plain
+peft opens offline (``AutoPeftModelForCausalLM.from_pretrained(folder)``): the absolute folder a
+pack or a local model was loaded from (a pack's folder in genlab's model store), or the hub id for a
+hub model (peft then reads the hub cache, or the hub). ``genlab_adapter.json`` keeps what genlab
+loads the base by (``base_model``: the pack name, hub id or path), where it came from
+(``base_source``: pack, hub, folder, gguf) and the folder it was read from (``base_path``): if the
+model store moves, genlab still finds a pack's base by its name, and only plain peft needs the new
+folder. Adapters saved before this (a pack name in ``base_model_name_or_path``) load in genlab as
+ever: genlab loads the base itself and never reads that field.
+
 Uses:
 - :func:`merge_adapter` — evaluation: a LoRA adapter merged into a copy of the base
   (``merge_and_unload``), so generation runs at the base model's speed; a prompt-tuning adapter
@@ -82,13 +92,9 @@ def save_adapter(
 
     folder = Path(folder)
     fingerprint = fingerprint or base_fingerprint(base)
-    base_model = _base_location(base)
     for config in peft_model.peft_config.values():  # plain peft reloads the base from here
-        config.base_model_name_or_path = base_model
-    record = {
-        "base_model": base_model, "base_fingerprint": fingerprint, "method": method, "run_id": run_id,
-        **dict(extra or {}),
-    }  # fmt: skip
+        config.base_model_name_or_path = peft_base_location(base)
+    record = {**base_record(base), "base_fingerprint": fingerprint, "method": method, "run_id": run_id, **dict(extra or {})}
     # peft's "auto" looks the base up on the hub to see whether the vocabulary grew (a warning offline,
     # and a pack name is no hub id): say it directly -- embeddings are saved when the adapter trains them.
     trains_embeddings = any(
@@ -103,10 +109,32 @@ def save_adapter(
 
 
 def _base_location(base: LoadedModel) -> str:
-    """How to load the base again from anywhere: a local folder or file as an absolute path, else its name."""
+    """How genlab loads the base again: a local folder or file as an absolute path, else its name (a pack, a hub id)."""
     if base.source.kind in ("folder", "gguf") and base.path is not None:
         return str(Path(base.path).resolve())
+    if base.source.kind == "hub":
+        return base.source.location  # the hub id, also for a catalog name
     return base.name
+
+
+def peft_base_location(base: LoadedModel) -> str:
+    """What plain peft opens as the base (``base_model_name_or_path``): a hub model's id, else the absolute
+    folder (or GGUF file) its weights were read from -- for a pack, its folder in genlab's model store."""
+    if base.source.kind == "hub":
+        return base.source.location
+    if base.path is not None:
+        return str(Path(base.path).resolve())
+    return base.name  # built in memory: nothing on disk to point at
+
+
+def base_record(base: LoadedModel) -> dict[str, Any]:
+    """The base as ``genlab_adapter.json`` records it: how genlab loads it, where it came from, the folder read."""
+    return {
+        "base_model": _base_location(base),
+        "base_source": base.source.kind if base.path is not None else "memory",
+        "base_path": str(Path(base.path).resolve()) if base.path is not None else None,
+        "base_hub_id": base.source.location if base.source.kind == "hub" else None,
+    }
 
 
 def adapters_dir() -> Path:
@@ -137,7 +165,7 @@ def read_adapter_info(adapter: str | Path) -> AdapterInfo:
         record = json.loads((folder / ADAPTER_RECORD).read_text(encoding="utf-8")) if (folder / ADAPTER_RECORD).is_file() else {}
     except json.JSONDecodeError as error:
         raise ModelNotFoundError(f"{folder} holds a corrupt adapter record: {error}.") from None
-    known = {"base_model", "base_fingerprint", "method", "run_id"}
+    known = {"base_model", "base_fingerprint", "method", "run_id"}  # the rest (base_source, base_path, ...) stays in extra
     return AdapterInfo(
         path=folder,
         name=folder.name,
@@ -268,8 +296,6 @@ class AdapterSet:
     """
 
     def __init__(self, loaded: LoadedModel, adapters: Mapping[str, str | Path]) -> None:
-        if not adapters:
-            raise GenlabError("an adapter set needs at least one adapter.")
         self.base = loaded
         self._soft_prompts: dict[str, Any] = {}
         self._peft: Any = None
@@ -277,6 +303,32 @@ class AdapterSet:
         for name, path in adapters.items():
             self._add(name, read_adapter_info(path))
         self.use(None)
+
+    @property
+    def wraps_model(self) -> bool:
+        """True once a weight adapter (LoRA, ...) wrapped the base in a peft model."""
+        return self._peft is not None
+
+    def add(self, name: str, adapter: str | Path) -> None:
+        """Put one more adapter on the base (its name must be new); the active adapter stays as it is."""
+        if name in self.names:
+            raise GenlabError(f"adapter name {name!r} is taken in this set: choose another name.")
+        self._add(name, read_adapter_info(adapter))
+        if self._active is None and self._peft is not None:
+            self._peft.base_model.disable_adapter_layers()  # newly wrapped layers start enabled: keep the base plain
+
+    def soft_prompt(self, name: str) -> Any:
+        """Adapter ``name``'s soft prompt (virtual tokens, hidden size), None for a weight adapter."""
+        return self._soft_prompts.get(name)
+
+    def remove(self, name: str) -> None:
+        """Take adapter ``name`` off the base; the base's weights are left as they were."""
+        if name not in self.names:
+            raise ModelNotFoundError(f"no adapter {name!r} in this set (it has: {', '.join(self.names) or 'none'}).")
+        if self._soft_prompts.pop(name, None) is None:
+            self._peft.delete_adapter(name)
+        if self._active == name:
+            self.use(None)
 
     def _add(self, name: str, info: AdapterInfo) -> None:
         check_base(info, self.base)
@@ -292,6 +344,8 @@ class AdapterSet:
             else:
                 self._peft.load_adapter(str(info.path), adapter_name=name)
         except Exception as error:  # noqa: BLE001
+            if self._peft is not None and name in self._peft.peft_config:  # half-injected: take it off again
+                self._peft.delete_adapter(name)
             raise AdapterMismatchError(f"adapter {name!r} does not fit {self.base.name!r}: {str(error).splitlines()[0]}") from None
         self._peft.eval()
 

@@ -9,13 +9,27 @@ prompt is read by its rows alone.
 
 The tokenizer stays in memory when the weights are unloaded (scale to zero), so requests are
 validated and their tokens counted without a cold start.
+
+Adapters come and go while the server runs (:meth:`GenlabBackend.add_adapter`, ``remove_adapter``):
+
+- A new adapter is put on the model in the scheduler thread between two forward passes
+  (:meth:`Scheduler.call_between_steps`), and its id answers only once it is fully loaded, so no row
+  ever runs on a half-loaded adapter. The one exception is the first LoRA adapter on a base served
+  plain: the model must then be wrapped by peft and its rows name their adapters, so new requests
+  wait while those in flight finish, and the model is loaded again with the adapter (a pause of at
+  most the longest request in flight plus a load).
+- Removing an adapter *waits* for the requests using it: its id stops answering at once (new
+  requests get 404), the requests already admitted for it finish with it, and then it is taken off
+  the model between two steps. Nothing is refused or cut short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +37,12 @@ from typing import Any
 from genlab.errors import GenlabError, InvalidValueError, ModelNotFoundError
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.settings import GenerationSettings
+from genlab.models.adapters import AdapterSet, check_base, load_adapters, read_adapter_info
 from genlab.models.load import LoadedModel
-from genlab.serving.backend import GenerationHandle, Message
+from genlab.serving.backend import FEATURES, GenerationHandle, Message
+from genlab.serving.row_results import RowsHandle
 from genlab.serving.scheduler import Scheduler
+from genlab.serving.token_pieces import TokenPieces
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in adapter_names
 
@@ -51,6 +68,7 @@ class GenlabBackend:
     """
 
     name = "genlab"
+    features = FEATURES  # every optional request field (genlab.serving.backend), and token prompts
 
     def __init__(
         self,
@@ -71,11 +89,17 @@ class GenlabBackend:
         self._tokenizer_lock = threading.Lock()
         self._engine: GenerationEngine | None = None
         self._scheduler: Scheduler | None = None
+        self._adapter_set: AdapterSet | None = None
         self._routes: dict[str, _Route] = {}
+        self._change_lock = threading.Lock()  # one adapter change at a time
+        self._flight = threading.Condition()  # guards the two below
+        self._submitting: Counter[str] = Counter()  # per model id: submits between the route lookup and the queue
+        self._in_flight: dict[str, set[GenerationHandle]] = {}  # per model id: requests queued or decoding
         self._past_steps = self._past_rows = 0  # forward passes and rows of schedulers since unloaded
         self.load()  # the first load fixes the tokenizer, the window and the ids
         loaded = self._engine.loaded  # type: ignore[union-attr]
         self._tokenizer = loaded.tokenizer
+        self._pieces = TokenPieces(loaded.tokenizer)
         self._context_window = int(loaded.context_window)
         self.model_path = loaded.path  # the weights' folder or file (for lineage), None for a model built in memory
         self.base_id = model_id or (model if isinstance(model, str) else loaded.name)
@@ -115,29 +139,51 @@ class GenlabBackend:
     def submit(
         self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None
     ) -> GenerationHandle:
-        route = self._route(model_id)
+        self._route(model_id)
         with self._tokenizer_lock:
             ids = list(self._tokenizer(prompt, add_special_tokens=not formatted)["input_ids"])
+        return self.submit_tokens(model_id, ids, settings, group=group)
+
+    def submit_tokens(
+        self, model_id: str, prompt_ids: list[int], settings: GenerationSettings, *, group: str | None = None
+    ) -> GenerationHandle:
+        """As :meth:`submit`, with the prompt given as token ids (:class:`TokenBackend`)."""
+        self._route(model_id)
+        ids = list(prompt_ids)
         if not ids:
             raise InvalidValueError("the prompt is not allowed: it is empty (it has no tokens).")
         with self._load_lock:
             self.load()
             engine, scheduler = self._engine, self._scheduler
             assert engine is not None and scheduler is not None
-            adapter, soft_prompt = self._routes[model_id].adapter, self._routes[model_id].soft_prompt
-        engine.check_fits(len(ids), settings.max_new_tokens, virtual_tokens=route.virtual_tokens)
-        rows = engine.new_rows(None, ids, settings, adapter=adapter, soft_prompt=soft_prompt)
-        return scheduler.submit(rows, len(ids), group=group)
+            route = self._route(model_id)  # again: the adapter may have gone meanwhile
+            with self._flight:
+                self._submitting[model_id] += 1
+        try:
+            engine.check_fits(len(ids), settings.max_new_tokens, virtual_tokens=route.virtual_tokens)
+            rows = engine.new_rows(None, ids, settings, adapter=route.adapter, soft_prompt=route.soft_prompt)
+            handle = RowsHandle(scheduler.submit(rows, len(ids), group=group), rows, ids, self.detokenize)
+            with self._flight:
+                handles = self._in_flight.setdefault(model_id, set())
+                handles.difference_update([h for h in handles if h.done])  # type: ignore[attr-defined]
+                handles.add(handle)
+            return handle
+        finally:
+            with self._flight:
+                self._submitting[model_id] -= 1
+                self._flight.notify_all()
 
     def load(self) -> None:
         with self._load_lock:
             if self._engine is not None:
                 return
             loaded = self._loader()
-            self._base_route, self._adapter_routes, loaded = self._apply_adapters(loaded)
+            self._adapter_set = adapter_set = load_adapters(loaded, self.adapters)
+            self._base_route = _base_route(adapter_set)
+            self._adapter_routes = {name: _adapter_route(adapter_set, name) for name in self.adapters}
             if self._routes:  # a reload: the same ids, with the new soft prompt tensors
                 self._routes = {self.base_id: self._base_route, **self._adapter_routes}
-            self._engine = GenerationEngine(loaded, batch_size=self.max_batch)
+            self._engine = GenerationEngine(_model_to_decode(adapter_set), batch_size=self.max_batch)
             self._scheduler = Scheduler(self._engine, threads=self.threads)
 
     def unload(self) -> None:
@@ -146,8 +192,90 @@ class GenlabBackend:
                 self._scheduler.stop()
                 self._past_steps += self._scheduler.steps
                 self._past_rows += self._scheduler.rows_stepped
-            self._engine = self._scheduler = None
+            self._engine = self._scheduler = self._adapter_set = None
         gc.collect()
+
+    # --- adapters that come and go (see the module docstring) ------------------------------------
+
+    def add_adapter(self, name: str, adapter: str | Path) -> None:
+        """Serve the adapter in folder ``adapter`` as the model id ``name``, without a restart."""
+        with self._change_lock:
+            if name == self.base_id or name in self._routes:
+                raise InvalidValueError(f"the adapter name {name!r} is taken on this server: choose another name.")
+            info = read_adapter_info(adapter)
+            with self._load_lock:
+                self.load()
+                adapter_set, scheduler = self._adapter_set, self._scheduler
+                assert adapter_set is not None and scheduler is not None
+                check_base(info, adapter_set.base)  # a wrong base is refused before anything changes
+                if not adapter_set.wraps_model and not info.is_prompt_learning:
+                    self._reload_with_first_lora(name, str(info.path))
+                    return
+                scheduler.call_between_steps(lambda: _changed(adapter_set, lambda: adapter_set.add(name, info.path)))
+                self.adapters[name] = str(info.path)
+                self._adapter_routes[name] = self._routes[name] = _adapter_route(adapter_set, name)
+
+    def remove_adapter(self, name: str) -> None:
+        """Stop serving ``name``: new requests get 404, those admitted finish, then it leaves the model."""
+        with self._change_lock:
+            with self._load_lock:
+                if name not in self.adapters:
+                    raise ModelNotFoundError(f"no adapter {name!r} on this server (it has: {', '.join(self.adapters) or 'none'}).")
+                self._routes.pop(name, None)
+                self._adapter_routes.pop(name, None)
+                del self.adapters[name]
+            self._wait_for_requests([name])
+            with self._load_lock:
+                adapter_set, scheduler = self._adapter_set, self._scheduler
+                if adapter_set is not None and scheduler is not None:  # unloaded: the next load leaves it out
+                    scheduler.call_between_steps(lambda: _changed(adapter_set, lambda: adapter_set.remove(name)))
+
+    def _reload_with_first_lora(self, name: str, folder: str) -> None:
+        """(Holding the load lock, so new requests wait.) Let requests in flight finish, then load with the adapter."""
+        self._wait_for_requests(self.models())
+        self.unload()
+        self.adapters[name] = folder
+        try:
+            self.load()
+        except BaseException:
+            del self.adapters[name]
+            self.load()
+            raise
+        self._routes = {self.base_id: self._base_route, **self._adapter_routes}
+
+    def _wait_for_requests(self, model_ids: Iterable[str]) -> None:
+        """Wait until every request admitted for ``model_ids`` has ended (however it ends)."""
+        ids = list(model_ids)
+        with self._flight:
+            self._flight.wait_for(lambda: not any(self._submitting[m] for m in ids))
+            handles = [handle for m in ids for handle in self._in_flight.pop(m, set())]
+        for handle in handles:
+            with contextlib.suppress(Exception):  # a failed or cancelled request has ended too
+                handle.result()
+
+    # --- TokenBackend: token ids in and out (genlab.serving.backend) ----------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, for reading its settings (encode through :meth:`tokenize`: it locks)."""
+        return self._tokenizer
+
+    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        with self._tokenizer_lock:
+            return list(self._tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def detokenize(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids``; by default without special tokens (as generated text is)."""
+        with self._tokenizer_lock:
+            return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_pieces(self, ids: list[int]) -> list[tuple[str, bytes]]:
+        with self._tokenizer_lock:
+            return self._pieces(ids)
 
     # --- more than the protocol --------------------------------------------------------------------
 
@@ -173,24 +301,34 @@ class GenlabBackend:
             raise ModelNotFoundError(f"no model {model_id!r} here: this server has {', '.join(self.models())}.")
         return route
 
-    def _apply_adapters(self, loaded: LoadedModel) -> tuple[_Route, dict[str, _Route], LoadedModel]:
-        """Put the adapters on ``loaded``; the routes of the base and each adapter, and the model to decode."""
-        if not self.adapters:
-            return _Route(None), {}, loaded
-        from genlab.models.adapters import load_adapters
 
-        adapter_set = load_adapters(loaded, self.adapters)
-        soft_prompts = {name: adapter_set.use(name).soft_prompt for name in self.adapters}
-        loras = [name for name, soft in soft_prompts.items() if soft is None]
-        if not loras:  # soft prompts only: the plain base model, every row says nothing about adapters
-            return _Route(None), {name: _Route(None, soft) for name, soft in soft_prompts.items()}, adapter_set.use(None)
-        # peft ignores adapter_names while the adapter layers are disabled: activate one LoRA adapter
-        # (which enables them); each row then names its own adapter.
-        model = adapter_set.use(loras[0])
-        routes = {
-            name: _Route(BASE_ADAPTER, soft) if soft is not None else _Route(name) for name, soft in soft_prompts.items()
-        }
-        return _Route(BASE_ADAPTER), routes, replace(model, soft_prompt=None)
+
+def _model_to_decode(adapter_set: AdapterSet) -> LoadedModel:
+    """The base, plain (no weight adapter: rows say nothing about adapters), or wrapped by peft with one
+    LoRA adapter active -- peft ignores ``adapter_names`` while the adapter layers are disabled, and
+    activating one enables them; each row then names its own adapter."""
+    if not adapter_set.wraps_model:
+        return adapter_set.use(None)
+    lora = next(name for name in adapter_set.names if adapter_set.soft_prompt(name) is None)
+    return replace(adapter_set.use(lora), soft_prompt=None)
+
+
+def _changed(adapter_set: AdapterSet, change: Callable[[], None]) -> None:
+    """Make ``change`` to the adapters, then leave the model as decoding needs it (the same peft model object)."""
+    change()
+    _model_to_decode(adapter_set)
+
+
+def _base_route(adapter_set: AdapterSet) -> _Route:
+    return _Route(BASE_ADAPTER if adapter_set.wraps_model else None)
+
+
+def _adapter_route(adapter_set: AdapterSet, name: str) -> _Route:
+    """How rows for adapter ``name`` run: a soft prompt on the base, or their own LoRA adapter."""
+    soft = adapter_set.soft_prompt(name)
+    if soft is not None:
+        return _Route(_base_route(adapter_set).adapter, soft)
+    return _Route(name)
 
 
 def _loader_for(model: str | Callable[[], LoadedModel]) -> Callable[[], LoadedModel]:

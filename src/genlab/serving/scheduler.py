@@ -22,6 +22,9 @@ parallel regions -- each of a decode step's ~200 small matrix products then wait
 worker to wake. Measured with ``bench/serve.py`` (default model, 2 idle cores): single stream 13.0
 -> 22.1 tokens/s, 8 clients batched 91.3 -> 136.5.
 
+:meth:`Scheduler.call_between_steps` runs a function in the scheduler thread where no forward pass
+runs (between two steps, or while idle): how an adapter joins or leaves the model of a running batch.
+
 ``max_batch=1`` turns batching off: one row decodes at a time, in arrival order (the baseline of
 ``bench/serve.py``).
 
@@ -37,8 +40,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.rows import DecodeRow
@@ -86,6 +91,7 @@ class Scheduler:
         self._active: dict[int, _Request] = {}  # id(request) -> request, rows taken by the engine
         self._decoding: dict[int, Hashable] = {}  # id(row) -> its group, for rows in the batch
         self._stopping = False
+        self._calls: list[tuple[Callable[[], Any], Future]] = []  # work to run between two steps
         self.steps = 0  # forward passes so far (prefills and decode steps)
         self.rows_stepped = 0  # rows summed over those passes: rows_stepped / steps is the mean batch
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -130,6 +136,21 @@ class Scheduler:
         with self._lock:
             return not self._waiting and not self._active
 
+    def call_between_steps(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` in the scheduler thread between two forward passes (or while idle); return its result.
+
+        For changes to the model that a batch must never see half-done, such as adding an adapter.
+        """
+        if threading.current_thread() is self._thread:
+            return work()
+        done: Future = Future()
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the scheduler has stopped")
+            self._calls.append((work, done))
+            self._lock.notify()
+        return done.result()
+
     def stop(self, timeout: float | None = 10.0) -> None:
         """Fail what is queued, let the current step end, and stop the thread."""
         with self._lock:
@@ -140,6 +161,7 @@ class Scheduler:
             if not request.handle.done:
                 request.handle.fail(RuntimeError("the server is shutting down"))
         self._thread.join(timeout)
+        self._run_calls(RuntimeError("the scheduler has stopped"))
 
     # --- the scheduler thread ------------------------------------------------------------------------
 
@@ -175,10 +197,13 @@ class Scheduler:
     def _serve_until_stopped(self) -> None:
         while True:
             with self._lock:
-                while not self._waiting and not self._stopping:
+                while not self._waiting and not self._stopping and not self._calls:
                     self._lock.wait()
                 if self._stopping:
                     return
+            self._run_calls()
+            if not self.waiting:  # woken for a call only
+                continue
             try:
                 for _ in self.engine.decode(_OpenQueue(self)):
                     self.steps += 1
@@ -187,7 +212,21 @@ class Scheduler:
                 log.exception("generation failed")
                 self._fail_active(error)
 
+    def _run_calls(self, refuse: BaseException | None = None) -> None:
+        """Run (or, stopping, refuse) the work :meth:`call_between_steps` queued."""
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for work, done in calls:
+            if refuse is not None:
+                done.set_exception(refuse)
+                continue
+            try:
+                done.set_result(work())
+            except BaseException as error:  # noqa: BLE001 - the caller gets the error
+                done.set_exception(error)
+
     def _publish(self) -> None:
+        self._run_calls()  # between two steps: no forward pass runs
         with self._lock:
             requests = list(self._active.items())
         for key, request in requests:
