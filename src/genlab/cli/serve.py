@@ -41,6 +41,9 @@ def serve_command(
     public_docs: Annotated[
         bool, typer.Option("--public-docs", help="With an API key: serve /docs and /openapi.json without the key.")
     ] = False,
+    adapter_root: Annotated[
+        Path | None, typer.Option(help="Allow POST /v1/load_lora_adapter to load adapters from folders under this one.")
+    ] = None,
     backend: Annotated[str, typer.Option(help="genlab (default), llama.cpp or vllm.")] = "genlab",
     embedder: Annotated[str | None, typer.Option(help="Model of /v1/embeddings (default: the MiniLM pack).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level: debug, info, warning, error.")] = "info",
@@ -54,7 +57,7 @@ def serve_command(
         adapters=adapter, api_key=api_key, model=model, host=host, port=port, idle_unload=idle_unload,
         max_batch=max_batch, threads=threads, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
         max_request_rows=max_request_rows, jobs_db=jobs_db, job_workers=job_workers, job_max_attempts=job_max_attempts,
-        public_docs=public_docs, backend=backend, embedder=embedder,
+        public_docs=public_docs, backend=backend, embedder=embedder, adapter_root=adapter_root,
     )  # fmt: skip
     with err_console.status(f"loading {model}"):
         app = create_app(config)

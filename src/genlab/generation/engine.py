@@ -36,20 +36,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genlab.errors import PromptTooLongError
+from genlab.errors import InvalidValueError, PromptTooLongError
 from genlab.generation.batch_state import BatchState, supports_merging
 from genlab.generation.cache_argument import cache_kwargs, cache_of
 from genlab.generation.growing_cache import make_growing
+from genlab.generation.logprobs import TokenLogprob, prompt_logprobs
 from genlab.generation.packed_linear import packed_linears
 from genlab.generation.rows import DecodeRow, FinishReason, ListSource, RowSource, adapter_names, new_row, pick_tokens
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
+
+SCORING_LOGITS_BUDGET = 64 * 2**20  # logits (floats) a prefill of prompt-scoring rows may hold: 256 MB in fp32
 
 @dataclass(frozen=True)
 class Choice:
     text: str
     token_ids: tuple[int, ...]  # generated tokens, end-of-sequence excluded
     finish_reason: FinishReason  # "stop": end-of-sequence or a stop sequence; "length": max_new_tokens
+    logprobs: tuple[TokenLogprob, ...] = ()  # per picked token (end-of-sequence too), when settings.logprobs is set
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Completion:
     prompt: str
     prompt_tokens: int
     choices: list[Choice]
+    prompt_logprobs: tuple[TokenLogprob | None, ...] = ()  # per prompt token, when settings.prompt_logprobs is set
 
     @property
     def text(self) -> str:
@@ -159,7 +164,8 @@ class GenerationEngine:
         completions = []
         for index, prompt in enumerate(prompts):
             mine = sorted((r for r in rows if r.request == index), key=lambda r: r.choice)
-            completions.append(Completion(prompt, len(encoded[index]), [self._choice(r) for r in mine]))
+            scored = tuple(mine[0].prompt_logprobs or ())
+            completions.append(Completion(prompt, len(encoded[index]), [self._choice(r) for r in mine], scored))
         return completions
 
     def stream(
@@ -185,7 +191,14 @@ class GenerationEngine:
     # --- decoding -------------------------------------------------------------------------------
 
     def _new_row(self, request: Any, choice: int, ids: list[int], settings: GenerationSettings) -> DecodeRow:
+        self._check_scoring(settings)
         return new_row(request, choice, ids, settings, soft_prompt=self.soft_prompt)
+
+    def _check_scoring(self, settings: GenerationSettings) -> None:
+        if settings.prompt_logprobs is not None and self.loaded.is_encoder_decoder:
+            raise InvalidValueError(
+                "prompt_logprobs is not allowed with an encoder-decoder model: its prompt is read by the encoder, not predicted."
+            )
 
     def new_rows(
         self,
@@ -203,6 +216,7 @@ class GenerationEngine:
         """
         soft_prompt = self.soft_prompt if soft_prompt is None else soft_prompt
         return [
+        self._check_scoring(settings)
             new_row(request, choice, prompt_ids, settings, adapter=adapter, soft_prompt=soft_prompt)
             for choice in range(settings.num_return_sequences)
         ]
@@ -253,7 +267,7 @@ class GenerationEngine:
                 if free > 0 and (not running or (can_merge and self.continuous)):
                     joiners = source.take(free)
                 if joiners:
-                    joined, logits = self._prefill(joiners)
+                    joiners, joined, logits = self._prefill_joiners(joiners)
                     can_merge = supports_merging(joined.cache) if can_merge is None else can_merge
                     self._advance(joiners, pick_tokens(logits, joiners))
                     yield
@@ -311,14 +325,46 @@ class GenerationEngine:
                 embeds[i, start : start + row.virtual_tokens] = row.soft_prompt.to(embeds.dtype)
         return {"inputs_embeds": embeds}, mask
 
-    def _prefill(self, rows: list[DecodeRow]) -> tuple[BatchState, Any]:
-        """Read the prompts of ``rows`` together; return their batch state and next-token logits."""
+    def _prefill_joiners(self, rows: list[DecodeRow]) -> tuple[list[DecodeRow], BatchState, Any]:
+        """Prefill new rows: those that score their prompt in passes of their own (they keep every column's
+        logits, within :data:`SCORING_LOGITS_BUDGET`), the others together (last column only).
+
+        Returns the rows in the order of the merged batch state, the state, and their next-token logits.
+        """
+        import torch
+
+        plain = [row for row in rows if row.settings.prompt_logprobs is None]
+        scoring = [row for row in rows if row.settings.prompt_logprobs is not None]
+        groups = ([plain] if plain else []) + _scoring_groups(scoring, len(self.loaded.tokenizer))
+        ordered: list[DecodeRow] = []
+        state: BatchState | None = None
+        last_logits = []
+        for group in groups:
+            joined, logits = self._prefill(group, all_logits=group is not plain)
+            ordered += group
+            last_logits.append(logits)
+            if state is None:
+                state = joined
+            else:
+                state.merge(joined)
+        assert state is not None
+        return ordered, state, torch.cat(last_logits, dim=0)
+
+    def _prefill(self, rows: list[DecodeRow], *, all_logits: bool = False) -> tuple[BatchState, Any]:
+        """Read the prompts of ``rows`` together; return their batch state and next-token logits.
+
+        ``all_logits``: keep every column's logits and record each row's prompt log-probabilities.
+        """
         inputs, mask = self._left_padded(rows)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # Only the last column's logits are needed: skip the LM head on the rest of the prompt.
+        # Usually only the last column's logits are needed: skip the LM head on the rest of the prompt.
         out = self.loaded.model(
-            **inputs, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **adapter_names(rows)
-        )
+            **inputs, attention_mask=mask, position_ids=positions, use_cache=True,
+            logits_to_keep=0 if all_logits else 1, **adapter_names(rows),
+        )  # fmt: skip
+        if all_logits:
+            for i, row in enumerate(rows):  # (columns, vocab); the prompt ends in the last column
+                row.prompt_logprobs = prompt_logprobs(out.logits[i], row.prompt_ids, row.settings.prompt_logprobs or 0)
         return BatchState(make_growing(cache_of(out)), mask, positions[:, -1:]), out.logits[:, -1, :]
 
     def _decode_static(self, rows: list[DecodeRow]) -> Iterator[None]:
@@ -370,6 +416,9 @@ class GenerationEngine:
             if token in self.eos_ids:
                 row.finish_reason = "stop"
                 continue
+            if row.settings.max_new_tokens == 0:  # the prompt is scored: nothing to generate
+                row.finish_reason = "length"
+                continue
             row.generated.append(token)
             if row.constraint is not None and row.constraint.finished:
                 row.finish_reason = "stop"
@@ -389,7 +438,21 @@ class GenerationEngine:
         return text[: row.stop_at] if row.stop_at is not None else text
 
     def _choice(self, row: DecodeRow) -> Choice:
-        return Choice(self.text_of(row).strip(), tuple(row.generated), row.finish_reason or "length")
+        logprobs = tuple(row.token_logprobs)
+        return Choice(self.text_of(row).strip(), tuple(row.generated), row.finish_reason or "length", logprobs)
+
+
+def _scoring_groups(rows: list[DecodeRow], vocab: int) -> list[list[DecodeRow]]:
+    """Rows that score their prompt, in prefill groups whose full logits stay within the budget (one row at least)."""
+    groups: list[list[DecodeRow]] = []
+    width = 0  # columns of the current group: its first row's, the longest
+    for row in sorted(rows, key=lambda r: -(len(r.prompt_ids) + r.virtual_tokens)):
+        if groups and (len(groups[-1]) + 1) * width * vocab <= SCORING_LOGITS_BUDGET:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+            width = len(row.prompt_ids) + row.virtual_tokens
+    return groups
 
 
 def _settings_per_prompt(

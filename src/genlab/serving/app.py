@@ -5,6 +5,7 @@
     GET  /docs, /redoc, /openapi.json   the API's description: open with no key set or --public-docs, else keyed
     GET  /metrics                Prometheus metrics
     GET  /v1/models              the base model, its adapters, the embedder
+    POST /v1/load_lora_adapter, /v1/unload_lora_adapter   adapters without a restart (with --adapter-root)
     POST /v1/completions         text completion (stream: server-sent events)
     POST /v1/chat/completions    chat completion (stream: server-sent events)
     POST /v1/embeddings          sentence embeddings
@@ -58,7 +59,7 @@ def make_backend(config: ServeConfig) -> Backend:
 def create_app(config: ServeConfig | None = None, *, backend: Backend | None = None) -> FastAPI:
     """The app for ``config``; pass ``backend`` to serve one already built (tests, embedding in a program)."""
     from genlab import __version__
-    from genlab.serving import routes_docs, routes_jobs, routes_openai, routes_service
+    from genlab.serving import routes_docs, routes_jobs, routes_models, routes_openai, routes_service
 
     config = config or ServeConfig()
     metrics = ServerMetrics()
@@ -104,6 +105,7 @@ def create_app(config: ServeConfig | None = None, *, backend: Backend | None = N
     app.state.serving = state
     install_error_handlers(app)
     app.include_router(routes_service.router)
+    app.include_router(routes_models.router)  # before routes_openai: its /v1/models cards carry root and max_model_len
     app.include_router(routes_openai.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_docs.router)

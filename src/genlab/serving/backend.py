@@ -22,6 +22,11 @@ Contract (what the server relies on):
   (genlab's engine guarantees this; other backends say in their docstring if they cannot).
 - ``unload`` frees the weights (scale to zero); requests in flight finish first or fail cleanly.
 
+Optional capabilities (a backend without them makes the server refuse the request fields they serve,
+with a 400 naming the field): ``features``, the request fields it honours beyond the basics
+(:data:`FEATURES`), and for ``"token_prompts"``, :class:`TokenBackend`'s methods (token-id prompts,
+``/tokenize``, ``/detokenize``, the strings and bytes of tokens in log-probabilities).
+
 :class:`QueueHandle` is a ready thread-safe handle a backend fills from its worker thread.
 """
 
@@ -33,10 +38,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from genlab.generation.logprobs import TokenLogprob
 from genlab.generation.settings import GenerationSettings
 
 FinishReason = Literal["stop", "length"]
 Message = dict[str, Any]  # {"role": "system"|"user"|"assistant", "content": str}
+# Request fields a backend may honour beyond the basics, named as in OpenAI's API ("token_prompts": ids as prompts)
+FEATURES = frozenset({"logprobs", "echo", "logit_bias", "frequency_penalty", "presence_penalty", "token_prompts"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class TextDelta:
 
     choice: int
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()  # of the tokens decoded by the time this text was sent (when asked)
 
 
 @dataclass(frozen=True)
@@ -52,12 +61,16 @@ class ChoiceResult:
     text: str
     completion_tokens: int
     finish_reason: FinishReason  # "stop": end of sequence or a stop sequence; "length": max tokens reached
+    token_ids: tuple[int, ...] = ()  # the generated tokens, when the backend tells them
+    logprobs: tuple[TokenLogprob, ...] | None = None  # per picked token (end-of-sequence too), when asked
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     prompt_tokens: int
     choices: list[ChoiceResult]
+    prompt_ids: tuple[int, ...] = ()  # the prompt's tokens, when the backend tells them
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None  # per prompt token (the first None), when asked
 
     @property
     def text(self) -> str:
@@ -128,6 +141,32 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenBackend(Protocol):
+    """What a backend with the ``"token_prompts"`` feature offers besides :class:`Backend`."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids run from 0 to ``vocab_size - 1``."""
+        ...
+
+    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        ...
+
+    def detokenize(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
+        ...
+
+    def token_pieces(self, ids: list[int]) -> list[tuple[str, bytes]]:
+        """Each token's own text and the exact bytes it stands for (for log-probabilities)."""
+        ...
+
+    def submit_tokens(
+        self, model_id: str, prompt_ids: list[int], settings: GenerationSettings, *, group: str | None = None
+    ) -> GenerationHandle:
+        """As :meth:`Backend.submit`, with the prompt given as token ids."""
+        ...
+
+
 _END = object()
 
 
@@ -143,9 +182,9 @@ class QueueHandle:
 
     # --- worker side -----------------------------------------------------------------------------
 
-    def put(self, choice: int, text: str) -> None:
-        if text:
-            self._deltas.put(TextDelta(choice, text))
+    def put(self, choice: int, text: str, logprobs: tuple[TokenLogprob, ...] = ()) -> None:
+        if text or logprobs:
+            self._deltas.put(TextDelta(choice, text, logprobs))
 
     def finish(self, result: GenerationResult) -> None:
         self._result = result

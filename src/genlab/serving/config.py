@@ -42,6 +42,9 @@ class ServeConfig(BaseModel):
     embedder: str | None = None  # /v1/embeddings model: None is genlab's MiniLM pack; "hashing-N" for tests
     record_lineage: bool = True  # record the endpoint as a lineage run
     public_docs: bool = False  # with an API key: /docs, /redoc and /openapi.json open to all (else they need the key)
+    # POST /v1/load_lora_adapter loads only folders under this one (None: loading at run time is off,
+    # so a client holding the key cannot make the server read arbitrary folders)
+    adapter_root: Path | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -64,9 +67,18 @@ class ServeConfig(BaseModel):
             raise ValueError("an API key cannot be empty")
         return value
 
+    @field_validator("adapter_root")
+    @classmethod
+    def _existing_root(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not value.expanduser().is_dir():
+            raise ValueError(f"adapter_root {str(value)!r} is not a folder")
+        return value.expanduser().resolve()
+
     @model_validator(mode="after")
     def _adapters_need_genlab(self) -> ServeConfig:
-        if self.adapters and self.backend != "genlab":
+        if (self.adapters or self.adapter_root is not None) and self.backend != "genlab":
             raise ValueError(f"adapters are served by the genlab backend only, not by {self.backend}")
         if self.model in self.adapters:
             raise ValueError(f"adapter name {self.model!r} is the base model's id: choose another name")

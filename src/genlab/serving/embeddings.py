@@ -5,6 +5,10 @@ A local sentence-transformers model is called through ``SentenceTransformer.enco
 ``LocalEmbedder.embed`` switches torch to one thread *process-wide* for small batches, which would
 slow the generator thread decoding beside it. Token counts (for ``usage``) come from the embedder's
 tokenizer (words, for the hashing test embedder).
+
+An input may be token ids of the embedder's own tokenizer (as OpenAI's API allows): they are decoded
+to text with that tokenizer, special tokens dropped, and embedded as that text; an embedder without a
+tokenizer (the hashing test embedder) refuses them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from genlab.errors import InvalidValueError
 from genlab.models.packs import DEFAULT_EMBEDDER
 
 
@@ -32,6 +37,28 @@ class EmbeddingService:
 
             self._embedder = get_embedder(self.spec)
         return self._embedder
+
+    def texts_of(self, inputs: Sequence[str | list[int]]) -> list[str]:
+        """The inputs as texts: token ids decoded with the embedder's tokenizer (loading it on first use)."""
+        if all(isinstance(item, str) for item in inputs):
+            return list(inputs)  # type: ignore[arg-type]
+        from genlab.apps.providers.local import LocalEmbedder
+
+        with self._lock:
+            embedder = self._get()
+            if not isinstance(embedder, LocalEmbedder):
+                raise InvalidValueError(f"input as token ids is not allowed with the embedder {self.model_id!r}: it has no tokenizer, send text.")
+            tokenizer = embedder.model.tokenizer
+            vocab = len(tokenizer)
+            texts = []
+            for index, item in enumerate(inputs):
+                if isinstance(item, str):
+                    texts.append(item)
+                    continue
+                if max(item) >= vocab:
+                    raise InvalidValueError(f"input[{index}] holds token id {max(item)}, which is not in the embedder's vocabulary of {vocab} tokens.")
+                texts.append(tokenizer.decode(item, skip_special_tokens=True))
+        return texts
 
     def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """(len(texts), dim) unit vectors and the number of tokens read."""
