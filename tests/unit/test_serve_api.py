@@ -154,14 +154,15 @@ def _error(response: httpx.Response, status: int, param: str | None = None, code
     ("body", "status", "param", "code", "words"),
     [
         ({"model": "gamma", "prompt": "Hi"}, 404, "model", "model_not_found", ["gamma", "tiny, alpha, beta"]),
-        ({"model": "tiny", "prompt": "Hi", "max_tokens": 0}, 400, "max_tokens", "invalid_value", ["greater than or equal to 1"]),
+        ({"model": "tiny", "prompt": "Hi", "max_tokens": 0}, 400, "max_tokens", "unsupported_parameter", ["echo=true"]),
+        ({"model": "tiny", "prompt": "Hi", "max_tokens": -1}, 400, "max_tokens", "invalid_value", ["greater than or equal to 0"]),
         ({"model": "tiny", "prompt": "Hi", "max_tokens": 301}, 400, "max_tokens", "max_tokens_too_large", ["301", "300"]),
         ({"model": "tiny", "prompt": "word " * 300, "max_tokens": 250}, 400, "max_tokens", "context_length_exceeded", ["512"]),
         ({"model": "tiny", "prompt": "Hi", "temperature": 3}, 400, "temperature", "invalid_value", ["less than or equal to 2"]),
         ({"model": "tiny", "prompt": "Hi", "n": 4, "temperature": 1}, 400, "n", None, ["n=4", "3"]),
         ({"model": "tiny", "prompt": "Hi", "n": 2, "temperature": 0}, 400, "n", None, ["sampling"]),
         ({"model": "tiny", "prompt": ""}, 400, "prompt", None, ["empty"]),
-        ({"model": "tiny", "prompt": "Hi", "logprobs": 2}, 400, "logprobs", "unsupported_parameter", ["not supported"]),
+        ({"model": "tiny", "prompt": "Hi", "logprobs": 21}, 400, "logprobs", "invalid_value", ["less than or equal to 20"]),
         ({"model": "tiny", "prompt": "Hi", "stop": ["a", "b", "c", "d", "e"]}, 400, "stop", "invalid_value", ["at most 4"]),
         ({"prompt": "Hi"}, 400, "model", "missing_field", ["model is required"]),
     ],
@@ -274,7 +275,7 @@ def test_jobs_run_the_same_request_as_the_real_time_route(server, client) -> Non
 @pytest.mark.parametrize(
     ("submission", "status", "param"),
     [
-        ({"kind": "completions", "request": {"model": "tiny", "prompt": "Hi", "max_tokens": 0}}, 400, "request.max_tokens"),
+        ({"kind": "completions", "request": {"model": "tiny", "prompt": "Hi", "max_tokens": -1}}, 400, "request.max_tokens"),
         ({"kind": "completions", "request": {"model": "zeta", "prompt": "Hi"}}, 404, "model"),
         ({"kind": "completions", "request": {"model": "tiny", "prompt": "Hi", "stream": True}}, 400, "request.stream"),
         ({"kind": "edits", "request": {}}, 400, "kind"),

@@ -214,9 +214,9 @@ class GenerationEngine:
         ``adapter`` names the peft adapter the rows run under (``"__base__"`` for none) when the model
         holds several: rows with different adapters then share forward passes (peft's ``adapter_names``).
         """
+        self._check_scoring(settings)
         soft_prompt = self.soft_prompt if soft_prompt is None else soft_prompt
         return [
-        self._check_scoring(settings)
             new_row(request, choice, prompt_ids, settings, adapter=adapter, soft_prompt=soft_prompt)
             for choice in range(settings.num_return_sequences)
         ]
@@ -411,13 +411,13 @@ class GenerationEngine:
         for row, token in zip(rows, tokens, strict=True):
             if row.finish_reason is not None:
                 continue
+            if row.settings.max_new_tokens == 0:  # the prompt is scored: nothing to generate
+                row.finish_reason = "length"
+                continue
             if row.constraint is not None:
                 row.constraint.accept(token)
             if token in self.eos_ids:
                 row.finish_reason = "stop"
-                continue
-            if row.settings.max_new_tokens == 0:  # the prompt is scored: nothing to generate
-                row.finish_reason = "length"
                 continue
             row.generated.append(token)
             if row.constraint is not None and row.constraint.finished:

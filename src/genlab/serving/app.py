@@ -9,6 +9,7 @@
     POST /v1/completions         text completion (stream: server-sent events)
     POST /v1/chat/completions    chat completion (stream: server-sent events)
     POST /v1/embeddings          sentence embeddings
+    POST /tokenize, /detokenize; GET /tokenizer_info   the model's tokenizer, in vLLM's shape
     POST /v1/jobs                queue a chat/completion request; GET /v1/jobs/{id} for its answer
 
 The backend is built (and its weights loaded) when the app is created, so a bad model or adapter
@@ -59,7 +60,7 @@ def make_backend(config: ServeConfig) -> Backend:
 def create_app(config: ServeConfig | None = None, *, backend: Backend | None = None) -> FastAPI:
     """The app for ``config``; pass ``backend`` to serve one already built (tests, embedding in a program)."""
     from genlab import __version__
-    from genlab.serving import routes_docs, routes_jobs, routes_models, routes_openai, routes_service
+    from genlab.serving import routes_docs, routes_jobs, routes_models, routes_openai, routes_service, routes_tokens
 
     config = config or ServeConfig()
     metrics = ServerMetrics()
@@ -107,6 +108,7 @@ def create_app(config: ServeConfig | None = None, *, backend: Backend | None = N
     app.include_router(routes_service.router)
     app.include_router(routes_models.router)  # before routes_openai: its /v1/models cards carry root and max_model_len
     app.include_router(routes_openai.router)
+    app.include_router(routes_tokens.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_docs.router)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)

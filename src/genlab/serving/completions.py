@@ -11,7 +11,14 @@ handlers call ``prepare_*`` and ``run`` exactly as the real-time routes do.
 Mapping of OpenAI's parameters: ``max_tokens`` (or ``max_completion_tokens``) -> ``max_new_tokens``
 (a chat request without it gets what fits in the window, up to ``--max-tokens-limit``);
 ``temperature`` (default 1.0, as OpenAI's; 0 is greedy), ``top_p``, ``n`` ->
-``num_return_sequences``, ``stop``, ``seed``; extensions ``top_k`` and ``repetition_penalty``.
+``num_return_sequences``, ``stop``, ``seed``; extensions ``top_k`` and ``repetition_penalty``;
+``logit_bias``, ``frequency_penalty``, ``presence_penalty`` as they are; chat ``logprobs`` /
+``top_logprobs`` and completions ``logprobs: k`` -> ``logprobs`` (log-probabilities of the raw model
+distribution, before bias, penalties and sampling warpers: :mod:`genlab.generation.logprobs`);
+completions ``echo`` -> the prompt returned before the answer, scored (``prompt_logprobs``) when
+``logprobs`` is set, and ``max_tokens: 0`` with ``echo`` scores the prompt without generating (what
+lm-evaluation-harness's log-likelihood requests send). A prompt may be token ids. Optional fields
+(:data:`genlab.serving.backend.FEATURES`) that the backend does not honour are a 400 naming the field.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from typing import Any, Literal
 from genlab.errors import GenlabError
 from genlab.generation.settings import GenerationSettings
 from genlab.serving.api_errors import ApiError, from_genlab_error
-from genlab.serving.backend import GenerationHandle, GenerationResult
+from genlab.serving.backend import GenerationHandle, GenerationResult, TextDelta
+from genlab.serving.logprobs_format import chat_logprobs, completion_logprobs, text_length
 from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest
 from genlab.serving.state import ServerState
 
@@ -47,11 +55,14 @@ class Prepared:
 
     kind: Kind
     model: str
-    prompts: list[str]
+    prompts: list[str | list[int]]  # text, or token ids
     formatted: bool  # the prompts are chat-template output (they carry their own special tokens)
     settings: GenerationSettings
     prompt_tokens: list[int]
     include_usage: bool = False
+    echo: bool = False  # completions: the prompt comes back before the answer
+    pieces: Any = None  # token ids -> [(text, bytes)] (the backend's token_pieces), when log-probabilities are asked
+    detokenize: Any = None  # token ids -> text with special tokens (echo of a token prompt)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -73,6 +84,25 @@ def _check_common(state: ServerState, request: ChatCompletionRequest | Completio
                        param="model", code="model_not_found")  # fmt: skip
     if request.n > state.config.max_n:
         raise ApiError(400, f"n={request.n} is more than this server allows ({state.config.max_n}).", param="n")
+    offered = getattr(state.backend, "features", frozenset())
+    for feature in request.optional_features():
+        if feature not in offered:
+            what = "prompts as token ids are" if feature == "token_prompts" else f"{feature} is"
+            raise ApiError(400, f"{what} not supported by this server's {state.backend.name} backend.",
+                           param="prompt" if feature == "token_prompts" else feature, code="unsupported_parameter")  # fmt: skip
+
+
+def _logit_bias(state: ServerState, request: ChatCompletionRequest | CompletionRequest) -> dict[int, float]:
+    try:
+        bias = request.bias_by_token()
+    except ValueError as error:
+        raise ApiError(400, f"{error}.", param="logit_bias") from None
+    vocab = int(getattr(state.backend, "vocab_size", 0))
+    for token in bias:
+        if token >= vocab:
+            raise ApiError(400, f"logit_bias names token {token}, which is not in the model's vocabulary of {vocab} tokens.",
+                           param="logit_bias")  # fmt: skip
+    return bias
 
 
 def request_rows(request: ChatCompletionRequest | CompletionRequest) -> int:
@@ -112,7 +142,7 @@ def _max_new_tokens(
         raise ApiError(400, f"{param}={wanted} is more than this server allows ({limit}).", param=param,
                        code="max_tokens_too_large")  # fmt: skip
     room = window - prompt_tokens
-    if room < 1 or (wanted is not None and wanted > room):
+    if room < (0 if wanted == 0 else 1) or (wanted is not None and wanted > room):
         asked = f" and {param}={wanted}" if wanted is not None else ""
         raise ApiError(
             400,
@@ -124,7 +154,14 @@ def _max_new_tokens(
     return wanted if wanted is not None else min(limit, room)
 
 
-def _settings(request: ChatCompletionRequest | CompletionRequest, max_new_tokens: int) -> GenerationSettings:
+def _settings(
+    request: ChatCompletionRequest | CompletionRequest,
+    max_new_tokens: int,
+    bias: dict[int, float],
+    *,
+    logprobs: int | None = None,
+    prompt_logprobs: int | None = None,
+) -> GenerationSettings:
     temperature = 1.0 if request.temperature is None else request.temperature
     if temperature == 0.0 and request.n > 1:
         raise ApiError(400, f"n={request.n} needs sampling: with temperature 0 every answer is the same.", param="n")
@@ -138,6 +175,11 @@ def _settings(request: ChatCompletionRequest | CompletionRequest, max_new_tokens
             stop=request.stop_list(),
             seed=request.seed,
             num_return_sequences=request.n,
+            logit_bias=bias,
+            frequency_penalty=request.frequency_penalty or 0.0,
+            presence_penalty=request.presence_penalty or 0.0,
+            logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
     except GenlabError as error:
         raise from_genlab_error(error) from None
@@ -157,21 +199,45 @@ def prepare_chat(state: ServerState, request: ChatCompletionRequest) -> Prepared
     param = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
     max_new = _max_new_tokens(state, request.model, wanted, tokens, param, "messages")
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return Prepared("chat", request.model, [prompt], True, _settings(request, max_new), [tokens], include_usage)
+    settings = _settings(request, max_new, _logit_bias(state, request), logprobs=request.logprobs_wanted())
+    prepared = Prepared("chat", request.model, [prompt], True, settings, [tokens], include_usage)
+    prepared.pieces = getattr(state.backend, "token_pieces", None)
+    return prepared
 
 
 def prepare_completion(state: ServerState, request: CompletionRequest) -> Prepared:
     _check_common(state, request)
     check_rows(state, request)  # before counting the tokens of thousands of prompts
     prompts = request.prompts()
-    counts = [state.backend.count_tokens(p) for p in prompts]
+    if request.echo and request.stream:
+        raise ApiError(400, "echo is not supported with stream=true: ask without streaming.", param="echo",
+                       code="unsupported_parameter")  # fmt: skip
+    _check_token_ids(state, prompts)
+    counts = [len(p) if isinstance(p, list) else state.backend.count_tokens(p) for p in prompts]
     for index, count in enumerate(counts):
         if count == 0:
             where = "prompt" if len(prompts) == 1 else f"prompt[{index}]"
             raise ApiError(400, f"{where} is empty: give some text to complete.", param="prompt")
     max_new = min(_max_new_tokens(state, request.model, request.max_tokens, count, "max_tokens", "prompt") for count in counts)
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return Prepared("completion", request.model, prompts, False, _settings(request, max_new), counts, include_usage)
+    scored = request.logprobs if request.logprobs is not None else 0 if max_new == 0 else None
+    settings = _settings(
+        request, max_new, _logit_bias(state, request), logprobs=request.logprobs,
+        prompt_logprobs=scored if request.echo else None,
+    )  # fmt: skip
+    prepared = Prepared("completion", request.model, prompts, False, settings, counts, include_usage, request.echo)
+    prepared.pieces = getattr(state.backend, "token_pieces", None)
+    prepared.detokenize = getattr(state.backend, "detokenize", None)
+    return prepared
+
+
+def _check_token_ids(state: ServerState, prompts: list[str | list[int]]) -> None:
+    vocab = int(getattr(state.backend, "vocab_size", 0))
+    for index, prompt in enumerate(prompts):
+        if isinstance(prompt, list) and max(prompt) >= vocab:
+            where = "prompt" if len(prompts) == 1 else f"prompt[{index}]"
+            raise ApiError(400, f"{where} holds token id {max(prompt)}, which is not in the model's vocabulary of {vocab} tokens.",
+                           param="prompt")  # fmt: skip
 
 
 # --- generating --------------------------------------------------------------------------------------
@@ -182,9 +248,11 @@ def submit(state: ServerState, prepared: Prepared) -> list[GenerationHandle]:
     handles = []
     try:
         for prompt in prepared.prompts:
-            handles.append(
-                state.backend.submit(prepared.model, prompt, prepared.settings, formatted=prepared.formatted, group=prepared.id)
-            )
+            if isinstance(prompt, list):  # token ids: the backend offers "token_prompts" (checked in prepare)
+                handle = state.backend.submit_tokens(prepared.model, prompt, prepared.settings, group=prepared.id)  # type: ignore[attr-defined]
+            else:
+                handle = state.backend.submit(prepared.model, prompt, prepared.settings, formatted=prepared.formatted, group=prepared.id)
+            handles.append(handle)
     except GenlabError as error:
         for handle in handles:
             handle.cancel()
@@ -239,11 +307,29 @@ def response_body(prepared: Prepared, results: list[GenerationResult]) -> dict[s
         for c, choice in enumerate(result.choices):
             if prepared.kind == "chat":
                 message = {"role": "assistant", "content": choice.text}
-                choices.append({"index": p * n + c, "message": message, "logprobs": None, "finish_reason": choice.finish_reason})
+                logprobs = chat_logprobs(choice.logprobs, prepared.pieces) if choice.logprobs is not None else None
+                choices.append({"index": p * n + c, "message": message, "logprobs": logprobs, "finish_reason": choice.finish_reason})
             else:
-                choices.append({"index": p * n + c, "text": choice.text, "logprobs": None, "finish_reason": choice.finish_reason})
+                text, logprobs = _completion_choice(prepared, prepared.prompts[p], result, choice)
+                choices.append({"index": p * n + c, "text": text, "logprobs": logprobs, "finish_reason": choice.finish_reason})
     kind = "chat.completion" if prepared.kind == "chat" else "text_completion"
     return {**head, "object": kind, "choices": choices, "usage": _usage(results)}
+
+
+def _completion_choice(
+    prepared: Prepared, prompt: str | list[int], result: GenerationResult, choice: Any
+) -> tuple[str, dict[str, Any] | None]:
+    """A completion choice's text (after the echoed prompt) and its legacy ``logprobs`` object (or None)."""
+    if not prepared.echo:
+        if choice.logprobs is None:
+            return choice.text, None
+        return choice.text, completion_logprobs(choice.logprobs, prepared.pieces)
+    echoed = prompt if isinstance(prompt, str) else prepared.detokenize(prompt, skip_special_tokens=False)
+    if choice.logprobs is None or result.prompt_logprobs is None:
+        return echoed + choice.text, None
+    entries = [*result.prompt_logprobs, *choice.logprobs]
+    unscored = [result.prompt_ids[j] for j, entry in enumerate(result.prompt_logprobs) if entry is None]
+    return echoed + choice.text, completion_logprobs(entries, prepared.pieces, first_ids=unscored)
 
 
 # --- streaming ---------------------------------------------------------------------------------------
@@ -263,15 +349,34 @@ def _chunk(prepared: Prepared, choices: list[dict[str, Any]], usage: dict[str, i
     return chunk
 
 
-def _delta(prepared: Prepared, index: int, text: str | None, finish: str | None, *, role: bool = False) -> dict[str, Any]:
+def _delta(
+    prepared: Prepared, index: int, text: str | None, finish: str | None, *, role: bool = False, logprobs: Any = None
+) -> dict[str, Any]:
     if prepared.kind == "chat":
         delta: dict[str, Any] = {}
         if role:
             delta["role"] = "assistant"
         if text is not None:
             delta["content"] = text
-        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-    return {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+        return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+    return {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
+
+
+class _StreamedLogprobs:
+    """The ``logprobs`` object of each streamed delta; completions' ``text_offset`` runs on across chunks."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self.offsets: dict[int, int] = {}
+
+    def __call__(self, index: int, delta: TextDelta) -> dict[str, Any] | None:
+        if not delta.logprobs:
+            return None
+        if self.prepared.kind == "chat":
+            return chat_logprobs(delta.logprobs, self.prepared.pieces)
+        body = completion_logprobs(delta.logprobs, self.prepared.pieces, start=self.offsets.get(index, 0))
+        self.offsets[index] = text_length(body) or self.offsets.get(index, 0)
+        return body
 
 
 def stream_events(prepared: Prepared, handles: list[GenerationHandle]) -> Iterator[str | list[GenerationResult]]:
@@ -280,10 +385,12 @@ def stream_events(prepared: Prepared, handles: list[GenerationHandle]) -> Iterat
     if prepared.kind == "chat":
         yield _event(_chunk(prepared, [_delta(prepared, i, "", None, role=True) for i in range(n * len(handles))]))
     results = []
+    logprobs_of = _StreamedLogprobs(prepared)
     try:
         for p, handle in enumerate(handles):
             for delta in handle:
-                yield _event(_chunk(prepared, [_delta(prepared, p * n + delta.choice, delta.text, None)]))
+                index = p * n + delta.choice
+                yield _event(_chunk(prepared, [_delta(prepared, index, delta.text, None, logprobs=logprobs_of(index, delta))]))
             result = handle.result()
             results.append(result)
             finals = [_delta(prepared, p * n + c, None, choice.finish_reason) for c, choice in enumerate(result.choices)]

@@ -39,8 +39,10 @@ from genlab.generation.engine import GenerationEngine
 from genlab.generation.settings import GenerationSettings
 from genlab.models.adapters import AdapterSet, check_base, load_adapters, read_adapter_info
 from genlab.models.load import LoadedModel
-from genlab.serving.backend import GenerationHandle, Message
+from genlab.serving.backend import FEATURES, GenerationHandle, Message
+from genlab.serving.row_results import RowsHandle
 from genlab.serving.scheduler import Scheduler
+from genlab.serving.token_pieces import TokenPieces
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in adapter_names
 
@@ -66,6 +68,7 @@ class GenlabBackend:
     """
 
     name = "genlab"
+    features = FEATURES  # every optional request field (genlab.serving.backend), and token prompts
 
     def __init__(
         self,
@@ -96,6 +99,7 @@ class GenlabBackend:
         self.load()  # the first load fixes the tokenizer, the window and the ids
         loaded = self._engine.loaded  # type: ignore[union-attr]
         self._tokenizer = loaded.tokenizer
+        self._pieces = TokenPieces(loaded.tokenizer)
         self._context_window = int(loaded.context_window)
         self.model_path = loaded.path  # the weights' folder or file (for lineage), None for a model built in memory
         self.base_id = model_id or (model if isinstance(model, str) else loaded.name)
@@ -138,6 +142,14 @@ class GenlabBackend:
         self._route(model_id)
         with self._tokenizer_lock:
             ids = list(self._tokenizer(prompt, add_special_tokens=not formatted)["input_ids"])
+        return self.submit_tokens(model_id, ids, settings, group=group)
+
+    def submit_tokens(
+        self, model_id: str, prompt_ids: list[int], settings: GenerationSettings, *, group: str | None = None
+    ) -> GenerationHandle:
+        """As :meth:`submit`, with the prompt given as token ids (:class:`TokenBackend`)."""
+        self._route(model_id)
+        ids = list(prompt_ids)
         if not ids:
             raise InvalidValueError("the prompt is not allowed: it is empty (it has no tokens).")
         with self._load_lock:
@@ -150,7 +162,7 @@ class GenlabBackend:
         try:
             engine.check_fits(len(ids), settings.max_new_tokens, virtual_tokens=route.virtual_tokens)
             rows = engine.new_rows(None, ids, settings, adapter=route.adapter, soft_prompt=route.soft_prompt)
-            handle = scheduler.submit(rows, len(ids), group=group)
+            handle = RowsHandle(scheduler.submit(rows, len(ids), group=group), rows, ids, self.detokenize)
             with self._flight:
                 handles = self._in_flight.setdefault(model_id, set())
                 handles.difference_update([h for h in handles if h.done])  # type: ignore[attr-defined]
@@ -246,6 +258,30 @@ class GenlabBackend:
     @property
     def vocab_size(self) -> int:
         return len(self._tokenizer)
+
+    # --- TokenBackend: token ids in and out (genlab.serving.backend) ----------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, for reading its settings (encode through :meth:`tokenize`: it locks)."""
+        return self._tokenizer
+
+    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        with self._tokenizer_lock:
+            return list(self._tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def detokenize(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids``; by default without special tokens (as generated text is)."""
+        with self._tokenizer_lock:
+            return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_pieces(self, ids: list[int]) -> list[tuple[str, bytes]]:
+        with self._tokenizer_lock:
+            return self._pieces(ids)
 
     # --- more than the protocol --------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Field names, defaults and limits follow OpenAI's API reference (completions, chat completions,
 embeddings, models, streaming chunks); ``top_k`` and ``repetition_penalty`` are extensions (as in
-vLLM). Fields OpenAI accepts and genlab does not use (``user``, ``frequency_penalty`` at 0, ...) are
-ignored; features it does not offer (log-probabilities, ``echo``, ``best_of``, tools) are refused.
+vLLM). Fields OpenAI accepts and genlab does not use (``user``) are ignored; features it does not offer
+(``best_of``, ``suffix``, tools) are refused, and so are optional fields (log-probabilities, ``echo``,
+``logit_bias``, penalties, token prompts) when the server's backend cannot honour them.
 
 Every text field is :data:`Text`: JSON may carry a lone UTF-16 surrogate (``"\ud800"``), which Python
 decodes into a string that no tokenizer, database or JSON response can encode; such a field is a 400
@@ -47,9 +48,9 @@ class _Request(BaseModel):
     stream_options: StreamOptions | None = None
     top_k: int | None = Field(default=None, ge=0, le=1_000_000)  # extension: 0 = off
     repetition_penalty: float | None = Field(default=None, gt=0.0, le=100.0)  # extension: 1 = off
-    logprobs: Any = None
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)  # OpenAI's formula, generated tokens only
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None  # token id (as a string) -> -100..100, added to its logit
     user: Text | None = None
 
     @field_validator("stop")
@@ -67,38 +68,78 @@ class _Request(BaseModel):
 
     def unsupported(self) -> tuple[str, str] | None:
         """(param, sentence) for a feature this server does not offer, or None."""
-        if self.logprobs not in (None, False, 0):
-            return "logprobs", "log-probabilities are not supported by this server."
-        for name in ("frequency_penalty", "presence_penalty"):
-            if getattr(self, name) not in (None, 0, 0.0):
-                return name, f"{name} is not supported by this server; use repetition_penalty (an extension)."
         return None
+
+    def optional_features(self) -> list[str]:
+        """The optional request fields this request uses (``genlab.serving.backend.FEATURES``), in a fixed order."""
+        used = []
+        if self.frequency_penalty:
+            used.append("frequency_penalty")
+        if self.presence_penalty:
+            used.append("presence_penalty")
+        if self.logit_bias:
+            used.append("logit_bias")
+        return used
+
+    def bias_by_token(self) -> dict[int, float]:
+        """``logit_bias`` with integer keys; a key that is not a token id is a ValueError naming it."""
+        bias = {}
+        for key, value in (self.logit_bias or {}).items():
+            if not key.strip().isdigit():
+                raise ValueError(f"logit_bias key {key!r} is not a token id (a non-negative integer)")
+            if not -100.0 <= value <= 100.0:
+                raise ValueError(f"logit_bias of token {key} is {value}, outside -100..100")
+            bias[int(key)] = float(value)
+        return bias
 
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+TokenIds = list[Annotated[int, Field(ge=0)]]
+
+
 class CompletionRequest(_Request):
-    prompt: Text | list[Text] = Field(description="A prompt, or a list of prompts (one completion each).")
-    max_tokens: int | None = Field(default=16, ge=1)  # OpenAI's default for completions
-    echo: bool = False
+    prompt: Text | list[Text] | TokenIds | list[TokenIds] = Field(
+        description="A prompt, a list of prompts (one completion each), or token ids: one list or a list of lists."
+    )
+    max_tokens: int | None = Field(default=16, ge=0)  # OpenAI's default for completions; 0 (with echo): only score
+    echo: bool = False  # the prompt before the answer, with its tokens' log-probabilities when logprobs is set
+    logprobs: int | None = Field(default=None, ge=0, le=20)  # each token's and the k most likely (legacy format)
     best_of: int | None = Field(default=None, ge=1)
     suffix: Text | None = None
 
     @field_validator("prompt")
     @classmethod
-    def _some_prompt(cls, value: str | list[str]) -> str | list[str]:
+    def _some_prompt(cls, value: Any) -> Any:
         if isinstance(value, list) and not value:
             raise ValueError("the prompt list is empty")
+        if isinstance(value, list) and any(isinstance(ids, list) and not ids for ids in value):
+            raise ValueError("a prompt's token list is empty")
         return value
 
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+    def prompts(self) -> list[str | list[int]]:
+        """One entry per prompt: its text, or its token ids."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if self.prompt and isinstance(self.prompt[0], int):
+            return [list(self.prompt)]  # type: ignore[arg-type]
+        return list(self.prompt)  # type: ignore[arg-type]
+
+    def optional_features(self) -> list[str]:
+        used = super().optional_features()
+        if self.logprobs is not None:
+            used.append("logprobs")
+        if self.echo:
+            used.append("echo")
+        if any(isinstance(p, list) for p in self.prompts()):
+            used.append("token_prompts")
+        return used
 
     def unsupported(self) -> tuple[str, str] | None:
-        if self.echo:
-            return "echo", "echo is not supported by this server."
+        if self.max_tokens == 0 and not self.echo:
+            return "max_tokens", "max_tokens=0 generates nothing: it is allowed only with echo=true, to score the prompt."
         if self.best_of not in (None, 1):
             return "best_of", "best_of is not supported by this server; use n."
         if self.suffix:
@@ -128,17 +169,28 @@ class ChatCompletionRequest(_Request):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)  # None: as many as fit (up to the server's limit)
     max_completion_tokens: int | None = Field(default=None, ge=1)  # OpenAI's newer name for max_tokens
+    logprobs: bool = False  # each answer token's log-probability
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)  # and the k most likely tokens (needs logprobs)
     tools: list[Any] | None = None
     response_format: dict[str, Any] | None = None
 
     def wanted_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+    def optional_features(self) -> list[str]:
+        return super().optional_features() + (["logprobs"] if self.logprobs else [])
+
+    def logprobs_wanted(self) -> int | None:
+        """k for the engine's ``logprobs`` setting (None: off)."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
     def conversation(self) -> list[dict[str, str]]:
         # "developer" is OpenAI's newer name for "system"; chat templates know "system".
         return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
 
     def unsupported(self) -> tuple[str, str] | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            return "top_logprobs", "top_logprobs needs logprobs=true."
         if self.tools:
             return "tools", "tool calling is not supported by this server."
         if self.response_format and self.response_format.get("type") not in (None, "text"):
@@ -150,20 +202,29 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: Text = Field(min_length=1)
-    input: Text | list[Text] = Field(description="A text or a list of texts.")
+    input: Text | list[Text] | TokenIds | list[TokenIds] = Field(
+        description="A text, a list of texts, or token ids of the embedding model's tokenizer: one list or a list of lists."
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: Text | None = None
 
     @field_validator("input")
     @classmethod
-    def _some_input(cls, value: str | list[str]) -> str | list[str]:
+    def _some_input(cls, value: Any) -> Any:
         if isinstance(value, list) and not value:
             raise ValueError("the input list is empty")
+        if isinstance(value, list) and any(isinstance(ids, list) and not ids for ids in value):
+            raise ValueError("an input's token list is empty")
         return value
 
-    def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+    def texts(self) -> list[str | list[int]]:
+        """One entry per input: its text, or its token ids."""
+        if isinstance(self.input, str):
+            return [self.input]
+        if self.input and isinstance(self.input[0], int):
+            return [list(self.input)]  # type: ignore[arg-type]
+        return list(self.input)  # type: ignore[arg-type]
 
 
 # --- responses --------------------------------------------------------------------------------------
@@ -178,7 +239,7 @@ class Usage(BaseModel):
 class CompletionChoice(BaseModel):
     index: int
     text: str
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None  # tokens, token_logprobs, top_logprobs, text_offset
     finish_reason: Literal["stop", "length"] | None
 
 
@@ -200,7 +261,7 @@ class AssistantMessage(BaseModel):
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None  # {"content": [{token, logprob, bytes, top_logprobs}], "refusal": None}
     finish_reason: Literal["stop", "length"]
 
 
@@ -222,7 +283,7 @@ class ChatDelta(BaseModel):
 class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
     finish_reason: Literal["stop", "length"] | None = None
 
 

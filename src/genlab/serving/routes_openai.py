@@ -17,6 +17,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from genlab.errors import InvalidValueError
 from genlab.serving import completions
 from genlab.serving.api_errors import ApiError
 from genlab.serving.auth import require_api_key
@@ -168,5 +169,9 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> Any:
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise ApiError(400, f"input has {len(texts)} texts: at most {MAX_EMBEDDING_INPUTS} are allowed.", param="input")
     with state.limiter.place():
+        try:
+            texts = await anyio.to_thread.run_sync(state.embeddings.texts_of, texts, limiter=state.waiters)
+        except InvalidValueError as error:
+            raise ApiError(400, str(error), param="input") from None
         vectors, tokens = await anyio.to_thread.run_sync(state.embeddings.embed, texts, limiter=state.waiters)
     return JSONResponse(embedding_body(body.model, vectors, tokens, body.encoding_format, body.dimensions))
