@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +26,8 @@ from genlab.errors import GenlabError
 
 if TYPE_CHECKING:
     from genlab.generation.chat_session import ChatSession
+    from genlab.generation.engine import Completion, GenerationEngine
+    from genlab.generation.settings import GenerationSettings
 
 ModelOption = Annotated[str, typer.Option(help="Pack name, model folder, GGUF file or hub id.")]
 
@@ -43,9 +47,11 @@ def generate_command(
     chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap in the model's chat template.")] = True,
     stream: Annotated[bool, typer.Option(help="Print tokens as they come.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    adapter: Annotated[str | None, typer.Option(help="A peft adapter: a folder or a name in $GENLAB_HOME/adapters.")] = None,
 ) -> None:
-    """Generate text for one prompt."""
+    """Generate text for one prompt (with --adapter: the model with that adapter applied, as `genlab eval` does)."""
     from genlab.generation.run import generate_recorded, stream_recorded
+    from genlab.models.adapters import resolve_adapter
 
     if (prompt is None) == (file is None):
         raise GenlabError("give exactly one of --prompt TEXT or --file F.")
@@ -57,11 +63,15 @@ def generate_command(
         max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
         repetition_penalty=repetition_penalty, stop=stop, seed=seed, num_return_sequences=num_return_sequences,
     )  # fmt: skip
+    adapter_path = str(resolve_adapter(adapter)) if adapter is not None else None  # a bad name fails before loading
     if stream and not as_json:
         if num_return_sequences > 1:
             raise GenlabError("--stream prints one answer; drop --num-return-sequences or --stream.")
         with err_console.status(f"loading {model}"):
-            pieces = stream_recorded(model, prompt, settings, chat=chat)
+            if adapter_path is None:
+                pieces = stream_recorded(model, prompt, settings, chat=chat)
+            else:
+                pieces = _stream_adapted(model, adapter_path, prompt, settings, chat=chat)
             first = next(pieces, "")
         sys.stdout.write(first)
         for piece in pieces:
@@ -69,8 +79,11 @@ def generate_command(
             sys.stdout.flush()
         sys.stdout.write("\n")
         return
-    with err_console.status(f"generating with {model}"):
-        completion = generate_recorded(model, prompt, settings, chat=chat)
+    with err_console.status(f"generating with {model}" + (f" + {adapter}" if adapter else "")):
+        if adapter_path is None:
+            completion = generate_recorded(model, prompt, settings, chat=chat)
+        else:
+            completion = _generate_adapted(model, adapter_path, prompt, settings, chat=chat)
     if as_json:
         choices = [
             {"text": c.text, "tokens": len(c.token_ids), "finish_reason": c.finish_reason} for c in completion.choices
@@ -90,6 +103,42 @@ def generate_command(
         if len(completion.choices) > 1:
             typer.echo(f"--- {index + 1} ---")
         typer.echo(choice.text)
+
+
+# Glue until genlab.generation.run takes an adapter: the same recorded run as generate_recorded, with the
+# adapter merged into the base (genlab.models.adapters.merge_adapter, as `genlab eval --adapter` does).
+
+
+@contextlib.contextmanager
+def _adapted_engine(model: str, adapter: str, config: dict[str, Any]) -> Iterator[tuple[GenerationEngine, Any]]:
+    from genlab.generation.api import engine_for
+    from genlab.lineage import record_run
+    from genlab.models.adapters import merge_adapter
+    from genlab.models.load import load_model
+
+    with record_run("generate", {"model": model, "adapter": adapter, **config}) as run:
+        loaded = load_model(model)
+        if loaded.path is not None:
+            run.use(loaded.path, "model", {"model": model})
+        run.use(adapter, "adapter", {"base": loaded.name})
+        yield engine_for(merge_adapter(loaded, adapter)), run
+
+
+def _generate_adapted(model: str, adapter: str, prompt: str, settings: GenerationSettings, *, chat: bool) -> Completion:
+    config = {"settings": settings.model_dump(), "chat": chat, "prompt_chars": len(prompt)}
+    with _adapted_engine(model, adapter, config) as (engine, run):
+        (completion,) = engine.generate([prompt], settings, chat=chat)
+        run.log_metrics({"prompt_tokens": completion.prompt_tokens, "new_tokens": completion.new_tokens})
+    return completion
+
+
+def _stream_adapted(model: str, adapter: str, prompt: str, settings: GenerationSettings, *, chat: bool) -> Iterator[str]:
+    with _adapted_engine(model, adapter, {"settings": settings.model_dump(), "chat": chat, "stream": True}) as (engine, run):
+        produced = 0
+        for piece in engine.stream(prompt, settings, chat=chat):
+            produced += len(piece)
+            yield piece
+        run.log_metric("new_chars", produced)
 
 
 def chat_command(

@@ -3,6 +3,11 @@
 Adapters go to ``$GENLAB_HOME/adapters/<recipe name>`` and models to ``$GENLAB_HOME/finetuned/<recipe
 name>``; a name already taken gets ``-2``, ``-3``, ... so no earlier result is ever overwritten. Both
 are written atomically and record the base they came from (its fingerprint) and the run.
+
+The base is recorded as :func:`genlab.models.adapters.base_record` writes it for adapters: how genlab
+loads it (``base_model``: a pack name, hub id or path), its source kind, the folder its weights were
+read from and, for a hub model, its hub id -- so a result still names its base after the model store
+moves, and an adapter's ``adapter_config.json`` points plain peft at a base it can open offline.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.home import genlab_home
+from genlab.models.adapters import base_record, save_adapter
 from genlab.models.load import LoadedModel
 from genlab.tuning.recipe import FinetuneRecipe
 
@@ -36,8 +42,6 @@ def save_output(
         "trainable_percent": metrics["trainable_percent"],
     }
     if recipe.saves_adapter:
-        from genlab.models.adapters import save_adapter
-
         folder = free_folder(genlab_home() / "adapters", recipe.name)
         return save_adapter(
             model, folder, base=loaded, method=recipe.method, run_id=run_id, extra=extra, fingerprint=fingerprint
@@ -55,9 +59,6 @@ def save_model(
     with atomic_directory(folder) as tmp:
         model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)
-        record = {
-            "base_model": loaded.name, "base_fingerprint": fingerprint, "method": recipe.method, "run_id": run_id,
-            **extra,
-        }  # fmt: skip
+        record = {**base_record(loaded), "base_fingerprint": fingerprint, "method": recipe.method, "run_id": run_id, **extra}
         (tmp / MODEL_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return folder
