@@ -225,3 +225,15 @@ def test_adapter_root_must_be_a_folder_and_needs_the_genlab_backend(tmp_path) ->
     with pytest.raises(InvalidValueError, match="genlab backend"):
         ServeConfig(adapter_root=tmp_path, backend="vllm")
     assert ServeConfig(adapter_root=tmp_path).adapter_root == tmp_path.resolve()
+
+
+def test_an_adapter_loaded_at_run_time_is_an_input_of_the_endpoints_lineage_run(assets, root, tmp_path) -> None:
+    from genlab.lineage import LineageStore
+
+    config = ServeConfig(model="tiny", embedder="hashing-8", adapter_root=root, jobs_db=tmp_path / "j.sqlite", job_workers=0)
+    with running_server(create_app(config, backend=GenlabBackend(str(assets.base), model_id="tiny"))) as url:
+        assert post(url, "/v1/load_lora_adapter", {"lora_name": "alpha", "lora_path": "alpha"}, key=None).status_code == 200
+        with LineageStore() as store:
+            (run,) = store.list_runs(kind="serve")
+            inputs = [a for a in store.artifacts_of(run.id, "input") if a.kind == "adapter"]
+    assert [Path(a.path) for a in inputs] == [(root / "alpha").resolve()]

@@ -15,6 +15,8 @@ root unless absolute, and resolved (symlinks followed, ``..`` folded) before the
 escapes it. Status codes as vLLM's: 400 for a bad request (a name taken, a path outside the root, an
 adapter for another base), 404 for no adapter at the path or no loaded adapter of that name.
 Unloading an adapter that requests use waits for them (see :mod:`genlab.serving.genlab_backend`).
+An adapter loaded while the endpoint is recorded in lineage becomes an input of its ``serve`` run,
+so the endpoint's lineage names every adapter it ever answered with.
 
 These routes are registered before :mod:`genlab.serving.routes_openai`, whose own ``/v1/models``
 routes (cards without root and max_model_len) they take the place of.
@@ -31,6 +33,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 
 from genlab.errors import GenlabError, ModelNotFoundError
+from genlab.lineage import LineageStore, Run
 from genlab.serving.api_errors import ApiError
 from genlab.serving.auth import require_api_key
 from genlab.serving.state import ServerState
@@ -118,6 +121,7 @@ async def load_lora_adapter(body: LoadLoRAAdapterRequest, request: Request) -> P
         raise ApiError(404, f"No adapter found at lora_path {body.lora_path!r}: there is no folder {folder}.", param="lora_path", code="adapter_not_found")
     try:
         await anyio.to_thread.run_sync(add, name, folder)
+        await anyio.to_thread.run_sync(_record_loaded, state, name, folder)
     except ModelNotFoundError as error:
         raise ApiError(404, str(error), param="lora_path", code="adapter_not_found") from None
     except GenlabError as error:  # a name taken meanwhile, an adapter for another base, a corrupt folder
@@ -133,6 +137,14 @@ async def unload_lora_adapter(body: UnloadLoRAAdapterRequest, request: Request) 
     except ModelNotFoundError:
         raise ApiError(404, f"The lora adapter {body.lora_name!r} cannot be found.", param="lora_name", code="adapter_not_found") from None
     return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' removed successfully.")
+
+
+def _record_loaded(state: ServerState, name: str, folder: Path) -> None:
+    """The adapter as an input of the endpoint's ``serve`` run, when there is one."""
+    if state.lineage_run_id is None:
+        return
+    with LineageStore() as store:
+        Run(store, state.lineage_run_id).use(folder, "adapter", {"adapter": name, "loaded": "at run time"})
 
 
 def adapter_folder_under(root: Path, requested: str) -> Path:
