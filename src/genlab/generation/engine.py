@@ -208,18 +208,23 @@ class GenerationEngine:
         *,
         adapter: str | None = None,
         soft_prompt: Any = None,
+        constraint: Any = None,
     ) -> list[DecodeRow]:
         """The rows of one request (one per choice) for :meth:`decode`; ``soft_prompt`` None: the engine's own.
 
         ``adapter`` names the peft adapter the rows run under (``"__base__"`` for none) when the model
         holds several: rows with different adapters then share forward passes (peft's ``adapter_names``).
+        ``constraint``: a function returning a fresh :class:`TokenConstraint`, called once per row.
         """
         self._check_scoring(settings)
         soft_prompt = self.soft_prompt if soft_prompt is None else soft_prompt
-        return [
+        rows = [
             new_row(request, choice, prompt_ids, settings, adapter=adapter, soft_prompt=soft_prompt)
             for choice in range(settings.num_return_sequences)
         ]
+        for row in rows:
+            row.constraint = constraint() if constraint is not None else None
+        return rows
 
     def decode(self, source: RowSource) -> Iterator[None]:
         """Decode rows taken from ``source`` until it has none left; yields after every step.

@@ -39,6 +39,8 @@ from genlab.serving.backend import GenerationHandle, GenerationResult, TextDelta
 from genlab.serving.logprobs_format import chat_logprobs, completion_logprobs, text_length
 from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest
 from genlab.serving.state import ServerState
+from genlab.serving.structured import shape_chat
+from genlab.serving.tools import ToolStream, assistant_message
 
 Kind = Literal["chat", "completion"]
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class Prepared:
     echo: bool = False  # completions: the prompt comes back before the answer
     pieces: Any = None  # token ids -> [(text, bytes)] (the backend's token_pieces), when log-probabilities are asked
     detokenize: Any = None  # token ids -> text with special tokens (echo of a token prompt)
+    constraint: Any = None  # chat: a new grammar constraint per row (genlab.serving.structured), or None
+    tools: Any = None  # chat: the ToolPlan its answers are parsed with (genlab.serving.tools), or None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -189,7 +193,8 @@ def prepare_chat(state: ServerState, request: ChatCompletionRequest) -> Prepared
     _check_common(state, request)
     check_rows(state, request)
     try:
-        prompt = state.backend.format_chat(request.conversation())
+        shape = shape_chat(state.backend, request)  # tools rendered, response_format compiled
+        prompt = shape.prompt
     except GenlabError as error:
         api = from_genlab_error(error)
         api.param = api.param or "messages"
@@ -201,6 +206,7 @@ def prepare_chat(state: ServerState, request: ChatCompletionRequest) -> Prepared
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     settings = _settings(request, max_new, _logit_bias(state, request), logprobs=request.logprobs_wanted())
     prepared = Prepared("chat", request.model, [prompt], True, settings, [tokens], include_usage)
+    prepared.constraint, prepared.tools = shape.constraint, shape.plan
     prepared.pieces = getattr(state.backend, "token_pieces", None)
     return prepared
 
@@ -251,7 +257,10 @@ def submit(state: ServerState, prepared: Prepared) -> list[GenerationHandle]:
             if isinstance(prompt, list):  # token ids: the backend offers "token_prompts" (checked in prepare)
                 handle = state.backend.submit_tokens(prepared.model, prompt, prepared.settings, group=prepared.id)  # type: ignore[attr-defined]
             else:
-                handle = state.backend.submit(prepared.model, prompt, prepared.settings, formatted=prepared.formatted, group=prepared.id)
+                constrained = {"constraint": prepared.constraint} if prepared.constraint is not None else {}
+                handle = state.backend.submit(
+                    prepared.model, prompt, prepared.settings, formatted=prepared.formatted, group=prepared.id, **constrained
+                )
             handles.append(handle)
     except GenlabError as error:
         for handle in handles:
@@ -306,9 +315,9 @@ def response_body(prepared: Prepared, results: list[GenerationResult]) -> dict[s
     for p, result in enumerate(results):
         for c, choice in enumerate(result.choices):
             if prepared.kind == "chat":
-                message = {"role": "assistant", "content": choice.text}
+                message, finish = assistant_message(choice.text, choice.finish_reason, prepared.tools)
                 logprobs = chat_logprobs(choice.logprobs, prepared.pieces) if choice.logprobs is not None else None
-                choices.append({"index": p * n + c, "message": message, "logprobs": logprobs, "finish_reason": choice.finish_reason})
+                choices.append({"index": p * n + c, "message": message, "logprobs": logprobs, "finish_reason": finish})
             else:
                 text, logprobs = _completion_choice(prepared, prepared.prompts[p], result, choice)
                 choices.append({"index": p * n + c, "text": text, "logprobs": logprobs, "finish_reason": choice.finish_reason})
@@ -379,6 +388,10 @@ class _StreamedLogprobs:
         return body
 
 
+def _tool_delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+
+
 def stream_events(prepared: Prepared, handles: list[GenerationHandle]) -> Iterator[str | list[GenerationResult]]:
     """Server-sent events of the answer (blocking iterator); the last item is the list of results."""
     n = prepared.settings.num_return_sequences
@@ -386,14 +399,22 @@ def stream_events(prepared: Prepared, handles: list[GenerationHandle]) -> Iterat
         yield _event(_chunk(prepared, [_delta(prepared, i, "", None, role=True) for i in range(n * len(handles))]))
     results = []
     logprobs_of = _StreamedLogprobs(prepared)
+    tools = ToolStream(prepared.tools) if prepared.tools is not None else None
     try:
         for p, handle in enumerate(handles):
             for delta in handle:
                 index = p * n + delta.choice
+                if tools is not None:  # content and tool-call deltas (genlab.serving.tools)
+                    yield from (_event(_chunk(prepared, [_tool_delta(index, piece)])) for piece in tools.feed(index, delta.text))
+                    continue
                 yield _event(_chunk(prepared, [_delta(prepared, index, delta.text, None, logprobs=logprobs_of(index, delta))]))
             result = handle.result()
             results.append(result)
             finals = [_delta(prepared, p * n + c, None, choice.finish_reason) for c, choice in enumerate(result.choices)]
+            if tools is not None:
+                for c, choice in enumerate(result.choices):
+                    pieces, finals[c]["finish_reason"] = tools.end(p * n + c, choice.finish_reason)
+                    yield from (_event(_chunk(prepared, [_tool_delta(p * n + c, piece)])) for piece in pieces)
             yield _event(_chunk(prepared, finals))
     except Exception as error:  # noqa: BLE001 - the status line is sent: report the failure in the stream
         log.exception("generation failed while streaming")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError, InvalidValueError, ModelNotFoundError
+from genlab.generation.constrained import ConstraintFactory, Grammars
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.settings import GenerationSettings
 from genlab.models.adapters import AdapterSet, check_base, load_adapters, read_adapter_info
@@ -42,6 +43,7 @@ from genlab.models.load import LoadedModel
 from genlab.serving.backend import FEATURES, GenerationHandle, Message
 from genlab.serving.row_results import RowsHandle
 from genlab.serving.scheduler import Scheduler
+from genlab.serving.tool_prompt import render_chat
 from genlab.serving.token_pieces import TokenPieces
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in adapter_names
@@ -100,6 +102,7 @@ class GenlabBackend:
         loaded = self._engine.loaded  # type: ignore[union-attr]
         self._tokenizer = loaded.tokenizer
         self._pieces = TokenPieces(loaded.tokenizer)
+        self.grammars = Grammars.for_model(loaded)  # structured outputs and tool calls (constrained decoding)
         self._context_window = int(loaded.context_window)
         self.model_path = loaded.path  # the weights' folder or file (for lineage), None for a model built in memory
         self.base_id = model_id or (model if isinstance(model, str) else loaded.name)
@@ -126,28 +129,29 @@ class GenlabBackend:
         with self._tokenizer_lock:
             return count_tokens(self._tokenizer, text, chat_formatted=formatted)
 
-    def format_chat(self, messages: list[Message]) -> str:
-        from genlab.prompting.chat import format_chat
-
+    def format_chat(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
+        """The conversation (tool calls and results included) and ``tools`` in the prompt (:mod:`genlab.serving.tool_prompt`)."""
         with self._tokenizer_lock:
-            return format_chat(self._tokenizer, messages)
+            return render_chat(self._tokenizer, messages, tools)
 
     def window_for(self, model_id: str) -> int:
         """The context window left for ``model_id``'s prompt and answer (a soft prompt takes its share)."""
         return self._context_window - self._route(model_id).virtual_tokens
 
     def submit(
-        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None
+        self, model_id: str, prompt: str, settings: GenerationSettings, *, formatted: bool = False, group: str | None = None,
+        constraint: ConstraintFactory | None = None,
     ) -> GenerationHandle:
         self._route(model_id)
         with self._tokenizer_lock:
             ids = list(self._tokenizer(prompt, add_special_tokens=not formatted)["input_ids"])
-        return self.submit_tokens(model_id, ids, settings, group=group)
+        return self.submit_tokens(model_id, ids, settings, group=group, constraint=constraint)
 
     def submit_tokens(
-        self, model_id: str, prompt_ids: list[int], settings: GenerationSettings, *, group: str | None = None
+        self, model_id: str, prompt_ids: list[int], settings: GenerationSettings, *, group: str | None = None,
+        constraint: ConstraintFactory | None = None,
     ) -> GenerationHandle:
-        """As :meth:`submit`, with the prompt given as token ids (:class:`TokenBackend`)."""
+        """As :meth:`submit`, with the prompt given as token ids (:class:`TokenBackend`); ``constraint``: each row's grammar."""
         self._route(model_id)
         ids = list(prompt_ids)
         if not ids:
@@ -161,7 +165,7 @@ class GenlabBackend:
                 self._submitting[model_id] += 1
         try:
             engine.check_fits(len(ids), settings.max_new_tokens, virtual_tokens=route.virtual_tokens)
-            rows = engine.new_rows(None, ids, settings, adapter=route.adapter, soft_prompt=route.soft_prompt)
+            rows = engine.new_rows(None, ids, settings, adapter=route.adapter, soft_prompt=route.soft_prompt, constraint=constraint)
             handle = RowsHandle(scheduler.submit(rows, len(ids), group=group), rows, ids, self.detokenize)
             with self._flight:
                 handles = self._in_flight.setdefault(model_id, set())

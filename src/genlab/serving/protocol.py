@@ -152,17 +152,82 @@ class TextPart(BaseModel):
     text: Text
 
 
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"  # OpenAI's rule for function and schema names
+
+
+class FunctionCall(BaseModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+    arguments: Text = "{}"  # a JSON object, as text (OpenAI's shape)
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: Text
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Text | list[TextPart] | None = None
     name: Text | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant turn's calls
+    tool_call_id: Text | None = None  # a tool result: the call it answers
 
     def text(self) -> str:
         if isinstance(self.content, list):
             return "".join(part.text for part in self.content)
         return self.content or ""
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: Text | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema of the arguments object; None: no arguments
+    strict: bool | None = None  # the arguments follow the schema exactly (forced calls always do here)
+
+
+class ToolSpec(BaseModel):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(BaseModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: Text | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")  # None: any JSON object
+    strict: bool | None = None  # the output follows the schema exactly (constrained output here always does)
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None  # needed with type json_schema
+
+
+class StructuredOutputs(BaseModel):
+    """vLLM's extension (its ``structured_outputs`` field since v0.12): exactly one of choice, regex, json."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)  # grammar, structural_tag, ...: refused
+
+    choice: list[Text] | None = Field(default=None, min_length=1)
+    regex: Text | None = None
+    json_: dict[str, Any] | Text | None = Field(default=None, alias="json")
 
 
 class ChatCompletionRequest(_Request):
@@ -171,8 +236,14 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: int | None = Field(default=None, ge=1)  # OpenAI's newer name for max_tokens
     logprobs: bool = False  # each answer token's log-probability
     top_logprobs: int | None = Field(default=None, ge=0, le=20)  # and the k most likely tokens (needs logprobs)
-    tools: list[Any] | None = None
-    response_format: dict[str, Any] | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None  # None: auto with tools
+    parallel_tool_calls: bool | None = None  # None: true
+    response_format: ResponseFormat | None = None
+    structured_outputs: StructuredOutputs | None = None  # vLLM's extension
+    guided_json: Any = None  # vLLM's fields before v0.12 (it removed them): refused with a pointer to structured_outputs
+    guided_regex: Any = None
+    guided_choice: Any = None
 
     def wanted_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
@@ -184,17 +255,25 @@ class ChatCompletionRequest(_Request):
         """k for the engine's ``logprobs`` setting (None: off)."""
         return (self.top_logprobs or 0) if self.logprobs else None
 
-    def conversation(self) -> list[dict[str, str]]:
-        # "developer" is OpenAI's newer name for "system"; chat templates know "system".
-        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+    def conversation(self) -> list[dict[str, Any]]:
+        """Role and text of each message, with ``tool_calls`` / ``tool_call_id`` where it has them."""
+        messages: list[dict[str, Any]] = []
+        for m in self.messages:
+            # "developer" is OpenAI's newer name for "system"; chat templates know "system".
+            message: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            if m.tool_calls:
+                message["tool_calls"] = [call.model_dump() for call in m.tool_calls]
+            if m.tool_call_id is not None:
+                message["tool_call_id"] = m.tool_call_id
+            messages.append(message)
+        return messages
 
     def unsupported(self) -> tuple[str, str] | None:
         if self.top_logprobs is not None and not self.logprobs:
             return "top_logprobs", "top_logprobs needs logprobs=true."
-        if self.tools:
-            return "tools", "tool calling is not supported by this server."
-        if self.response_format and self.response_format.get("type") not in (None, "text"):
-            return "response_format", "only response_format {'type': 'text'} is supported by this server."
+        for old, key in (("guided_json", "json"), ("guided_regex", "regex"), ("guided_choice", "choice")):
+            if getattr(self, old) is not None:
+                return old, f"{old} was removed by vLLM (v0.12) and is not supported here: send structured_outputs: {{'{key}': ...}}."
         return super().unsupported()
 
 
@@ -255,14 +334,15 @@ class Completion(BaseModel):
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None  # None when the answer is only tool calls
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     logprobs: dict[str, Any] | None = None  # {"content": [{token, logprob, bytes, top_logprobs}], "refusal": None}
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "tool_calls"]
 
 
 class ChatCompletion(BaseModel):
@@ -278,13 +358,14 @@ class ChatCompletion(BaseModel):
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # {index, id, type, function: {name, arguments}}, then argument pieces
 
 
 class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
     logprobs: dict[str, Any] | None = None
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
 
 
 class ChatCompletionChunk(BaseModel):
