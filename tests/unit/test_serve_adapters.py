@@ -180,9 +180,15 @@ def test_adapters_load_serve_list_and_unload_without_a_restart(served, root, ass
         chat(client, "beta")
     assert chat(client, "alpha") == expected["alpha"] and chat(client, "tiny") == expected["tiny"]
 
-    # and back again under the same name
-    assert post(url, "/v1/load_lora_adapter", {"lora_name": "beta", "lora_path": "beta"}).status_code == 200
-    assert chat(client, "beta") == expected["beta"]
+    # the last LoRA adapter goes: the base and the soft prompt answer as before
+    assert post(url, "/v1/unload_lora_adapter", {"lora_name": "alpha"}).status_code == 200
+    assert [m.id for m in client.models.list().data] == ["tiny", "soft", "hashing-8"]
+    assert chat(client, "tiny") == expected["tiny"] and chat(client, "soft") == expected["soft"]
+
+    # and adapters come back under the same names
+    for name in ("beta", "alpha"):
+        assert post(url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": name}).status_code == 200
+    assert {m: chat(client, m) for m in ("tiny", "alpha", "beta", "soft")} == expected
 
 
 def _error(response: httpx.Response, status: int, *words: str) -> None:

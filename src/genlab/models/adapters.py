@@ -326,7 +326,11 @@ class AdapterSet:
         if name not in self.names:
             raise ModelNotFoundError(f"no adapter {name!r} in this set (it has: {', '.join(self.names) or 'none'}).")
         if self._soft_prompts.pop(name, None) is None:
-            self._peft.delete_adapter(name)
+            if len(self._peft.peft_config) == 1:  # the last weight adapter: peft's layers come off the base
+                self._peft.base_model.unload()
+                self._peft = None
+            else:
+                self._peft.delete_adapter(name)
         if self._active == name:
             self.use(None)
 

@@ -20,7 +20,8 @@ Adapters come and go while the server runs (:meth:`GenlabBackend.add_adapter`, `
   most the longest request in flight plus a load).
 - Removing an adapter *waits* for the requests using it: its id stops answering at once (new
   requests get 404), the requests already admitted for it finish with it, and then it is taken off
-  the model between two steps. Nothing is refused or cut short.
+  the model between two steps. Nothing is refused or cut short. The last LoRA adapter leaving
+  unwraps the base the way the first one wrapped it (requests in flight finish, then a load).
 """
 
 from __future__ import annotations
@@ -212,8 +213,14 @@ class GenlabBackend:
                 adapter_set, scheduler = self._adapter_set, self._scheduler
                 assert adapter_set is not None and scheduler is not None
                 check_base(info, adapter_set.base)  # a wrong base is refused before anything changes
-                if not adapter_set.wraps_model and not info.is_prompt_learning:
-                    self._reload_with_first_lora(name, str(info.path))
+                if not adapter_set.wraps_model and not info.is_prompt_learning:  # the first LoRA adapter wraps the base
+                    self.adapters[name] = str(info.path)
+                    try:
+                        self._reload_after_requests()
+                    except BaseException:
+                        del self.adapters[name]
+                        self._reload_after_requests()
+                        raise
                     return
                 scheduler.call_between_steps(lambda: _changed(adapter_set, lambda: adapter_set.add(name, info.path)))
                 self.adapters[name] = str(info.path)
@@ -231,37 +238,32 @@ class GenlabBackend:
             self._wait_for_requests([name])
             with self._load_lock:
                 adapter_set, scheduler = self._adapter_set, self._scheduler
-                if adapter_set is not None and scheduler is not None:  # unloaded: the next load leaves it out
+                if adapter_set is None or scheduler is None:  # unloaded: the next load leaves it out
+                    return
+                if _lora_names(adapter_set) == [name]:  # the last LoRA adapter: the base goes back to plain
+                    self._reload_after_requests()
+                else:
                     scheduler.call_between_steps(lambda: _changed(adapter_set, lambda: adapter_set.remove(name)))
 
-    def _reload_with_first_lora(self, name: str, folder: str) -> None:
-        """(Holding the load lock, so new requests wait.) Let requests in flight finish, then load with the adapter."""
-        self._wait_for_requests(self.models())
+    def _reload_after_requests(self) -> None:
+        """(Holding the load lock, so new requests wait.) Let the requests in flight finish, then load the model
+        again with ``self.adapters``: how the base is wrapped by peft for its first LoRA adapter and unwrapped
+        after its last."""
+        self._wait_for_requests(None)
         self.unload()
-        self.adapters[name] = folder
-        try:
-            self.load()
-        except BaseException:
-            del self.adapters[name]
-            self.load()
-            raise
+        self.load()
         self._routes = {self.base_id: self._base_route, **self._adapter_routes}
 
-    def _wait_for_requests(self, model_ids: Iterable[str]) -> None:
-        """Wait until every request admitted for ``model_ids`` has ended (however it ends)."""
-        ids = list(model_ids)
+    def _wait_for_requests(self, model_ids: Iterable[str] | None) -> None:
+        """Wait until every request admitted for ``model_ids`` (None: for any id) has ended, however it ends."""
+        ids = None if model_ids is None else set(model_ids)
         with self._flight:
-            self._flight.wait_for(lambda: not any(self._submitting[m] for m in ids))
-            handles = [handle for m in ids for handle in self._in_flight.pop(m, set())]
+            self._flight.wait_for(lambda: not any(n for m, n in self._submitting.items() if ids is None or m in ids))
+            keys = [m for m in self._in_flight if ids is None or m in ids]
+            handles = [handle for m in keys for handle in self._in_flight.pop(m)]
         for handle in handles:
             with contextlib.suppress(Exception):  # a failed or cancelled request has ended too
                 handle.result()
-
-    # --- TokenBackend: token ids in and out (genlab.serving.backend) ----------------------------------
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self._tokenizer)
 
     # --- TokenBackend: token ids in and out (genlab.serving.backend) ----------------------------------
 
@@ -313,14 +315,18 @@ class GenlabBackend:
 
 
 
+def _lora_names(adapter_set: AdapterSet) -> list[str]:
+    return [name for name in adapter_set.names if adapter_set.soft_prompt(name) is None]
+
+
 def _model_to_decode(adapter_set: AdapterSet) -> LoadedModel:
     """The base, plain (no weight adapter: rows say nothing about adapters), or wrapped by peft with one
     LoRA adapter active -- peft ignores ``adapter_names`` while the adapter layers are disabled, and
     activating one enables them; each row then names its own adapter."""
-    if not adapter_set.wraps_model:
+    loras = _lora_names(adapter_set)
+    if not loras:
         return adapter_set.use(None)
-    lora = next(name for name in adapter_set.names if adapter_set.soft_prompt(name) is None)
-    return replace(adapter_set.use(lora), soft_prompt=None)
+    return replace(adapter_set.use(loras[0]), soft_prompt=None)
 
 
 def _changed(adapter_set: AdapterSet, change: Callable[[], None]) -> None:
