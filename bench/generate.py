@@ -16,6 +16,12 @@ weights (genlab.generation.packed_linear).
 
 Target (issue 3): ratio >= 4 on 2 CPU cores.
 
+``--workload logprobs`` (issue 19) times the engine alone on the chat prompts with log-probabilities
+off, on for every row (``logprobs=5``: each picked token and the 5 most likely) and on for half the
+rows (rows with and without share every forward pass), best of ``--repeats`` alternating runs, and
+checks the greedy answers are the same all three ways. With them off a decode step does what it did
+before they existed (``record_next_token`` finds no row that asks and returns).
+
 Measured 2026-12-06 on an idle machine (2 cores, torch 2.13, transformers 5.25), engine with the
 in-place KV cache and oneDNN Linear layers; two runs of the script:
 
@@ -31,7 +37,7 @@ whole cache took ~9 ms of it, and MKL's sgemm read the fp32 weights far below me
 few rows (all Linear layers with cold weights: 57 ms at batch 8 against 25 ms on oneDNN's blocked
 layout). The 16 prompts average 6.7 running rows per step (rows finish at different lengths).
 
-    python bench/generate.py [--workload chat|summaries|mixed|all] [--model NAME] [--batch-size 8]
+    python bench/generate.py [--workload chat|summaries|mixed|logprobs|all] [--model NAME] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -118,10 +124,38 @@ def run_workload(name: str, loaded, engine, unpacked, settings, repeats: int) ->
     return ratio, identical == len(prompts) and identical_unpacked == len(prompts)
 
 
+def run_logprobs(engine, settings, repeats: int) -> bool:  # noqa: ANN001
+    """Engine tokens/s with log-probabilities off, on for every row, and on for half the rows."""
+    prompts = INSTRUCTIONS
+    ways = {
+        "off": [settings] * len(prompts),
+        "on, every row (k=5)": [settings.with_overrides(logprobs=5)] * len(prompts),
+        "on, half the rows": [settings.with_overrides(logprobs=5) if i % 2 else settings for i in range(len(prompts))],
+    }
+    best = dict.fromkeys(ways, float("inf"))
+    tokens: dict[str, int] = {}
+    answers: dict[str, list[tuple[int, ...]]] = {}
+    for _ in range(repeats):
+        for name, per_prompt in ways.items():
+            start = time.perf_counter()
+            completions = engine.generate(prompts, per_prompt, chat=True)
+            best[name] = min(best[name], time.perf_counter() - start)
+            tokens[name] = sum(c.new_tokens for c in completions)
+            answers[name] = [c.choices[0].token_ids for c in completions]
+    print(f"\n[logprobs] {len(prompts)} chat prompts, engine batch {engine.batch_size}")
+    off_rate = tokens["off"] / best["off"]
+    for name in ways:
+        rate = tokens[name] / best[name]
+        print(f"  {name:<22} {tokens[name]:5d} tokens in {best[name]:6.1f} s = {rate:6.1f} tokens/s  ({rate / off_rate:.3f}x off)")
+    same = all(answers[name] == answers["off"] for name in ways)
+    print(f"  greedy answers the same all three ways: {same}")
+    return same
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--workload", default="all", choices=["chat", "summaries", "mixed", "all"])
+    parser.add_argument("--workload", default="all", choices=["chat", "summaries", "mixed", "logprobs", "all"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="Runs of each; the best of them is reported.")
@@ -142,6 +176,8 @@ def main() -> int:
         f"model {args.model}, greedy, max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}, "
         f"best of {args.repeats} runs each"
     )
+    if args.workload == "logprobs":
+        return 0 if run_logprobs(engine, settings, args.repeats) else 1
     workloads = ["chat", "summaries", "mixed"] if args.workload == "all" else [args.workload]
     all_identical = True
     for name in workloads:

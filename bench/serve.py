@@ -11,6 +11,16 @@ Then single-stream tokens/s (one greedy request at a time, in process) for every
 here: genlab's engine always, llama.cpp / vLLM when their library is installed
 (:mod:`genlab.serving.backends.speed`).
 
+Then (issue 19) log-probabilities: one batching server, the same 8-client load without and then with
+``logprobs=true, top_logprobs=5`` on every chat request; tokens/s of both and their ratio (target
+>= 0.95x: rows that ask share the forward passes, and pay only a log-softmax and a top-k per token
+plus the JSON of the answer). ``--no-logprobs`` skips it.
+
+Then (issue 19) structured outputs: one batching server, the same 8-client load as free text and
+then with ``response_format`` a JSON schema (:data:`BENCH_SCHEMA`) on every chat request; tokens/s of
+both and their ratio (target >= 0.8x: each constrained row fills and applies a 49k-token mask per
+token on the scheduler's thread, :mod:`genlab.generation.constrained`). ``--no-json-schema`` skips it.
+
     python bench/serve.py [--requests 24] [--max-tokens 64] [--clients 8] [--max-batch 8] [--threads N] [--time-cap 300]
 
 Measured 2026-12-06 on 2 idle cores, with the engine's oneDNN Linear layers reordered once in the
@@ -167,6 +177,89 @@ def run_mode(args: argparse.Namespace, batching: bool, workdir: Path) -> ModeRes
     return ModeResult("batching on" if batching else "batching off", len(latencies), tokens, seconds, latencies, mean_batch)
 
 
+def drive_clients(client, args: argparse.Namespace, ask: dict) -> tuple[int, int, float]:  # noqa: ANN001
+    """``args.clients`` threads send chat requests (``ask``) until ``args.requests``; (answers, tokens, seconds)."""
+    lock = threading.Lock()
+    issued = answered = tokens = 0
+    started = time.perf_counter()
+
+    def client_loop() -> None:
+        nonlocal issued, answered, tokens
+        while True:
+            with lock:
+                if issued >= args.requests or time.perf_counter() - started > args.time_cap:
+                    return
+                prompt = INSTRUCTIONS[issued % len(INSTRUCTIONS)]
+                issued += 1
+            reply = client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **ask)
+            with lock:
+                answered += 1
+                tokens += reply.usage.completion_tokens
+
+    threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answered, tokens, time.perf_counter() - started
+
+
+def logprobs_section(args: argparse.Namespace, workdir: Path) -> None:
+    """Tokens/s of the same load without and with log-probabilities, on one batching server."""
+    import openai
+
+    port = free_port()
+    server = start_server(args.model, port, True, args.max_batch, workdir, args.threads)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=args.time_cap + 600)
+        ask = dict(model=args.model, max_tokens=args.max_tokens, temperature=0)
+        client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
+        rates = {}
+        for name, extra in (("without logprobs", {}), ("with logprobs (top 5)", {"logprobs": True, "top_logprobs": 5})):
+            answered, tokens, seconds = drive_clients(client, args, {**ask, **extra})
+            rates[name] = tokens / seconds
+            print(f"  {name:<22} {answered:>3} requests {tokens:>6} tokens {seconds:>7.1f} s {rates[name]:>8.1f} tokens/s")
+    finally:
+        server.terminate()
+        server.wait(60)
+    ratio = rates["with logprobs (top 5)"] / rates["without logprobs"]
+    print(f"  ratio (with / without logprobs): {ratio:.3f}x (target >= 0.95x: {'met' if ratio >= 0.95 else 'NOT met'})")
+
+
+BENCH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "topic": {"type": "string", "maxLength": 40},
+        "answer": {"type": "string"},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},
+    },
+    "required": ["topic", "answer", "confidence"],
+}
+
+
+def json_schema_section(args: argparse.Namespace, workdir: Path) -> None:
+    """Tokens/s of the same load as free text and constrained by a JSON schema, on one batching server."""
+    import openai
+
+    port = free_port()
+    server = start_server(args.model, port, True, args.max_batch, workdir, args.threads)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=args.time_cap + 600)
+        ask = dict(model=args.model, max_tokens=args.max_tokens, temperature=0)
+        form = {"type": "json_schema", "json_schema": {"name": "answer", "schema": BENCH_SCHEMA, "strict": True}}
+        client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
+        rates = {}
+        for name, extra in (("free text", {}), ("JSON schema", {"response_format": form})):
+            answered, tokens, seconds = drive_clients(client, args, {**ask, **extra})
+            rates[name] = tokens / seconds
+            print(f"  {name:<22} {answered:>3} requests {tokens:>6} tokens {seconds:>7.1f} s {rates[name]:>8.1f} tokens/s")
+    finally:
+        server.terminate()
+        server.wait(60)
+    ratio = rates["JSON schema"] / rates["free text"]
+    print(f"  ratio (JSON schema / free text): {ratio:.3f}x (target >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'})")
+
+
 def server_mean_batch(port: int) -> float:
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
@@ -212,11 +305,25 @@ def main() -> None:
     parser.add_argument("--time-cap", type=float, default=300.0, help="seconds per mode after which no request starts")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the server (default: torch's)")
     parser.add_argument("--no-single-stream", action="store_true")
+    parser.add_argument("--no-logprobs", action="store_true", help="skip the log-probabilities section")
+    parser.add_argument("--only-logprobs", action="store_true", help="run the log-probabilities section alone")
+    parser.add_argument("--no-json-schema", action="store_true", help="skip the structured-outputs section")
+    parser.add_argument("--only-json-schema", action="store_true", help="run the structured-outputs section alone")
     args = parser.parse_args()
 
     load = os.getloadavg()[0]
     print(f"{args.clients} clients, {args.requests} requests per mode, {args.max_tokens} new tokens at most, "
           f"model {args.model}, threads {args.threads or 'default'}; load average {load:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    if args.only_json_schema:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"structured outputs, {args.clients} clients, batching on:")
+            json_schema_section(args, Path(tmp))
+        return
+    if args.only_logprobs:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"log-probabilities, {args.clients} clients, batching on:")
+            logprobs_section(args, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         results = [run_mode(args, batching, Path(tmp)) for batching in (True, False)]
     print(f"{'mode':<14} {'requests':>8} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'p50 s':>7} {'p99 s':>7} {'rows/pass':>9}")
@@ -231,6 +338,14 @@ def main() -> None:
         print("single stream (one greedy request at a time, in process):")
         for name, figure in single_stream(args):
             print(f"  {name:<10} {figure}")
+    if not args.no_logprobs:
+        print(f"log-probabilities, {args.clients} clients, batching on:")
+        with tempfile.TemporaryDirectory() as tmp:
+            logprobs_section(args, Path(tmp))
+    if not args.no_json_schema:
+        print(f"structured outputs, {args.clients} clients, batching on:")
+        with tempfile.TemporaryDirectory() as tmp:
+            json_schema_section(args, Path(tmp))
     print(f"load average after the run: {os.getloadavg()[0]:.1f}")
 
 

@@ -39,14 +39,12 @@ from typing import Any
 from genlab.errors import InvalidValueError, PromptTooLongError
 from genlab.generation.batch_state import BatchState, supports_merging
 from genlab.generation.cache_argument import cache_kwargs, cache_of
-from genlab.generation.growing_cache import make_growing
-from genlab.generation.logprobs import TokenLogprob, prompt_logprobs
+from genlab.generation.logprobs import TokenLogprob
+from genlab.generation.prefill import left_padded, prefill_joiners
 from genlab.generation.packed_linear import packed_linears
 from genlab.generation.rows import DecodeRow, FinishReason, ListSource, RowSource, adapter_names, new_row, pick_tokens
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
-
-SCORING_LOGITS_BUDGET = 64 * 2**20  # logits (floats) a prefill of prompt-scoring rows may hold: 256 MB in fp32
 
 @dataclass(frozen=True)
 class Choice:
@@ -272,7 +270,7 @@ class GenerationEngine:
                 if free > 0 and (not running or (can_merge and self.continuous)):
                     joiners = source.take(free)
                 if joiners:
-                    joiners, joined, logits = self._prefill_joiners(joiners)
+                    joiners, joined, logits = prefill_joiners(self.loaded, self.pad_id, joiners)
                     can_merge = supports_merging(joined.cache) if can_merge is None else can_merge
                     self._advance(joiners, pick_tokens(logits, joiners))
                     yield
@@ -311,67 +309,6 @@ class GenerationEngine:
                     else:
                         state = None
 
-    def _left_padded(self, rows: list[DecodeRow]) -> tuple[dict[str, Any], Any]:
-        """The prompts of ``rows`` left-padded as model inputs (ids, or embeddings with soft prompts) and mask."""
-        import torch
-
-        width = max(len(r.prompt_ids) + r.virtual_tokens for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # every prompt ends in the last column, its soft prompt just before
-            input_ids[i, width - len(row.prompt_ids) :] = torch.tensor(row.prompt_ids)
-            mask[i, width - len(row.prompt_ids) - row.virtual_tokens :] = 1
-        if not any(row.virtual_tokens for row in rows):
-            return {"input_ids": input_ids}, mask
-        embeds = self.loaded.model.get_input_embeddings()(input_ids)
-        for i, row in enumerate(rows):
-            if row.virtual_tokens:
-                start = width - len(row.prompt_ids) - row.virtual_tokens
-                embeds[i, start : start + row.virtual_tokens] = row.soft_prompt.to(embeds.dtype)
-        return {"inputs_embeds": embeds}, mask
-
-    def _prefill_joiners(self, rows: list[DecodeRow]) -> tuple[list[DecodeRow], BatchState, Any]:
-        """Prefill new rows: those that score their prompt in passes of their own (they keep every column's
-        logits, within :data:`SCORING_LOGITS_BUDGET`), the others together (last column only).
-
-        Returns the rows in the order of the merged batch state, the state, and their next-token logits.
-        """
-        import torch
-
-        plain = [row for row in rows if row.settings.prompt_logprobs is None]
-        scoring = [row for row in rows if row.settings.prompt_logprobs is not None]
-        groups = ([plain] if plain else []) + _scoring_groups(scoring, len(self.loaded.tokenizer))
-        ordered: list[DecodeRow] = []
-        state: BatchState | None = None
-        last_logits = []
-        for group in groups:
-            joined, logits = self._prefill(group, all_logits=group is not plain)
-            ordered += group
-            last_logits.append(logits)
-            if state is None:
-                state = joined
-            else:
-                state.merge(joined)
-        assert state is not None
-        return ordered, state, torch.cat(last_logits, dim=0)
-
-    def _prefill(self, rows: list[DecodeRow], *, all_logits: bool = False) -> tuple[BatchState, Any]:
-        """Read the prompts of ``rows`` together; return their batch state and next-token logits.
-
-        ``all_logits``: keep every column's logits and record each row's prompt log-probabilities.
-        """
-        inputs, mask = self._left_padded(rows)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # Usually only the last column's logits are needed: skip the LM head on the rest of the prompt.
-        out = self.loaded.model(
-            **inputs, attention_mask=mask, position_ids=positions, use_cache=True,
-            logits_to_keep=0 if all_logits else 1, **adapter_names(rows),
-        )  # fmt: skip
-        if all_logits:
-            for i, row in enumerate(rows):  # (columns, vocab); the prompt ends in the last column
-                row.prompt_logprobs = prompt_logprobs(out.logits[i], row.prompt_ids, row.settings.prompt_logprobs or 0)
-        return BatchState(make_growing(cache_of(out)), mask, positions[:, -1:]), out.logits[:, -1, :]
-
     def _decode_static(self, rows: list[DecodeRow]) -> Iterator[None]:
         """Decode one fixed batch of an encoder-decoder model; yields after every step.
 
@@ -383,7 +320,7 @@ class GenerationEngine:
         model = self.loaded.model
         active = list(rows)
         with torch.inference_mode():
-            inputs, mask = self._left_padded(rows)
+            inputs, mask = left_padded(self.loaded, self.pad_id, rows)
             encoder_outputs = model.get_encoder()(**inputs, attention_mask=mask)
             start = model.generation_config.decoder_start_token_id
             start = start if start is not None else model.config.decoder_start_token_id
@@ -445,19 +382,6 @@ class GenerationEngine:
     def _choice(self, row: DecodeRow) -> Choice:
         logprobs = tuple(row.token_logprobs)
         return Choice(self.text_of(row).strip(), tuple(row.generated), row.finish_reason or "length", logprobs)
-
-
-def _scoring_groups(rows: list[DecodeRow], vocab: int) -> list[list[DecodeRow]]:
-    """Rows that score their prompt, in prefill groups whose full logits stay within the budget (one row at least)."""
-    groups: list[list[DecodeRow]] = []
-    width = 0  # columns of the current group: its first row's, the longest
-    for row in sorted(rows, key=lambda r: -(len(r.prompt_ids) + r.virtual_tokens)):
-        if groups and (len(groups[-1]) + 1) * width * vocab <= SCORING_LOGITS_BUDGET:
-            groups[-1].append(row)
-        else:
-            groups.append([row])
-            width = len(row.prompt_ids) + row.virtual_tokens
-    return groups
 
 
 def _settings_per_prompt(
