@@ -35,8 +35,9 @@ from typing import Any, Literal
 from genlab.errors import GenlabError
 from genlab.generation.settings import GenerationSettings
 from genlab.serving.api_errors import ApiError, from_genlab_error
-from genlab.serving.backend import GenerationHandle, GenerationResult, TextDelta
-from genlab.serving.logprobs_format import chat_logprobs, completion_logprobs, text_length
+from genlab.serving.backend import GenerationHandle, GenerationResult
+from genlab.serving.logprobs_format import StreamedLogprobs, chat_logprobs, echoed_choice
+from genlab.serving.optional_fields import check_features, check_token_ids, logit_bias
 from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest
 from genlab.serving.state import ServerState
 from genlab.serving.structured import shape_chat
@@ -88,25 +89,7 @@ def _check_common(state: ServerState, request: ChatCompletionRequest | Completio
                        param="model", code="model_not_found")  # fmt: skip
     if request.n > state.config.max_n:
         raise ApiError(400, f"n={request.n} is more than this server allows ({state.config.max_n}).", param="n")
-    offered = getattr(state.backend, "features", frozenset())
-    for feature in request.optional_features():
-        if feature not in offered:
-            what = "prompts as token ids are" if feature == "token_prompts" else f"{feature} is"
-            raise ApiError(400, f"{what} not supported by this server's {state.backend.name} backend.",
-                           param="prompt" if feature == "token_prompts" else feature, code="unsupported_parameter")  # fmt: skip
-
-
-def _logit_bias(state: ServerState, request: ChatCompletionRequest | CompletionRequest) -> dict[int, float]:
-    try:
-        bias = request.bias_by_token()
-    except ValueError as error:
-        raise ApiError(400, f"{error}.", param="logit_bias") from None
-    vocab = int(getattr(state.backend, "vocab_size", 0))
-    for token in bias:
-        if token >= vocab:
-            raise ApiError(400, f"logit_bias names token {token}, which is not in the model's vocabulary of {vocab} tokens.",
-                           param="logit_bias")  # fmt: skip
-    return bias
+    check_features(state.backend, request)
 
 
 def request_rows(request: ChatCompletionRequest | CompletionRequest) -> int:
@@ -204,7 +187,7 @@ def prepare_chat(state: ServerState, request: ChatCompletionRequest) -> Prepared
     param = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
     max_new = _max_new_tokens(state, request.model, wanted, tokens, param, "messages")
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    settings = _settings(request, max_new, _logit_bias(state, request), logprobs=request.logprobs_wanted())
+    settings = _settings(request, max_new, logit_bias(state.backend, request), logprobs=request.logprobs_wanted())
     prepared = Prepared("chat", request.model, [prompt], True, settings, [tokens], include_usage)
     prepared.constraint, prepared.tools = shape.constraint, shape.plan
     prepared.pieces = getattr(state.backend, "token_pieces", None)
@@ -218,7 +201,7 @@ def prepare_completion(state: ServerState, request: CompletionRequest) -> Prepar
     if request.echo and request.stream:
         raise ApiError(400, "echo is not supported with stream=true: ask without streaming.", param="echo",
                        code="unsupported_parameter")  # fmt: skip
-    _check_token_ids(state, prompts)
+    check_token_ids(state.backend, prompts)
     counts = [len(p) if isinstance(p, list) else state.backend.count_tokens(p) for p in prompts]
     for index, count in enumerate(counts):
         if count == 0:
@@ -228,22 +211,13 @@ def prepare_completion(state: ServerState, request: CompletionRequest) -> Prepar
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     scored = request.logprobs if request.logprobs is not None else 0 if max_new == 0 else None
     settings = _settings(
-        request, max_new, _logit_bias(state, request), logprobs=request.logprobs,
+        request, max_new, logit_bias(state.backend, request), logprobs=request.logprobs,
         prompt_logprobs=scored if request.echo else None,
     )  # fmt: skip
     prepared = Prepared("completion", request.model, prompts, False, settings, counts, include_usage, request.echo)
     prepared.pieces = getattr(state.backend, "token_pieces", None)
     prepared.detokenize = getattr(state.backend, "detokenize", None)
     return prepared
-
-
-def _check_token_ids(state: ServerState, prompts: list[str | list[int]]) -> None:
-    vocab = int(getattr(state.backend, "vocab_size", 0))
-    for index, prompt in enumerate(prompts):
-        if isinstance(prompt, list) and max(prompt) >= vocab:
-            where = "prompt" if len(prompts) == 1 else f"prompt[{index}]"
-            raise ApiError(400, f"{where} holds token id {max(prompt)}, which is not in the model's vocabulary of {vocab} tokens.",
-                           param="prompt")  # fmt: skip
 
 
 # --- generating --------------------------------------------------------------------------------------
@@ -319,26 +293,10 @@ def response_body(prepared: Prepared, results: list[GenerationResult]) -> dict[s
                 logprobs = chat_logprobs(choice.logprobs, prepared.pieces) if choice.logprobs is not None else None
                 choices.append({"index": p * n + c, "message": message, "logprobs": logprobs, "finish_reason": finish})
             else:
-                text, logprobs = _completion_choice(prepared, prepared.prompts[p], result, choice)
+                text, logprobs = echoed_choice(prepared.prompts[p], result, choice, prepared.echo, prepared.pieces, prepared.detokenize)
                 choices.append({"index": p * n + c, "text": text, "logprobs": logprobs, "finish_reason": choice.finish_reason})
     kind = "chat.completion" if prepared.kind == "chat" else "text_completion"
     return {**head, "object": kind, "choices": choices, "usage": _usage(results)}
-
-
-def _completion_choice(
-    prepared: Prepared, prompt: str | list[int], result: GenerationResult, choice: Any
-) -> tuple[str, dict[str, Any] | None]:
-    """A completion choice's text (after the echoed prompt) and its legacy ``logprobs`` object (or None)."""
-    if not prepared.echo:
-        if choice.logprobs is None:
-            return choice.text, None
-        return choice.text, completion_logprobs(choice.logprobs, prepared.pieces)
-    echoed = prompt if isinstance(prompt, str) else prepared.detokenize(prompt, skip_special_tokens=False)
-    if choice.logprobs is None or result.prompt_logprobs is None:
-        return echoed + choice.text, None
-    entries = [*result.prompt_logprobs, *choice.logprobs]
-    unscored = [result.prompt_ids[j] for j, entry in enumerate(result.prompt_logprobs) if entry is None]
-    return echoed + choice.text, completion_logprobs(entries, prepared.pieces, first_ids=unscored)
 
 
 # --- streaming ---------------------------------------------------------------------------------------
@@ -371,23 +329,6 @@ def _delta(
     return {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
 
 
-class _StreamedLogprobs:
-    """The ``logprobs`` object of each streamed delta; completions' ``text_offset`` runs on across chunks."""
-
-    def __init__(self, prepared: Prepared) -> None:
-        self.prepared = prepared
-        self.offsets: dict[int, int] = {}
-
-    def __call__(self, index: int, delta: TextDelta) -> dict[str, Any] | None:
-        if not delta.logprobs:
-            return None
-        if self.prepared.kind == "chat":
-            return chat_logprobs(delta.logprobs, self.prepared.pieces)
-        body = completion_logprobs(delta.logprobs, self.prepared.pieces, start=self.offsets.get(index, 0))
-        self.offsets[index] = text_length(body) or self.offsets.get(index, 0)
-        return body
-
-
 def _tool_delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
 
@@ -398,7 +339,7 @@ def stream_events(prepared: Prepared, handles: list[GenerationHandle]) -> Iterat
     if prepared.kind == "chat":
         yield _event(_chunk(prepared, [_delta(prepared, i, "", None, role=True) for i in range(n * len(handles))]))
     results = []
-    logprobs_of = _StreamedLogprobs(prepared)
+    logprobs_of = StreamedLogprobs(prepared.kind == "chat", prepared.pieces)
     tools = ToolStream(prepared.tools) if prepared.tools is not None else None
     try:
         for p, handle in enumerate(handles):

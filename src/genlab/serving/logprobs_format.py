@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from genlab.generation.logprobs import TokenLogprob
+from genlab.serving.backend import ChoiceResult, GenerationResult, TextDelta
 
 Pieces = Callable[[list[int]], list[tuple[str, bytes]]]  # token ids -> (text, bytes) of each token alone
 
@@ -81,3 +82,39 @@ def text_length(logprobs: dict[str, Any]) -> int:
     """Characters the tokens of a legacy ``logprobs`` object cover (where the next chunk's offsets start)."""
     offsets = logprobs["text_offset"]
     return offsets[-1] + len(logprobs["tokens"][-1]) if offsets else 0
+
+
+def echoed_choice(
+    prompt: str | list[int], result: GenerationResult, choice: ChoiceResult, echo: bool, pieces: Pieces,
+    detokenize: Callable[..., str] | None,
+) -> tuple[str, dict[str, Any] | None]:
+    """A completion choice's text (after the echoed prompt, with ``echo``) and its legacy ``logprobs`` (or None).
+
+    ``detokenize(ids, skip_special_tokens=False)`` gives the echoed text of a token-id prompt.
+    """
+    if not echo:
+        return choice.text, None if choice.logprobs is None else completion_logprobs(choice.logprobs, pieces)
+    echoed = prompt if isinstance(prompt, str) else detokenize(prompt, skip_special_tokens=False)  # type: ignore[misc]
+    if choice.logprobs is None or result.prompt_logprobs is None:
+        return echoed + choice.text, None
+    entries = [*result.prompt_logprobs, *choice.logprobs]
+    unscored = [result.prompt_ids[j] for j, entry in enumerate(result.prompt_logprobs) if entry is None]
+    return echoed + choice.text, completion_logprobs(entries, pieces, first_ids=unscored)
+
+
+class StreamedLogprobs:
+    """The ``logprobs`` object of each streamed delta; completions' ``text_offset`` runs on across chunks."""
+
+    def __init__(self, chat: bool, pieces: Pieces) -> None:
+        self.chat = chat
+        self.pieces = pieces
+        self.offsets: dict[int, int] = {}  # per choice index: where the next chunk's offsets start
+
+    def __call__(self, index: int, delta: TextDelta) -> dict[str, Any] | None:
+        if not delta.logprobs:
+            return None
+        if self.chat:
+            return chat_logprobs(delta.logprobs, self.pieces)
+        body = completion_logprobs(delta.logprobs, self.pieces, start=self.offsets.get(index, 0))
+        self.offsets[index] = text_length(body) or self.offsets.get(index, 0)
+        return body
