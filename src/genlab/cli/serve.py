@@ -69,4 +69,6 @@ def serve_command(
     if config.backend != "genlab":
         batching = f"as {config.backend} does it"
     typer.echo(f"backend: {config.backend}; batching: {batching}; API key: {'required' if config.api_key else 'none'}")
+    if config.adapter_root is not None:
+        typer.echo(f"adapters load at run time (POST /v1/load_lora_adapter) from folders under {config.adapter_root}")
     run_server(app, config, log_level=log_level)
