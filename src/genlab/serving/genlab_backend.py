@@ -214,17 +214,20 @@ class GenlabBackend:
                 assert adapter_set is not None and scheduler is not None
                 check_base(info, adapter_set.base)  # a wrong base is refused before anything changes
                 if not adapter_set.wraps_model and not info.is_prompt_learning:  # the first LoRA adapter wraps the base
-                    self.adapters[name] = str(info.path)
+                    self.adapters = {**self.adapters, name: str(info.path)}
                     try:
                         self._reload_after_requests()
                     except BaseException:
-                        del self.adapters[name]
+                        self.adapters = _without(self.adapters, name)
                         self._reload_after_requests()
                         raise
                     return
                 scheduler.call_between_steps(lambda: _changed(adapter_set, lambda: adapter_set.add(name, info.path)))
-                self.adapters[name] = str(info.path)
-                self._adapter_routes[name] = self._routes[name] = _adapter_route(adapter_set, name)
+                # New dicts, never changed in place: other threads iterate them without the lock (models()).
+                route = _adapter_route(adapter_set, name)
+                self.adapters = {**self.adapters, name: str(info.path)}
+                self._adapter_routes = {**self._adapter_routes, name: route}
+                self._routes = {**self._routes, name: route}
 
     def remove_adapter(self, name: str) -> None:
         """Stop serving ``name``: new requests get 404, those admitted finish, then it leaves the model."""
@@ -232,9 +235,9 @@ class GenlabBackend:
             with self._load_lock:
                 if name not in self.adapters:
                     raise ModelNotFoundError(f"no adapter {name!r} on this server (it has: {', '.join(self.adapters) or 'none'}).")
-                self._routes.pop(name, None)
-                self._adapter_routes.pop(name, None)
-                del self.adapters[name]
+                self._routes = _without(self._routes, name)
+                self._adapter_routes = _without(self._adapter_routes, name)
+                self.adapters = _without(self.adapters, name)
             self._wait_for_requests([name])
             with self._load_lock:
                 adapter_set, scheduler = self._adapter_set, self._scheduler
@@ -313,6 +316,10 @@ class GenlabBackend:
             raise ModelNotFoundError(f"no model {model_id!r} here: this server has {', '.join(self.models())}.")
         return route
 
+
+
+def _without(mapping: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if key != name}
 
 
 def _lora_names(adapter_set: AdapterSet) -> list[str]:
