@@ -152,7 +152,7 @@ def test_adapters_load_serve_list_and_unload_without_a_restart(served, root, ass
         alpha_stream = InThread(chat, client, "alpha", True)
         wait_for(lambda: backend.queue_depth == 1, "the alpha request to queue")
         loading = InThread(post, url, "/v1/load_lora_adapter", {"lora_name": "beta", "lora_path": str(root / "beta")})
-        wait_for(lambda: backend.scheduler._calls, "the load to wait for the scheduler")  # noqa: SLF001
+        wait_for(lambda: backend.scheduler._calls, "the load to wait for the scheduler")
     assert loading.result().status_code == 200
     assert alpha_stream.result() == expected["alpha"]
     assert post(url, "/v1/load_lora_adapter", {"lora_name": "soft", "lora_path": "soft"}).status_code == 200
