@@ -216,3 +216,11 @@ def test_bad_formats_are_a_400_naming_the_field(server, extra, param, words) -> 
     message = _error(post(server, {"model": "tiny", "messages": ASK, "max_tokens": 5, **extra}), param)
     for word in words:
         assert word in message
+
+
+def test_completions_refuse_structured_fields_instead_of_ignoring_them(server) -> None:
+    for extra in ({"structured_outputs": {"choice": ["a"]}}, {"response_format": {"type": "json_object"}}):
+        body = {"model": "tiny", "prompt": "Hi", "max_tokens": 5, **extra}
+        response = httpx.post(server + "/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+        assert response.status_code == 400 and response.json()["error"]["param"] == next(iter(extra))
+        assert "chat/completions" in response.json()["error"]["message"]

@@ -3,8 +3,9 @@
 Field names, defaults and limits follow OpenAI's API reference (completions, chat completions,
 embeddings, models, streaming chunks); ``top_k`` and ``repetition_penalty`` are extensions (as in
 vLLM). Fields OpenAI accepts and genlab does not use (``user``) are ignored; features it does not offer
-(``best_of``, ``suffix``, tools) are refused, and so are optional fields (log-probabilities, ``echo``,
-``logit_bias``, penalties, token prompts) when the server's backend cannot honour them.
+(``best_of``, ``suffix``) are refused, and so are optional fields (log-probabilities, ``echo``,
+``logit_bias``, penalties, token prompts) when the server's backend cannot honour them. Chat takes
+``tools`` and ``response_format`` as OpenAI's, and ``structured_outputs`` as vLLM's (since v0.12).
 
 Every text field is :data:`Text`: JSON may carry a lone UTF-16 surrogate (``"\ud800"``), which Python
 decodes into a string that no tokenizer, database or JSON response can encode; such a field is a 400
@@ -109,6 +110,8 @@ class CompletionRequest(_Request):
     logprobs: int | None = Field(default=None, ge=0, le=20)  # each token's and the k most likely (legacy format)
     best_of: int | None = Field(default=None, ge=1)
     suffix: Text | None = None
+    structured_outputs: Any = None  # vLLM takes it here too; genlab constrains chat answers only: refused
+    response_format: Any = None
 
     @field_validator("prompt")
     @classmethod
@@ -144,6 +147,9 @@ class CompletionRequest(_Request):
             return "best_of", "best_of is not supported by this server; use n."
         if self.suffix:
             return "suffix", "suffix (insertion) is not supported by this server."
+        for name in ("structured_outputs", "response_format"):
+            if getattr(self, name) is not None:
+                return name, f"{name} is supported on /v1/chat/completions only: send the prompt as a chat message."
         return super().unsupported()
 
 
