@@ -22,6 +22,12 @@ rows (rows with and without share every forward pass), best of ``--repeats`` alt
 checks the greedy answers are the same all three ways. With them off a decode step does what it did
 before they existed (``record_next_token`` finds no row that asks and returns).
 
+Measured 2026-12-06, ``OMP_NUM_THREADS=1 --workload logprobs --repeats 2`` on 2 cores shared with
+other jobs (load 7-11, so the figures move by several percent run to run): off 27.2 tokens/s, on for
+every row 31.4 (1.155x), on for half the rows 27.4 (1.008x), 875 tokens each, greedy answers the
+same all three ways. The differences are the machine's noise: the log-softmax and top-5 of a batch-8
+step take ~2 ms of a ~50-170 ms step.
+
 Measured 2026-12-06 on an idle machine (2 cores, torch 2.13, transformers 5.25), engine with the
 in-place KV cache and oneDNN Linear layers; two runs of the script:
 

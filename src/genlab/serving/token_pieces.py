@@ -26,14 +26,15 @@ class TokenPieces:
         decoder = type(getattr(backend, "decoder", None)).__name__
         self._byte_of = {char: byte for byte, char in bytes_to_unicode().items()} if decoder == "ByteLevel" else None
         self._special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        self._known: dict[int, tuple[str, bytes]] = {}  # token id -> its text and bytes (fixed: at most the vocabulary)
 
     def __call__(self, ids: list[int]) -> list[tuple[str, bytes]]:
-        pieces = self.tokenizer.convert_ids_to_tokens(list(ids))
-        result = []
-        for token, piece in zip(ids, pieces, strict=True):
-            text = self.tokenizer.decode([token], skip_special_tokens=False)
-            result.append((text, self._bytes(token, piece, text)))
-        return result
+        new = [token for token in dict.fromkeys(ids) if token not in self._known]
+        if new:
+            for token, piece in zip(new, self.tokenizer.convert_ids_to_tokens(new), strict=True):
+                text = self.tokenizer.decode([token], skip_special_tokens=False)
+                self._known[token] = (text, self._bytes(token, piece, text))
+        return [self._known[token] for token in ids]
 
     def _bytes(self, token: int, piece: str | None, text: str) -> bytes:
         if piece is None or token in self._special:
