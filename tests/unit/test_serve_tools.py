@@ -255,6 +255,7 @@ def _error(server: str, body: dict[str, Any], param: str) -> str:
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "nonsense"}}}], "tool_choice": "required"},
          "tools", ["parameters", "nonsense"]),
         ({"tools": TOOLS, "tool_choice": "required", "response_format": {"type": "json_object"}}, "tools", ["only one"]),
+        ({"tools": TOOLS, "stream": True, "logprobs": True}, "logprobs", ["stream"]),
     ],
 )  # fmt: skip
 def test_bad_tool_requests_are_a_400_naming_the_field(server, extra, param, words) -> None:

@@ -127,6 +127,9 @@ class ChatShape:
 def shape_chat(backend: Any, request: ChatCompletionRequest) -> ChatShape:
     """The prompt and constraint of ``request`` on ``backend`` (genlab's engine compiles grammars; others refuse them)."""
     plan = plan_tools(request)
+    if plan is not None and request.stream and request.logprobs:
+        raise ApiError(400, "logprobs are not streamed with tools by this server: ask without stream, or without tools.",
+                       param="logprobs", code="unsupported_parameter")  # fmt: skip
     grammars = getattr(backend, "grammars", None)
     if grammars is None:
         for name in ("tools", "response_format", "structured_outputs"):
