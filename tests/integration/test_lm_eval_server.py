@@ -75,21 +75,28 @@ def evaluate(model: str, model_args: str, task_dir: Path) -> tuple[float, dict[i
     return accuracy, scores
 
 
-def compare_with_hf(folder: Path, model_id: str, url: str, task_dir: Path) -> dict[str, Any]:
-    """Run the task with lm-eval's hf model and through the server both ways; assert they agree; the figures."""
+def compare_with_hf(folder: Path, model_id: str, url: str, task_dir: Path, *, remote_tokenizer: bool = False) -> dict[str, Any]:
+    """Run the task with lm-eval's hf model and through the server both ways; assert they agree; the figures.
+
+    ``remote_tokenizer``: also a third way, lm-eval's default ``tokenizer_backend=auto`` with no tokenizer
+    given, which finds the server's ``/tokenizer_info`` and ``/tokenize`` and tokenises through them.
+    """
     reference_acc, reference = evaluate("hf", f"pretrained={folder},dtype=float32,device=cpu", task_dir)
     figures: dict[str, Any] = {"hf": reference_acc}
-    for tokenized in (True, False):
-        args = (
-            f"model={model_id},base_url={url}/v1/completions,tokenizer={folder},tokenizer_backend=huggingface,"
-            f"tokenized_requests={tokenized},num_concurrent=1,max_retries=1,timeout=300"
-        )
+    ways = {
+        "token ids": f"tokenizer={folder},tokenizer_backend=huggingface,tokenized_requests=True",
+        "text": f"tokenizer={folder},tokenizer_backend=huggingface,tokenized_requests=False",
+    }
+    if remote_tokenizer:
+        ways["token ids, server's tokenizer"] = "tokenizer_backend=auto,tokenized_requests=True"
+    for way, tokenizing in ways.items():
+        args = f"model={model_id},base_url={url}/v1/completions,{tokenizing},num_concurrent=1,max_retries=1,timeout=300"
         accuracy, served = evaluate("local-completions", args, task_dir)
         assert served.keys() == reference.keys() and len(served) == len(QUESTIONS)
         worst = max(abs(a - b) for doc in reference for a, b in zip(served[doc], reference[doc], strict=True))
-        assert worst < LOGLIKELIHOOD_TOL, f"tokenized_requests={tokenized}: a choice's log-likelihood is off by {worst}"
+        assert worst < LOGLIKELIHOOD_TOL, f"{way}: a choice's log-likelihood is off by {worst}"
         assert accuracy == reference_acc
-        figures[f"served tokenized={tokenized}"] = (accuracy, worst)
+        figures[way] = (accuracy, worst)
     return figures
 
 

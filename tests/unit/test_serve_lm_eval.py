@@ -2,7 +2,8 @@
 
 The multiple-choice task of ``tests/integration/test_lm_eval_server.py`` (ten questions, a task YAML
 with ``dataset_path: json`` over a local JSONL) through ``local-completions`` -- token-id requests
-(lm-eval's default) and ``tokenized_requests=False`` -- gives the accuracy and each choice's
+(lm-eval's default) and ``tokenized_requests=False``, and with lm-eval's ``tokenizer_backend=auto``
+finding the server's ``/tokenize`` -- gives the accuracy and each choice's
 log-likelihood (within 1e-3) of lm-eval's own ``hf`` model on the same folder. The tiny model answers
 near chance; what matters is that the numbers agree.
 """
@@ -33,5 +34,5 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory):
 def test_lm_eval_local_completions_matches_its_hf_model_on_a_tiny_model(tiny_server, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     folder, url = tiny_server
-    figures = compare_with_hf(folder, "tiny", url, write_task(tmp_path / "task"))
+    figures = compare_with_hf(folder, "tiny", url, write_task(tmp_path / "task"), remote_tokenizer=True)
     print(figures)
