@@ -50,7 +50,7 @@ class IngestProgressBar:
 
     def update(self, event: IngestProgress) -> None:
         if event.stage == "skipped":
-            self.bar.console.print(f"[yellow]warning:[/] skipped an unreadable file: {event.message}", highlight=False)
+            self.bar.console.print(f"[yellow]warning:[/] skipped an unreadable file: {event.message}", highlight=False, soft_wrap=True)
         where = "indexing" if event.stage == "publishing" else f"file {event.file_number}/{event.files}"
         self.bar.update(self.task, description=where, completed=event.bytes_done, total=event.bytes_total or None,
                         chunks=event.chunks)  # fmt: skip
