@@ -26,7 +26,8 @@ Measured 2026-12-06, ``OMP_NUM_THREADS=1 --workload logprobs --repeats 2`` on 2 
 other jobs (load 7-11, so the figures move by several percent run to run): off 27.2 tokens/s, on for
 every row 31.4 (1.155x), on for half the rows 27.4 (1.008x), 875 tokens each, greedy answers the
 same all three ways. The differences are the machine's noise: the log-softmax and top-5 of a batch-8
-step take ~2 ms of a ~50-170 ms step.
+step take ~2 ms of a ~50-170 ms step. Again on a quiet machine (load 0.3, ``--repeats 3``): off 58.8,
+on for every row 58.6 (0.996x), on for half 58.5 (0.994x); answers the same.
 
 Measured 2026-12-06 on an idle machine (2 cores, torch 2.13, transformers 5.25), engine with the
 in-place KV cache and oneDNN Linear layers; two runs of the script:

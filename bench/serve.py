@@ -20,7 +20,7 @@ Measured 2026-12-06 (``--only-logprobs --threads 1``, 8 clients, 24 requests eac
 most, 2 cores shared with three other engineers' jobs, so noisy): at a load average of 7.3, 50.2
 tokens/s without and 42.4 with, 0.844x (before token texts were cached: each answer decoded its
 ~380 distinct ids one by one); then with the cache, at a load of 4.8, 46.0 without and 46.4 with,
-1.009x (target met). In process the engine's part costs ~2 ms per batch-8 step (log-softmax and
+1.009x (target met); and on a quiet machine (load 1.3), 61.3 without and 59.4 with, 0.970x. In process the engine's part costs ~2 ms per batch-8 step (log-softmax and
 top-5 over the 49,152-token vocabulary) against ~50-170 ms for the forward pass, and formatting a
 64-token answer with top 5 about 4 ms.
 
