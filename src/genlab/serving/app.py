@@ -106,7 +106,7 @@ def create_app(config: ServeConfig | None = None, *, backend: Backend | None = N
     app.state.serving = state
     install_error_handlers(app)
     app.include_router(routes_service.router)
-    app.include_router(routes_models.router)  # before routes_openai: its /v1/models cards carry root and max_model_len
+    app.include_router(routes_models.router)
     app.include_router(routes_openai.router)
     app.include_router(routes_tokens.router)
     app.include_router(routes_jobs.router)

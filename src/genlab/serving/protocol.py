@@ -388,7 +388,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "genlab"
-    parent: str | None = None  # for an adapter: the base model it runs on (as vLLM lists LoRA modules)
+    root: str | None = None  # vLLM: the base's weights (path or id); an adapter's folder
+    parent: str | None = None  # vLLM: an adapter's base id; None for the base and the embedder
+    max_model_len: int | None = None  # vLLM: tokens the id reads at most (prompt + answer)
     kind: Literal["generator", "adapter", "embedder"] = "generator"  # extension
 
 

@@ -18,14 +18,12 @@ Unloading an adapter that requests use waits for them (see :mod:`genlab.serving.
 An adapter loaded while the endpoint is recorded in lineage becomes an input of its ``serve`` run,
 so the endpoint's lineage names every adapter it ever answered with.
 
-These routes are registered before :mod:`genlab.serving.routes_openai`, whose own ``/v1/models``
-routes (cards without root and max_model_len) they take the place of.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -36,25 +34,10 @@ from genlab.errors import GenlabError, ModelNotFoundError
 from genlab.lineage import LineageStore, Run
 from genlab.serving.api_errors import ApiError
 from genlab.serving.auth import require_api_key
+from genlab.serving.protocol import ModelCard, ModelList
 from genlab.serving.state import ServerState
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str = "genlab"
-    root: str | None = None  # vLLM: the base's weights (path or id); an adapter's folder
-    parent: str | None = None  # vLLM: an adapter's base id; None for the base and the embedder
-    max_model_len: int | None = None  # vLLM: tokens the id reads at most (prompt + answer)
-    kind: Literal["generator", "adapter", "embedder"] = "generator"  # extension
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
 
 
 class LoadLoRAAdapterRequest(BaseModel):

@@ -1,4 +1,4 @@
-"""OpenAI's endpoints: ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``, ``/v1/embeddings``.
+"""OpenAI's endpoints: ``/v1/completions``, ``/v1/chat/completions``, ``/v1/embeddings``.
 
 Each generation request takes one place in the concurrency limit per row it decodes (prompts × n;
 429 when they are not free) for as long as it runs. A client that goes away cancels its rows in the
@@ -24,7 +24,7 @@ from genlab.serving.auth import require_api_key
 from genlab.serving.embeddings import embedding_body
 from genlab.serving.protocol import (
     ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest,
-    ErrorResponse, ModelCard, ModelList,
+    ErrorResponse,
 )  # fmt: skip
 from genlab.serving.state import ServerState
 
@@ -38,32 +38,6 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], respon
 
 def _state(request: Request) -> ServerState:
     return request.app.state.serving
-
-
-@router.get("/models", response_model=ModelList)
-def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": _model_cards(_state(request))}
-
-
-@router.get("/models/{model_id:path}", response_model=ModelCard)
-def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    for card in _model_cards(_state(request)):
-        if card["id"] == model_id:
-            return card
-    raise ApiError(404, f"the model {model_id!r} does not exist on this server.", param="model", code="model_not_found")
-
-
-def _model_cards(state: ServerState) -> list[dict[str, Any]]:
-    ids = state.backend.models()
-    base, adapters = ids[0], ids[1:]
-    cards = [{"id": base, "object": "model", "created": state.started, "owned_by": "genlab", "parent": None, "kind": "generator"}]
-    cards += [
-        {"id": name, "object": "model", "created": state.started, "owned_by": "genlab", "parent": base, "kind": "adapter"}
-        for name in adapters
-    ]
-    embedder = state.embeddings.model_id
-    cards.append({"id": embedder, "object": "model", "created": state.started, "owned_by": "genlab", "parent": None, "kind": "embedder"})
-    return cards
 
 
 DISCONNECT_POLL_SECONDS = 0.25  # how often a non-streaming request looks for its client having left
