@@ -16,9 +16,8 @@ from test_serve_support import make_tiny_assets, running_server
 from genlab.serving.app import create_app
 from genlab.serving.config import ServeConfig
 from genlab.serving.genlab_backend import GenlabBackend
+from tests.lm_eval_support import QUESTIONS, compare_with_hf, write_task
 
-pytest.importorskip("lm_eval", reason="lm-eval[api] is in the test extras")
-from tests.integration.test_lm_eval_server import compare_with_hf, write_task  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +35,7 @@ def test_lm_eval_local_completions_matches_its_hf_model_on_a_tiny_model(tiny_ser
     folder, url = tiny_server
     figures = compare_with_hf(folder, "tiny", url, write_task(tmp_path / "task"), remote_tokenizer=True)
     print(figures)
+    # compare_with_hf asserted the agreement of each way; all three ways ran, on every question
+    assert set(figures) == {"hf", "token ids", "text", "token ids, server's tokenizer"}
+    assert all(accuracy == figures["hf"] for accuracy, _ in (figures[way] for way in figures if way != "hf"))
+    assert 0 <= figures["hf"] <= 1 and len(QUESTIONS) == 10
