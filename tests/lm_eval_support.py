@@ -65,13 +65,16 @@ def evaluate(model: str, model_args: str, task_dir: Path) -> tuple[float, dict[i
     return accuracy, scores
 
 
-def compare_with_hf(folder: Path, model_id: str, url: str, task_dir: Path, *, remote_tokenizer: bool = False) -> dict[str, Any]:
+def compare_with_hf(
+    folder: Path, model_id: str, url: str, task_dir: Path, *, remote_tokenizer: bool = False, adapter: Path | None = None
+) -> dict[str, Any]:
     """Run the task with lm-eval's hf model and through the server both ways; assert they agree; the figures.
 
     ``remote_tokenizer``: also a third way, lm-eval's default ``tokenizer_backend=auto`` with no tokenizer
     given, which finds the server's ``/tokenizer_info`` and ``/tokenize`` and tokenises through them.
     """
-    reference_acc, reference = evaluate("hf", f"pretrained={folder},dtype=float32,device=cpu", task_dir)
+    peft = f",peft={adapter}" if adapter is not None else ""  # the server serves it as ``model_id``
+    reference_acc, reference = evaluate("hf", f"pretrained={folder},dtype=float32,device=cpu{peft}", task_dir)
     figures: dict[str, Any] = {"hf": reference_acc}
     ways = {
         "token ids": f"tokenizer={folder},tokenizer_backend=huggingface,tokenized_requests=True",

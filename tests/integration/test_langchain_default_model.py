@@ -1,8 +1,7 @@
 """The README's LangChain loop against `genlab serve` with the real default model and a LoRA adapter on it.
 
-The adapter is a LoRA whose update is small (random A and B, B scaled down): a real peft adapter
-that the server routes by its id and applies per row, close enough to the base that the 135M model
-still reads the question. What is checked is what a LangChain user relies on: a forced tool call
+The adapter (:func:`tests.integration.adapter_support.small_lora`) is a real peft LoRA with a small
+update, so the 135M model still reads the question. What is checked is what a LangChain user relies on: a forced tool call
 parses into ``tool_calls`` with arguments that fit the tool, the ``ToolMessage`` round trip ends in a
 plain answer, and ``with_structured_output`` returns the Pydantic object, on the base and the adapter.
 """
@@ -12,18 +11,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
-from peft import LoraConfig, get_peft_model
 from pydantic import BaseModel
 
-from genlab.models.adapters import save_adapter
-from genlab.models.fingerprint import base_fingerprint
-from genlab.models.load import load_model
 from genlab.serving.app import create_app
 from genlab.serving.config import ServeConfig
+from tests.integration.adapter_support import small_lora
 from tests.unit.test_serve_support import running_server
 
 pytestmark = pytest.mark.integration
@@ -43,19 +38,7 @@ class City(BaseModel):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    loaded = load_model(MODEL)
-    fingerprint = base_fingerprint(loaded)
-    torch.manual_seed(0)
-    peft_model = get_peft_model(
-        loaded.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    )
-    with torch.no_grad():
-        for name, weight in peft_model.named_parameters():
-            if "lora_B" in name:
-                weight.mul_(0.01)
-    folder = save_adapter(peft_model, tmp_path_factory.mktemp("adapters") / "small-lora", base=loaded,
-                          method="lora", run_id=None, fingerprint=fingerprint)  # fmt: skip
-    del peft_model, loaded
+    folder = small_lora(MODEL, tmp_path_factory.mktemp("adapters") / "small-lora")
     config = ServeConfig(model=MODEL, adapters={"small-lora": str(folder)},
                          jobs_db=tmp_path_factory.mktemp("jobs") / "jobs.sqlite", job_workers=0)  # fmt: skip
     with running_server(create_app(config)) as url:
