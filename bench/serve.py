@@ -40,6 +40,13 @@ engineers' jobs -- the load moved more than the constraint costs, so the two run
       load 2.5: free text 58.8 tokens/s, JSON schema 52.9 tokens/s (24 requests each): 0.899x (target met)
     (a default-threads run at load 2.5 gave 19.9 against 74.4 tokens/s, 3.7x: a load spike hit the free run)
 
+    idle machine (load 0.8-1.6), after the helper runs above, one run each:
+      default threads: 90.5 against 70.1 tokens/s, 0.775x (target NOT met); then 84.6 against 80.2, 0.949x
+      --threads 1:     65.3 against 52.3 tokens/s, 0.800x (just under the target)
+    median of the five runs at load <= 3: 0.857x. In process, the engine at batch 8 on the same
+    prompts ran 64 steps in 4.82-5.26 s free and 5.04-5.26 s with every row constrained (<= 5% per
+    step); the spread between server runs is the machine's, not the constraint's.
+
 The JSON answers are shorter (1234 tokens against 1442: they end when the object closes) and take
 about as long, so the ratio is the per-token cost: about 0.26 ms per constrained row and token for
 the mask (measured in isolation) plus its Python work on the scheduler's thread.
@@ -227,8 +234,11 @@ def drive_clients(client, args: argparse.Namespace, ask: dict) -> tuple[int, int
     return answered, tokens, time.perf_counter() - started
 
 
-def logprobs_section(args: argparse.Namespace, workdir: Path) -> None:
-    """Tokens/s of the same load without and with log-probabilities, on one batching server."""
+def compare_variants(
+    args: argparse.Namespace, workdir: Path, baseline: tuple[str, dict], variant: tuple[str, dict], target: float
+) -> None:
+    """Tokens/s of the same load sent plain (``baseline``) and with extra request fields (``variant``),
+    one after the other on one batching server, and their ratio against ``target``."""
     import openai
 
     port = free_port()
@@ -237,16 +247,23 @@ def logprobs_section(args: argparse.Namespace, workdir: Path) -> None:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=args.time_cap + 600)
         ask = dict(model=args.model, max_tokens=args.max_tokens, temperature=0)
         client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
-        rates = {}
-        for name, extra in (("without logprobs", {}), ("with logprobs (top 5)", {"logprobs": True, "top_logprobs": 5})):
+        rates = []
+        for name, extra in (baseline, variant):
             answered, tokens, seconds = drive_clients(client, args, {**ask, **extra})
-            rates[name] = tokens / seconds
-            print(f"  {name:<22} {answered:>3} requests {tokens:>6} tokens {seconds:>7.1f} s {rates[name]:>8.1f} tokens/s")
+            rates.append(tokens / seconds)
+            print(f"  {name:<22} {answered:>3} requests {tokens:>6} tokens {seconds:>7.1f} s {rates[-1]:>8.1f} tokens/s")
     finally:
         server.terminate()
         server.wait(60)
-    ratio = rates["with logprobs (top 5)"] / rates["without logprobs"]
-    print(f"  ratio (with / without logprobs): {ratio:.3f}x (target >= 0.95x: {'met' if ratio >= 0.95 else 'NOT met'})")
+    ratio = rates[1] / rates[0]
+    verdict = "met" if ratio >= target else "NOT met"
+    print(f"  ratio ({variant[0]} / {baseline[0]}): {ratio:.3f}x (target >= {target}x: {verdict})")
+
+
+def logprobs_section(args: argparse.Namespace, workdir: Path) -> None:
+    """Tokens/s of the same load without and with log-probabilities, on one batching server."""
+    logprobs = {"logprobs": True, "top_logprobs": 5}
+    compare_variants(args, workdir, ("without logprobs", {}), ("with logprobs (top 5)", logprobs), target=0.95)
 
 
 BENCH_SCHEMA = {
@@ -262,25 +279,8 @@ BENCH_SCHEMA = {
 
 def json_schema_section(args: argparse.Namespace, workdir: Path) -> None:
     """Tokens/s of the same load as free text and constrained by a JSON schema, on one batching server."""
-    import openai
-
-    port = free_port()
-    server = start_server(args.model, port, True, args.max_batch, workdir, args.threads)
-    try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=args.time_cap + 600)
-        ask = dict(model=args.model, max_tokens=args.max_tokens, temperature=0)
-        form = {"type": "json_schema", "json_schema": {"name": "answer", "schema": BENCH_SCHEMA, "strict": True}}
-        client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
-        rates = {}
-        for name, extra in (("free text", {}), ("JSON schema", {"response_format": form})):
-            answered, tokens, seconds = drive_clients(client, args, {**ask, **extra})
-            rates[name] = tokens / seconds
-            print(f"  {name:<22} {answered:>3} requests {tokens:>6} tokens {seconds:>7.1f} s {rates[name]:>8.1f} tokens/s")
-    finally:
-        server.terminate()
-        server.wait(60)
-    ratio = rates["JSON schema"] / rates["free text"]
-    print(f"  ratio (JSON schema / free text): {ratio:.3f}x (target >= 0.8x: {'met' if ratio >= 0.8 else 'NOT met'})")
+    form = {"type": "json_schema", "json_schema": {"name": "answer", "schema": BENCH_SCHEMA, "strict": True}}
+    compare_variants(args, workdir, ("free text", {}), ("JSON schema", {"response_format": form}), target=0.8)
 
 
 def server_mean_batch(port: int) -> float:
