@@ -82,6 +82,8 @@ def compare_with_hf(
     }
     if remote_tokenizer:
         ways["token ids, server's tokenizer"] = "tokenizer_backend=auto,tokenized_requests=True"
+    if adapter is not None:  # the adapter's route differs from the base's in the model id only: lm-eval's default way
+        del ways["text"]
     for way, tokenizing in ways.items():
         args = f"model={model_id},base_url={url}/v1/completions,{tokenizing},num_concurrent=1,max_retries=1,timeout=300"
         accuracy, served = evaluate("local-completions", args, task_dir)
