@@ -22,7 +22,8 @@ from genlab.errors import GenlabError
 from genlab.serving import completions
 from genlab.serving.api_errors import ApiError, error_message, field_path, first_error
 from genlab.serving.auth import require_api_key
-from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse
+from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest
+from genlab.serving.responses import ErrorResponse
 from genlab.serving.state import ServerState
 
 JobKind = Literal["chat.completions", "completions"]

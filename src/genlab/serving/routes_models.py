@@ -34,7 +34,7 @@ from genlab.errors import GenlabError, ModelNotFoundError
 from genlab.lineage import LineageStore, Run
 from genlab.serving.api_errors import ApiError
 from genlab.serving.auth import require_api_key
-from genlab.serving.protocol import ModelCard, ModelList
+from genlab.serving.responses import ModelCard, ModelList
 from genlab.serving.state import ServerState
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])

@@ -22,10 +22,8 @@ from genlab.serving import completions
 from genlab.serving.api_errors import ApiError
 from genlab.serving.auth import require_api_key
 from genlab.serving.embeddings import embedding_body
-from genlab.serving.protocol import (
-    ChatCompletion, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest,
-    ErrorResponse,
-)  # fmt: skip
+from genlab.serving.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from genlab.serving.responses import ChatCompletion, Completion, EmbeddingList, ErrorResponse
 from genlab.serving.state import ServerState
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from genlab.serving.api_errors import ApiError
 from genlab.serving.auth import require_api_key
 from genlab.serving.backend import TokenBackend
-from genlab.serving.protocol import ChatMessage, ErrorResponse, Text
+from genlab.serving.protocol import ChatMessage, Text
+from genlab.serving.responses import ErrorResponse
 from genlab.serving.state import ServerState
 
 router = APIRouter(dependencies=[Depends(require_api_key)], responses={400: {"model": ErrorResponse}})
