@@ -174,32 +174,7 @@ def run_mode(args: argparse.Namespace, batching: bool, workdir: Path) -> ModeRes
         ask = dict(model=args.model, max_tokens=args.max_tokens, temperature=0)
         client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
 
-        lock = threading.Lock()
-        issued = 0
-        latencies: list[float] = []
-        tokens = 0
-        started = time.perf_counter()
-
-        def client_loop() -> None:
-            nonlocal issued, tokens
-            while True:
-                with lock:
-                    if issued >= args.requests or time.perf_counter() - started > args.time_cap:
-                        return
-                    prompt = INSTRUCTIONS[issued % len(INSTRUCTIONS)]
-                    issued += 1
-                sent = time.perf_counter()
-                reply = client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **ask)
-                with lock:
-                    latencies.append(time.perf_counter() - sent)
-                    tokens += reply.usage.completion_tokens
-
-        clients = [threading.Thread(target=client_loop) for _ in range(args.clients)]
-        for thread in clients:
-            thread.start()
-        for thread in clients:
-            thread.join()
-        seconds = time.perf_counter() - started
+        latencies, tokens, seconds = drive_clients(client, args, ask)
         mean_batch = server_mean_batch(port)
     finally:
         server.terminate()
@@ -207,23 +182,26 @@ def run_mode(args: argparse.Namespace, batching: bool, workdir: Path) -> ModeRes
     return ModeResult("batching on" if batching else "batching off", len(latencies), tokens, seconds, latencies, mean_batch)
 
 
-def drive_clients(client, args: argparse.Namespace, ask: dict) -> tuple[int, int, float]:  # noqa: ANN001
-    """``args.clients`` threads send chat requests (``ask``) until ``args.requests``; (answers, tokens, seconds)."""
+def drive_clients(client, args: argparse.Namespace, ask: dict) -> tuple[list[float], int, float]:  # noqa: ANN001
+    """``args.clients`` threads send chat requests (``ask``) until ``args.requests`` or the time cap;
+    (each answer's latency, tokens generated, seconds)."""
     lock = threading.Lock()
-    issued = answered = tokens = 0
+    issued = tokens = 0
+    latencies: list[float] = []
     started = time.perf_counter()
 
     def client_loop() -> None:
-        nonlocal issued, answered, tokens
+        nonlocal issued, tokens
         while True:
             with lock:
                 if issued >= args.requests or time.perf_counter() - started > args.time_cap:
                     return
                 prompt = INSTRUCTIONS[issued % len(INSTRUCTIONS)]
                 issued += 1
+            sent = time.perf_counter()
             reply = client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **ask)
             with lock:
-                answered += 1
+                latencies.append(time.perf_counter() - sent)
                 tokens += reply.usage.completion_tokens
 
     threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
@@ -231,7 +209,7 @@ def drive_clients(client, args: argparse.Namespace, ask: dict) -> tuple[int, int
         thread.start()
     for thread in threads:
         thread.join()
-    return answered, tokens, time.perf_counter() - started
+    return latencies, tokens, time.perf_counter() - started
 
 
 def compare_variants(
@@ -249,7 +227,8 @@ def compare_variants(
         client.chat.completions.create(messages=[{"role": "user", "content": "Hello!"}], **{**ask, "max_tokens": 4})
         rates = []
         for name, extra in (baseline, variant):
-            answered, tokens, seconds = drive_clients(client, args, {**ask, **extra})
+            latencies, tokens, seconds = drive_clients(client, args, {**ask, **extra})
+            answered = len(latencies)
             rates.append(tokens / seconds)
             print(f"  {name:<22} {answered:>3} requests {tokens:>6} tokens {seconds:>7.1f} s {rates[-1]:>8.1f} tokens/s")
     finally:
