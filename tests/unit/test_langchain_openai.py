@@ -15,9 +15,8 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
-from test_serve_support import running_server
+from test_serve_support import running_server, save_long_window_tiny
 
-from genlab.models.tiny import tiny_model
 from genlab.serving.app import create_app
 from genlab.serving.config import ServeConfig
 from genlab.serving.genlab_backend import GenlabBackend
@@ -43,11 +42,7 @@ def get_weather(city: Annotated[str, Field(max_length=10)], unit: Literal["celsi
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    base = tmp_path_factory.mktemp("langchain-base")  # a window long enough for the tool prompt in tiny tokens
-    loaded = tiny_model("causal", seed=7)
-    loaded.model.config.max_position_embeddings = 2048
-    loaded.model.save_pretrained(base)
-    loaded.tokenizer.save_pretrained(base)
+    base = save_long_window_tiny(tmp_path_factory.mktemp("langchain-base"))  # a window long enough for the tool prompt
     config = ServeConfig(
         model="tiny", api_key=KEY, embedder="hashing-32", max_concurrent=8, max_tokens_limit=400,
         jobs_db=tmp_path_factory.mktemp("jobs") / "jobs.sqlite",

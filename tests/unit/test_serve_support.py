@@ -55,6 +55,16 @@ def make_tiny_assets(root: Path) -> TinyAssets:
     return TinyAssets(base, adapters)
 
 
+def save_long_window_tiny(folder: Path) -> Path:
+    """The tiny causal model saved with a 2048-token window (its 512 is too short for the ~600-token tool
+    prompt; a Llama with rotary positions reads the longer window with no learned positions to add)."""
+    loaded = tiny_model("causal", seed=7)
+    loaded.model.config.max_position_embeddings = 2048
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
 def _lora(base: Path, folder: Path, *, seed: int, targets: tuple[str, ...]) -> Path:
     from peft import LoraConfig, get_peft_model
 

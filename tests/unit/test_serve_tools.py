@@ -14,9 +14,9 @@ import httpx
 import jsonschema
 import openai
 import pytest
-from test_serve_support import running_server
+from test_serve_support import running_server, save_long_window_tiny
 
-from genlab.models.tiny import tiny_model, tiny_tokenizer
+from genlab.models.tiny import tiny_tokenizer
 from genlab.serving.app import create_app
 from genlab.serving.config import ServeConfig
 from genlab.serving.genlab_backend import GenlabBackend
@@ -147,11 +147,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     # The tiny tokenizer spends ~600 tokens on the tool prompt: the tiny Llama (rotary positions, no
     # learned ones) reads 2048 here instead of its 512. Adapters are served with tools as with anything
     # else (test_serve_structured runs constrained rows on one).
-    base = tmp_path_factory.mktemp("tools-base")
-    loaded = tiny_model("causal", seed=7)
-    loaded.model.config.max_position_embeddings = 2048
-    loaded.model.save_pretrained(base)
-    loaded.tokenizer.save_pretrained(base)
+    base = save_long_window_tiny(tmp_path_factory.mktemp("tools-base"))  # a window long enough for the tool prompt
     config = ServeConfig(
         model="tiny", api_key=KEY, embedder="hashing-32", max_concurrent=8, max_tokens_limit=400,
         jobs_db=tmp_path_factory.mktemp("jobs") / "jobs.sqlite", max_n=3,
