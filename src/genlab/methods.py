@@ -1,0 +1,148 @@
+"""The one contract every method that trains or transforms a model follows.
+
+A method (LoRA, full fine-tuning, PPO, DPO, a reward model, distillation, GRPO, ...) lives in one
+folder of its own (``genlab/alignment/dpo/``, ``genlab/tuning/lora/``, ``genlab/optimize/distill/``)
+whose ``__init__`` exports one :class:`Method` object named ``METHOD``; :mod:`genlab.registry` lists
+them, one line each, and the CLI (``genlab align NAME``, ``genlab finetune``, ``genlab optimize
+distill``) and the lifecycle (``align``/``adapt`` candidates) find methods there, never by a name in
+a string. This is peft's pattern (one folder per tuner, registered in one place).
+
+A method says:
+
+- ``name`` and ``group`` (``adapt``, ``align`` or ``optimize``: where the CLI and the lifecycle offer it);
+- ``recipe_schema``: the pydantic model its YAML recipe validates against;
+- ``train(recipe, options) -> MethodResult``: the work; ``options`` (:class:`RunOptions`) carries the
+  lineage store it must record into (never a store of its own), the recipe's folder, resume,
+  progress and extra Trainer callbacks;
+- ``data_fields``: the dotted recipe fields that name the files it reads (``data.path``, ``prompts``),
+  so the lifecycle hashes and records them without knowing the method;
+- ``help``: one line for ``--help``.
+
+Callers use :meth:`Method.run` (``run(recipe, *, store, ...)``), which validates a raw mapping
+against the schema first, so a bad value is one sentence naming the field.
+
+Every method returns one :class:`MethodResult`: run id, output path and kind (adapter, model or
+dataset), metrics, loss history and its table for the terminal. Written by hand: no maintained
+library offers a registry of training methods across trl, peft and transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from genlab.errors import InvalidValueError, invalid_value
+from genlab.lineage.store import LineageStore
+
+OutputKind = Literal["adapter", "model", "dataset"]  # what a method leaves behind
+MethodGroup = Literal["adapt", "align", "optimize"]  # the command (and lifecycle section) that offers it
+OUTPUT_KINDS: tuple[str, ...] = ("adapter", "model", "dataset")
+
+
+@dataclass(frozen=True)
+class TerminalTable:
+    """What ``genlab`` prints for a result: a title, column names and rows of cells."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def as_tuple(self) -> tuple[str, list[str], list[list[Any]]]:
+        return self.title, self.columns, self.rows
+
+
+@dataclass
+class MethodResult:
+    """What every method returns, whatever it trained.
+
+    ``details`` holds the method's own figures as JSON (DPO's before/after preference metrics, a
+    reward model's per-kind accuracy, PPO's rollout statistics) for reports and ``--json``.
+    """
+
+    method: str
+    run_id: str
+    output_path: str
+    output_kind: OutputKind
+    metrics: dict[str, float]
+    loss_history: list[dict[str, float]]
+    table: TerminalTable
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ValueError(f"output_kind={self.output_kind!r}: expected one of {', '.join(OUTPUT_KINDS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a method runs, apart from its recipe; every field has the same meaning for all methods."""
+
+    store: LineageStore  # record into this store: a method never opens its own
+    recipe_dir: Path | None = None  # relative data paths in the recipe are read from here (after the cwd)
+    resume: bool = False  # continue from the newest complete checkpoint of the same recipe
+    progress: bool = True  # progress bars on stderr
+    callbacks: tuple[Any, ...] = ()  # extra transformers TrainerCallbacks (tracking, tests)
+
+
+Train = Callable[[Any, RunOptions], MethodResult]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method that trains or transforms a model; see the module docstring."""
+
+    name: str
+    group: MethodGroup
+    recipe_schema: type[BaseModel]
+    train: Train
+    help: str
+    data_fields: tuple[str, ...] = ()  # dotted recipe fields naming files it reads, e.g. "data.path"
+
+    def validate(self, recipe: BaseModel | Mapping[str, Any]) -> Any:
+        """The recipe as ``recipe_schema``: a mapping is validated, a model of another class refused."""
+        if isinstance(recipe, self.recipe_schema):
+            return recipe
+        if isinstance(recipe, BaseModel):
+            raise InvalidValueError(
+                f"method {self.name!r} takes a {self.recipe_schema.__name__} recipe, not a {type(recipe).__name__}."
+            )
+        try:
+            return self.recipe_schema.model_validate(dict(recipe))
+        except ValidationError as error:
+            raise invalid_value(error, prefix=self.name) from None
+
+    def run(
+        self,
+        recipe: BaseModel | Mapping[str, Any],
+        *,
+        store: LineageStore,
+        recipe_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        callbacks: Sequence[Any] = (),
+    ) -> MethodResult:
+        """Validate ``recipe``, run the method, recording into ``store``; return its :class:`MethodResult`."""
+        options = RunOptions(store, recipe_dir, resume, progress, tuple(callbacks))
+        result = self.train(self.validate(recipe), options)
+        if result.method != self.name:
+            raise RuntimeError(f"method {self.name!r} returned a result labelled {result.method!r}")
+        return result
+
+    def data_paths(self, recipe: BaseModel) -> dict[str, str]:
+        """The files ``recipe`` names in ``data_fields`` (as written: resolving them is the caller's)."""
+        found = {}
+        for dotted in self.data_fields:
+            value: Any = recipe
+            for part in dotted.split("."):
+                value = getattr(value, part, None)
+            if isinstance(value, (str, Path)):
+                found[dotted] = str(value)
+        return found
+

@@ -1,0 +1,51 @@
+"""The registry: every method that trains or transforms a model, one import line each.
+
+The CLI (``genlab align NAME``, ``genlab finetune``, ``genlab optimize distill``) and the lifecycle
+(``align``/``adapt`` candidates) look methods up here and nowhere else. Adding a method is one folder
+exporting ``METHOD`` (a :class:`genlab.methods.Method`) and one line below: its import, and its name
+in ``_METHODS``.
+
+This module sits above the method folders (it imports each one) and below the CLI and the pipeline.
+"""
+
+from __future__ import annotations
+
+from genlab.errors import GenlabError
+from genlab.methods import Method, MethodGroup
+
+# One line per method: `from genlab.<stage>.<method> import METHOD as <NAME>`, then list it in _METHODS.
+
+_METHODS: tuple[Method, ...] = ()
+
+
+class UnknownMethodError(GenlabError):
+    """A method name that no registered method has."""
+
+
+def methods(group: MethodGroup | None = None) -> list[Method]:
+    """Every registered method in registration order, or those of one ``group``."""
+    return [method for method in _METHODS if group is None or method.group == group]
+
+
+def method_names(group: MethodGroup | None = None) -> list[str]:
+    return [method.name for method in methods(group)]
+
+
+def get_method(name: str, group: MethodGroup | None = None) -> Method:
+    """The method called ``name`` (in ``group``, if given); an unknown name is one sentence listing the known ones."""
+    for method in methods(group):
+        if method.name == name:
+            return method
+    where = f" {group}" if group else ""
+    known = ", ".join(method_names(group)) or "none"
+    raise UnknownMethodError(f"unknown{where} method {name!r}: the known ones are {known}.")
+
+
+def _check_unique() -> None:
+    names = [method.name for method in _METHODS]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise RuntimeError(f"methods registered twice: {', '.join(duplicates)}")
+
+
+_check_unique()
