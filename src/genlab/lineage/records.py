@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,19 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class MetricPoint(NamedTuple):
+    """One logged value of a metric: a point of its curve, with the time it was recorded."""
+
+    name: str
+    value: float
+    step: int | None
+    recorded_at: str
+
+
+class RunLink(NamedTuple):
+    """A run linked to another: a lifecycle's step, a step's library run, a fine-tune's evaluation."""
+
+    run_id: str
+    relation: str  # "child" for steps and library runs; a label ("baseline", "tuned") for evaluations

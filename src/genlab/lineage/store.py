@@ -24,7 +24,7 @@ from genlab import __version__
 from genlab.errors import GenlabError
 from genlab.home import genlab_home
 from genlab.lineage.hashing import path_fingerprint, sha256_path
-from genlab.lineage.records import ArtifactRecord, RunRecord
+from genlab.lineage.records import ArtifactRecord, MetricPoint, RunLink, RunRecord
 from genlab.lineage.schema import DDL, SCHEMA_VERSION
 from genlab.sqlite_support import connect_store, process_start_time
 
@@ -172,6 +172,13 @@ class LineageStore:
         ).fetchall()
         return [(row["step"], row["value"]) for row in rows]
 
+    def metric_points(self, run_id: str) -> list[MetricPoint]:
+        """Every value of every metric of a run, in the order logged (curves with their times, for export)."""
+        rows = self._conn.execute(
+            "SELECT name, value, step, recorded_at FROM metrics WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return [MetricPoint(row["name"], row["value"], row["step"], row["recorded_at"]) for row in rows]
+
     # --- artifacts and links ----------------------------------------------------------------------
 
     def content_hash(self, path: Path) -> str:
@@ -252,3 +259,21 @@ class LineageStore:
             (artifact_id,),
         ).fetchall()
         return [row["child_id"] for row in rows]
+
+    def runs_linked_under(self, run_id: str) -> list[RunLink]:
+        """Runs linked below ``run_id`` (its steps, library runs, evaluations), oldest link first."""
+        rows = self._conn.execute(
+            "SELECT child_id, relation FROM links WHERE parent_type = 'run' AND parent_id = ? AND child_type = 'run'"
+            " ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        return [RunLink(row["child_id"], row["relation"]) for row in rows]
+
+    def runs_linked_above(self, run_id: str) -> list[RunLink]:
+        """Runs ``run_id`` is linked below (a reused step can sit under several lifecycle runs), oldest first."""
+        rows = self._conn.execute(
+            "SELECT parent_id, relation FROM links WHERE child_type = 'run' AND child_id = ? AND parent_type = 'run'"
+            " ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        return [RunLink(row["parent_id"], row["relation"]) for row in rows]
