@@ -19,6 +19,7 @@ from genlab.cli import rag
 from genlab.cli import batch
 from genlab.cli import serve
 from genlab.cli import report, run
+from genlab.cli import export
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -55,9 +56,10 @@ app.add_typer(optimize.app, name="optimize")
 app.add_typer(agent.app, name="agent")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(rag.app, name="rag")
+app.add_typer(export.app, name="export")
 app.command(name="generate")(generate.generate_command)
 app.command(name="chat")(generate.chat_command)
-app.command(name="eval")(evaluate.eval_command)
+app.add_typer(evaluate.app, name="eval")
 app.command(name="compare")(evaluate.compare_command)
 app.command(name="estimate")(estimate.estimate_command)
 app.command(name="finetune")(finetune.finetune_command)
