@@ -1,0 +1,180 @@
+"""Live tracking while training: each logged loss goes to the run's MLflow run as the Trainer logs it,
+and a lifecycle is a parent MLflow run with its steps nested.
+
+- :func:`tracking_callbacks` (``recipe.tracking``, the lineage run) gives the Trainer callbacks to pass
+  where a method builds its Trainer; ``[]`` when there is nothing to track.
+- :func:`live_tracking` opens a session for a whole command (a lifecycle, a fine-tune): the runs it
+  starts nest under :meth:`LiveTracking.nested` blocks, callbacks created inside it join it, and on
+  leaving it every run it touched is synced once more from the lineage store (final status, the
+  scores computed after training, output hashes).
+
+The MLflow run of a lineage run is the one ``genlab runs export`` finds by the ``genlab.run_id`` tag,
+so exporting after live logging updates the same run; points logged live are not logged again.
+
+Why not transformers' own ``MLflowCallback``: it is configured only by environment variables and by
+MLflow's process-wide fluent state (the global tracking URI and active-run stack). So it cannot tag
+its run with the genlab run id (an export would then make a second run of the same training); a
+training that raises leaves its fluent run active, and the next training in the same process (the
+lifecycle's next candidate) logs into that stale run; and it logs the Trainer's key names (``loss``)
+where the lineage says ``train_loss``, so the same curve would show twice. This callback uses an
+explicit ``MlflowClient``, the exporter's run mapping and the lineage's metric names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from transformers import TrainerCallback
+
+from genlab.lineage.run import Run
+from genlab.lineage.store import LineageStore
+from genlab.tracking.config import TrackingConfig
+from genlab.tracking.lineage_mapping import export_order
+from genlab.tracking.mlflow_export import MlflowMirror
+from genlab.tracking.mlflow_target import open_mlflow
+
+# The Trainer's log keys under the names genlab.training's LineageLosses records them by, so a point
+# logged live and the same point exported later from the lineage store are recognised as one.
+LINEAGE_METRIC_NAMES = {"loss": "train_loss", "eval_loss": "eval_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
+
+_ACTIVE: ContextVar[LiveTracking | None] = ContextVar("genlab_live_tracking", default=None)
+
+
+class LiveTracking:
+    """One MLflow target for a command; opened at the first run it tracks."""
+
+    def __init__(self, config: TrackingConfig, store: LineageStore) -> None:
+        self.config, self.store = config, store
+        self._mirror: MlflowMirror | None = None
+        self._parents: list[str] = []  # lineage runs of the open nested() blocks, innermost last
+        self.touched: list[str] = []  # lineage runs this session started, in order
+        self.broken: str | None = None  # why live logging stopped (the training goes on)
+
+    @property
+    def mirror(self) -> MlflowMirror:
+        if self._mirror is None:
+            self._mirror = MlflowMirror(open_mlflow(self.config), self.store)
+        return self._mirror
+
+    def open(self) -> None:
+        """Open the store now: a wrong URI or a missing extra fails before any work starts."""
+        _ = self.mirror
+
+    def start(self, run_id: str) -> str:
+        """Create (or find) the MLflow run of ``run_id``, nested under the innermost open block."""
+        parent = self._parents[-1] if self._parents else None
+        exported = self.mirror.upsert(run_id, parent=parent)
+        if run_id not in self.touched:
+            self.touched.append(run_id)
+        return exported.mlflow_run_id
+
+    @contextlib.contextmanager
+    def nested(self, run_id: str) -> Iterator[None]:
+        """``run_id``'s MLflow run is the parent of the runs started inside; synced with them on leaving."""
+        self.start(run_id)
+        self._parents.append(run_id)
+        try:
+            yield
+        finally:
+            self._parents.pop()
+            self.sync([run_id])
+
+    def log(self, mlflow_run_id: str, values: dict[str, float], step: int) -> None:
+        """Training metrics as they are logged; a failure is said once and live logging stops (the run goes on)."""
+        if self.broken is not None or not values:
+            return
+        try:
+            self.mirror.log_live_metrics(mlflow_run_id, values, step)
+        except Exception as error:  # noqa: BLE001 - tracking must not end a training; the lineage store has every point
+            self.broken = f"{type(error).__name__}: {error}"
+            print(
+                f"warning: live MLflow logging stopped ({self.broken}); the lineage store keeps every point: "
+                f"`genlab runs export --mlflow {self.config.mlflow}` sends them later.",
+                file=sys.stderr,
+            )
+
+    def sync(self, run_ids: list[str]) -> None:
+        """Bring the MLflow runs of ``run_ids`` and the runs linked below them up to the lineage store."""
+        for run_id in export_order(self.store, run_ids):
+            self.mirror.upsert(run_id)  # nested as the lineage links say by now; a run started nested keeps its parent
+
+    def close(self) -> None:
+        if self.touched and self.broken is None:
+            self.sync(self.touched)
+
+
+@contextlib.contextmanager
+def live_tracking(config: TrackingConfig | None, store: LineageStore) -> Iterator[LiveTracking | None]:
+    """A tracking session for one command (None when ``config`` is None); see the module docstring."""
+    if config is None:
+        yield None
+        return
+    session = LiveTracking(config, store)
+    session.open()
+    token = _ACTIVE.set(session)
+    try:
+        yield session
+    finally:
+        _ACTIVE.reset(token)
+        session.close()
+
+
+@contextlib.contextmanager
+def nested_run(session: LiveTracking | None, run_id: str) -> Iterator[None]:
+    """``session.nested(run_id)``, or nothing when there is no session: for callers that may track."""
+    if session is None:
+        yield
+        return
+    with session.nested(run_id):
+        yield
+
+
+class MlflowLiveLogging(TrainerCallback):
+    """Logs each Trainer log entry to the lineage run's MLflow run, at the Trainer's global step."""
+
+    def __init__(self, session: LiveTracking, run: Run, metric_names: Mapping[str, str], *, owns_session: bool) -> None:
+        self.session, self.run, self.metric_names = session, run, dict(metric_names)
+        self.owns_session = owns_session  # a session of its own: synced when training ends
+        self.mlflow_run_id: str | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.mlflow_run_id = self.session.start(self.run.id)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if self.mlflow_run_id is None or not logs:
+            return
+        values = {
+            self.metric_names.get(key, key): float(value)
+            for key, value in logs.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        self.session.log(self.mlflow_run_id, values, state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.mlflow_run_id is not None and self.owns_session:
+            self.session.close()
+
+
+def tracking_callbacks(
+    config: TrackingConfig | None, run: Run | None, *, metric_names: Mapping[str, str] = LINEAGE_METRIC_NAMES
+) -> list[TrainerCallback]:
+    """The callbacks that log ``run``'s training live: ``[]`` without a tracking config or session.
+
+    Inside :func:`live_tracking` (a lifecycle, a CLI command) the callback joins that session, nested
+    under its current step, unless ``config`` names another store. Outside, ``config`` gives it a
+    session of its own. ``run`` is the lineage run being trained (None on other DDP ranks: rank 0
+    logs); ``metric_names`` maps the Trainer's log keys to the names the lineage records them by.
+    """
+    if run is None:
+        return []
+    active = _ACTIVE.get()
+    if active is not None and (config is None or config == active.config):
+        return [MlflowLiveLogging(active, run, metric_names, owns_session=False)]
+    if config is None:
+        return []
+    return [MlflowLiveLogging(LiveTracking(config, run.store), run, metric_names, owns_session=True)]
