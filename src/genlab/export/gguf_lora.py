@@ -68,7 +68,7 @@ def lora_tensors(weights: dict[str, Any], config: Any) -> list[tuple[str, np.nda
             raise AdapterExportError(f"the adapter's tensor {key!r} is not a LoRA A or B matrix, so llama.cpp cannot apply it.")
         if module.endswith(("embed_tokens", "lm_head")):
             raise AdapterExportError(f"the adapter adapts {module!r}; genlab's GGUF LoRA export covers linear layers only.")
-        name = names.get_name(module + ".weight")
+        name = names.get_name(module + ".weight", try_suffixes=(".weight",))
         if name is None:
             raise AdapterExportError(f"the adapted layer {module!r} has no name in llama.cpp's llama layout.")
         data = tensor.detach().to("cpu").float().numpy()
