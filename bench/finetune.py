@@ -41,8 +41,9 @@ def worker(method: str, args: argparse.Namespace) -> dict:
     import resource
 
     from genlab.config import apply_overrides, validate_recipe
+    from genlab.lineage import LineageStore
+    from genlab.registry import get_method
     from genlab.tuning.recipe import FinetuneRecipe
-    from genlab.tuning.trainer import finetune
 
     from transformers import TrainerCallback
 
@@ -62,13 +63,14 @@ def worker(method: str, args: argparse.Namespace) -> dict:
         *METHODS[method],
     ]  # fmt: skip
     recipe = validate_recipe(apply_overrides(raw, overrides, FinetuneRecipe), FinetuneRecipe)
-    result = finetune(recipe, progress=False, callbacks=[MemoryAtStart()])
+    with LineageStore() as store:
+        result = get_method(recipe.method).run(recipe, store=store, progress=False, callbacks=[MemoryAtStart()])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "method": method,
-        "trainable": result.trainable_params,
-        "total": result.total_params,
-        "percent": result.trainable_percent,
+        "trainable": result.details["trainable_params"],
+        "total": result.details["total_params"],
+        "percent": result.details["trainable_percent"],
         "peak_mb": peak_mb,
         "training_mb": peak_mb - MemoryAtStart.mb,
         "seconds_per_step": result.metrics["seconds_per_step"],

@@ -104,6 +104,7 @@ class Method:
     train: Train
     help: str
     data_fields: tuple[str, ...] = ()  # dotted recipe fields naming files it reads, e.g. "data.path"
+    check_available: Callable[[], None] | None = None  # raises a GenlabError when this machine cannot run it (QLoRA without CUDA)
 
     def validate(self, recipe: BaseModel | Mapping[str, Any]) -> Any:
         """The recipe as ``recipe_schema``: a mapping is validated, a model of another class refused."""
@@ -130,7 +131,10 @@ class Method:
     ) -> MethodResult:
         """Validate ``recipe``, run the method, recording into ``store``; return its :class:`MethodResult`."""
         options = RunOptions(store, recipe_dir, resume, progress, tuple(callbacks))
-        result = self.train(self.validate(recipe), options)
+        recipe = self.validate(recipe)
+        if self.check_available is not None:
+            self.check_available()  # before loading anything
+        result = self.train(recipe, options)
         if result.method != self.name:
             raise RuntimeError(f"method {self.name!r} returned a result labelled {result.method!r}")
         return result

@@ -2,8 +2,11 @@
 
 The CLI (``genlab align NAME``, ``genlab finetune``, ``genlab optimize distill``) and the lifecycle
 (``align``/``adapt`` candidates) look methods up here and nowhere else. Adding a method is one folder
-exporting ``METHOD`` (a :class:`genlab.methods.Method`) and one line below: its import, and its name
-in ``_METHODS``.
+exporting ``METHOD`` (a :class:`genlab.methods.Method`) and one line below, its import::
+
+    from genlab.alignment.grpo import METHOD as GRPO
+
+``_METHODS`` collects every imported ``Method`` in import order (isort keeps it alphabetical by module).
 
 This module sits above the method folders (it imports each one) and below the CLI and the pipeline.
 """
@@ -13,9 +16,15 @@ from __future__ import annotations
 from genlab.errors import GenlabError
 from genlab.methods import Method, MethodGroup
 
-# One line per method: `from genlab.<stage>.<method> import METHOD as <NAME>`, then list it in _METHODS.
+from genlab.tuning.continued_pretraining import METHOD as CONTINUED_PRETRAINING
+from genlab.tuning.full import METHOD as FULL
+from genlab.tuning.lora import METHOD as LORA
+from genlab.tuning.prompt_tuning import METHOD as PROMPT_TUNING
+from genlab.tuning.qlora import METHOD as QLORA
+from genlab.tuning.selective import METHOD as SELECTIVE
 
-_METHODS: tuple[Method, ...] = ()
+# Every Method imported above, in import order: adding a method is its one import line.
+_METHODS: tuple[Method, ...] = tuple(value for value in dict(globals()).values() if isinstance(value, Method))
 
 
 class UnknownMethodError(GenlabError):

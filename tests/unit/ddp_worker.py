@@ -11,8 +11,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from genlab.config import load_recipe
+from genlab.lineage import LineageStore
+from genlab.registry import get_method
 from genlab.tuning.recipe import FinetuneRecipe
-from genlab.tuning.trainer import finetune
 
 
 class RecordRankWeights(TrainerCallback):
@@ -33,4 +34,6 @@ class RecordRankWeights(TrainerCallback):
 
 if __name__ == "__main__":
     recipe_path, out = Path(sys.argv[1]), Path(sys.argv[2])
-    finetune(load_recipe(recipe_path, FinetuneRecipe), callbacks=[RecordRankWeights(out)], progress=False)
+    recipe = load_recipe(recipe_path, FinetuneRecipe)
+    with LineageStore() as store:
+        get_method(recipe.method).run(recipe, store=store, callbacks=[RecordRankWeights(out)], progress=False)

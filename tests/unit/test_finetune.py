@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from transformers import TrainerCallback
 from genlab.lineage import LineageStore
 from genlab.models.adapters import merge_adapter
 from genlab.models.load import load_model
+from genlab.registry import get_method
+from genlab.training.checkpoints import CheckpointError, TrainingInterrupted
 from genlab.tuning.recipe import FinetuneRecipe
-from genlab.tuning.trainer import CheckpointError, TrainingInterrupted, finetune, work_dir
+from genlab.tuning.trainer import work_dir
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,13 @@ def recipe(model: Path, **changes: Any) -> FinetuneRecipe:
         else:
             base[key] = value
     return FinetuneRecipe.model_validate(base)
+
+
+def finetune(recipe: FinetuneRecipe, **options: Any) -> SimpleNamespace:
+    """The recipe's method from the registry, as `genlab finetune` runs it; its details as attributes."""
+    with LineageStore() as store:
+        result = get_method(recipe.method).run(recipe, store=store, **options)
+    return SimpleNamespace(**result.details, metrics=result.metrics, loss_history=result.loss_history)
 
 
 def adapter_tensors(folder: str) -> dict[str, torch.Tensor]:

@@ -160,7 +160,7 @@ def _train_dpo(
     )  # fmt: skip
     from genlab.errors import GenlabError
     from genlab.models.adapters import base_fingerprint
-    from genlab.tuning.methods import count_parameters
+    from genlab.training.parameters import count_parameters
 
     if loaded.is_encoder_decoder:
         raise GenlabError(f"DPO in genlab trains decoder-only models, and {loaded.name!r} is an encoder-decoder model.")
@@ -220,8 +220,8 @@ def _fit(
     from trl import DPOTrainer
 
     from genlab.alignment.dpo_data import trl_rows
-    from genlab.tuning.callbacks import LineageLosses, LossProgressBar
-    from genlab.tuning.methods.lora import peft_config
+    from genlab.training.callbacks import LineageLosses, LossProgressBar
+    from genlab.tuning.lora.adapter import peft_config
 
     from huggingface_hub import constants as hub_constants
 
@@ -307,7 +307,7 @@ def _save(
     model: Any, loaded: LoadedModel, recipe: DpoRecipe, run_id: str, fingerprint: str, metrics: dict[str, float]
 ) -> Path:
     from genlab.home import genlab_home
-    from genlab.tuning.output import free_folder
+    from genlab.training.saving import free_folder
 
     extra = {
         "recipe": recipe.name, "beta": recipe.beta, "loss_type": recipe.loss_type,

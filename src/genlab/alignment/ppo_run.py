@@ -107,7 +107,7 @@ def _run(recipe: PpoRecipe, recipe_dir: Path | None, run: Any, progress: bool) -
 
     from genlab.alignment.reward import load_reward
     from genlab.models.adapters import base_fingerprint
-    from genlab.tuning.methods.lora import prepare
+    from genlab.tuning.lora.adapter import prepare
 
     start = time.perf_counter()
     reward_fn = load_reward(recipe.reward)  # first: a bad spec fails before any model is loaded
@@ -253,7 +253,7 @@ def _step_logger(run: Any, steps: int, progress: bool) -> Any:
 def _save(policy: Any, loaded: Any, recipe: PpoRecipe, run: Any, fingerprint: str) -> Path:
     from genlab.home import genlab_home
     from genlab.models.adapters import save_adapter
-    from genlab.tuning.output import free_folder
+    from genlab.training.saving import free_folder
 
     folder = free_folder(genlab_home() / "adapters", recipe.name)
     extra = {"recipe": recipe.name, "reward": recipe.reward, "starting_adapter": recipe.adapter}

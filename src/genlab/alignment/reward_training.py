@@ -147,7 +147,7 @@ def _peft_config(model: Any, settings: RewardLoraConfig) -> Any:
     from peft import LoraConfig, TaskType
     from torch.nn import Linear
 
-    from genlab.tuning.methods.lora import target_modules_for
+    from genlab.tuning.lora.adapter import target_modules_for
 
     targets, layers = target_modules_for(model, settings.target_modules), None
     if settings.last_layers is not None:
@@ -202,7 +202,7 @@ def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any,
     from genlab.alignment.reward_data import load_preference_pairs, resolve_data_path, split_by_prompt, write_pairs
     from genlab.models.fingerprint import base_fingerprint
     from genlab.models.load import load_model
-    from genlab.tuning.methods import count_parameters
+    from genlab.training.parameters import count_parameters
 
     source = resolve_data_path(recipe.data.path, recipe_dir)
     pairs = load_preference_pairs(source, limit=recipe.data.limit)
@@ -291,7 +291,7 @@ def _train(
     from transformers import PrinterCallback, ProgressCallback
     from trl import RewardConfig
 
-    from genlab.tuning.callbacks import LineageLosses, LossProgressBar
+    from genlab.training.callbacks import LineageLosses, LossProgressBar
 
     t = recipe.training
     work = run.dir / "trainer"
@@ -336,7 +336,7 @@ def _offline_reward_trainer() -> type:
 
 def _save(model: Any, tokenizer: Any, name: str, record: dict[str, Any]) -> Path:
     from genlab.atomic import atomic_directory
-    from genlab.tuning.output import free_folder
+    from genlab.training.saving import free_folder
 
     folder = free_folder(reward_models_dir(), name)
     with atomic_directory(folder) as tmp:

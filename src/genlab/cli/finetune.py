@@ -1,4 +1,4 @@
-"""`genlab finetune RECIPE [key=value ...]`: the adapt stage."""
+"""`genlab finetune RECIPE [key=value ...]`: the adapt stage, through the method registry."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from genlab.cli.output import console, print_json, print_pairs
-
-JSON_KEYS = ("run_id", "adapter_path", "trainable_params", "total_params", "trainable_percent", "metrics")
+from genlab.cli.output import console, print_json, print_table
+from genlab.config import load_recipe
+from genlab.lineage import LineageStore
+from genlab.registry import get_method
+from genlab.tuning.recipe import FinetuneRecipe
 
 
 def finetune_command(
@@ -20,24 +22,17 @@ def finetune_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fine-tune a model as a recipe says (full, LoRA, prompt tuning, selective, continued pre-training)."""
-    from genlab.config import load_recipe
-    from genlab.tuning.recipe import FinetuneRecipe
-    from genlab.tuning.trainer import finetune
-
     loaded_recipe = load_recipe(recipe, FinetuneRecipe, overrides or [])
-    result = finetune(loaded_recipe, resume=resume, recipe_dir=recipe.parent, progress=progress and not as_json)
+    method = get_method(loaded_recipe.method, "adapt")
+    with LineageStore() as store:
+        result = method.run(loaded_recipe, store=store, resume=resume, recipe_dir=recipe.parent, progress=progress and not as_json)
     if not result.run_id:  # a non-main DDP rank: rank 0 reports
         return
-    summary = result.to_dict()
     if as_json:
-        print_json({key: summary[key] for key in JSON_KEYS} | {k: v for k, v in summary.items() if k not in JSON_KEYS and k != "loss_history"})
+        print_json({**result.details, "metrics": result.metrics, "output_path": result.output_path, "output_kind": result.output_kind})
         return
-    rows = [
-        ("method", result.method),
-        ("trainable parameters", f"{result.trainable_params:,} of {result.total_params:,} ({result.trainable_percent:.3f} %)"),
-    ]
-    rows += [(name, f"{value:.4g}") for name, value in result.metrics.items() if name not in ("trainable_params", "total_params", "trainable_percent")]
-    print_pairs(f"fine-tuned {loaded_recipe.model} ({loaded_recipe.name})", rows)
-    console.print(f"output: {result.adapter_path}\nreport: {result.report}\nrecorded as run [bold]{result.run_id}[/]")
-    if result.baseline_run_id and result.eval_run_id:
-        console.print(f"compare: genlab compare {result.baseline_run_id} {result.eval_run_id}")
+    print_table(*result.table.as_tuple())
+    console.print(f"recorded as run [bold]{result.run_id}[/]")
+    baseline, tuned = result.details.get("baseline_run_id"), result.details.get("eval_run_id")
+    if baseline and tuned:
+        console.print(f"compare: genlab compare {baseline} {tuned}")

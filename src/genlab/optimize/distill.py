@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from genlab.errors import InvalidValueError
 from genlab.optimize.measure import EvalSpec, Metric
 from genlab.tuning.recipe import DataConfig, TrainingConfig
-from genlab.tuning.trainer import CheckpointError  # noqa: F401 - raised for distill runs too; importable from here
+from genlab.training.checkpoints import CheckpointError  # noqa: F401 - raised for distill runs too; importable from here
 
 
 class Section(BaseModel):
@@ -121,7 +121,7 @@ def distill(
 ) -> DistillResult:
     """Train the student, save it, and (``measure_models``) measure it against the teacher; see the module docstring."""
     from genlab.lineage import record_run
-    from genlab.tuning.trainer import checkpoint_to_start_from
+    from genlab.training.checkpoints import checkpoint_to_start_from
 
     name = recipe.run_name()
     checkpoints = work_dir(name) / "checkpoints"
@@ -140,7 +140,7 @@ def distill(
 
 def _output_folder(recipe: DistillRecipe, name: str) -> Path:
     from genlab.home import genlab_home
-    from genlab.tuning.output import free_folder
+    from genlab.training.saving import free_folder
 
     if recipe.output is None:
         return free_folder(genlab_home() / "optimized", name)
@@ -168,7 +168,8 @@ def _distill(
     from genlab.optimize.artifact import optimized_folder
     from genlab.tuning.assemble import assemble, write_validation_file
     from genlab.tuning.recipe import EvaluationConfig, FinetuneRecipe
-    from genlab.tuning.trainer import TrainingInterrupted, last_value, loss_history
+    from genlab.training.checkpoints import TrainingInterrupted
+    from genlab.training.session import last_value, loss_history
 
     teacher = load_model(recipe.teacher)
     if teacher.path is not None:
@@ -262,7 +263,7 @@ def _train(
 
     from genlab.optimize.distill_loss import DistillationTrainer, DistillLosses
     from genlab.tuning.arguments import training_arguments
-    from genlab.tuning.callbacks import CheckpointOnInterrupt, LossProgressBar
+    from genlab.training.callbacks import CheckpointOnInterrupt, LossProgressBar
     from genlab.tuning.data import training_collator
     from genlab.tuning.trainer import as_dataset
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
-from genlab.tuning.callbacks import LineageLosses
+from genlab.training.callbacks import LineageLosses
 from genlab.tuning.features import IGNORE_INDEX
 
 # Configs that change logits after the LM head; such models take the plain full forward pass.

@@ -192,7 +192,7 @@ def recover_pruned(loaded: Any, pruned: Pruned, settings: PruneConfig, spec: Eva
 
 def default_output(model: str, settings: PruneConfig) -> Path:
     from genlab.home import genlab_home
-    from genlab.tuning.output import free_folder
+    from genlab.training.saving import free_folder
 
     name = f"{Path(model).name}-prune-{settings.method}-{settings.sparsity:g}"
     return free_folder(genlab_home() / "optimized", name)

@@ -2,7 +2,7 @@
 
 Pruning removes weights the model used; a few hundred steps of training usually win back part of
 the lost quality (LLM-Pruner, Ma et al. 2023, recovers with LoRA the same way). genlab's LoRA method
-(:func:`genlab.tuning.methods.lora.prepare`, all linear layers) trains on the same instruction rows
+(:func:`genlab.tuning.lora.adapter.prepare`, all linear layers) trains on the same instruction rows
 as ``genlab finetune`` (:func:`genlab.tuning.data.build_instruction_features`); the loop is a plain
 AdamW loop of ``steps`` batches (a few steps need no checkpoints, evaluation or schedule). Then the
 adapter is merged (``merge_and_unload``): W <- W + (alpha / r) B A.
@@ -42,7 +42,7 @@ def recover(
 
     from genlab.data.loaders import load_examples
     from genlab.tuning.data import build_instruction_features, training_collator
-    from genlab.tuning.methods.lora import prepare
+    from genlab.tuning.lora.adapter import prepare
     from genlab.tuning.recipe import LoraConfig
 
     rows = load_examples(data, input_field=input_field, target_field=target_field)

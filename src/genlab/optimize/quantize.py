@@ -272,7 +272,7 @@ def quantize(
 
 def _output_folder(model: str, method: str, output: str | Path | None) -> Path:
     from genlab.home import genlab_home
-    from genlab.tuning.output import free_folder
+    from genlab.training.saving import free_folder
 
     if output is not None:
         return Path(output).expanduser()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.pipeline.stages import StepContext
+from genlab.pipeline.step import StepContext
 from genlab.pipeline.workspace import StepFile
 
 

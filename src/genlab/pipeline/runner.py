@@ -27,7 +27,8 @@ from genlab.atomic import atomic_write_json, atomic_write_text
 from genlab.errors import GenlabError
 from genlab.lineage import LineageStore, Run, record_run
 from genlab.pipeline.recipe import LifecycleRecipe
-from genlab.pipeline.stages import Stage, StepContext, always_runs, steps_for
+from genlab.pipeline.stages import steps_for
+from genlab.pipeline.step import Stage, StepContext, always_runs
 from genlab.pipeline.workspace import StepState, Workspace, cache_key, outputs_intact
 
 MANIFEST_KIND = "lifecycle-manifest"

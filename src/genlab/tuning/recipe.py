@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genlab.tracking.config import TrackingConfig
+
 Method = Literal["full", "lora", "qlora", "prompt_tuning", "selective", "continued_pretraining"]
 METHODS: tuple[str, ...] = ("full", "lora", "qlora", "prompt_tuning", "selective", "continued_pretraining")
 ADAPTER_METHODS = ("lora", "qlora", "prompt_tuning")  # saved as peft adapters; the others save whole models
@@ -119,6 +121,9 @@ class FinetuneRecipe(Section):
     selective: SelectiveConfig = Field(default_factory=SelectiveConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    # Also log to MLflow while training (genlab.tracking). Left out of model_dump: where a run is
+    # tracked does not change what it trains, so it is not part of the lineage config or a cache key.
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)
     description: str = ""
 
     @field_validator("method", mode="before")

@@ -18,25 +18,19 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import shutil
-import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import GenlabError
 from genlab.home import genlab_home
+from genlab.lineage import LineageStore, record_run
+from genlab.models.load import LoadedModel
+from genlab.training.parameters import count_parameters
+from genlab.training.session import TrainedRun, TrainerSession, last_value
 from genlab.tuning.recipe import FinetuneRecipe
 
-
-class TrainingInterrupted(GenlabError):
-    exit_code = 130
-
-
-class CheckpointError(GenlabError):
-    pass
+PrepareModel = Callable[[LoadedModel, FinetuneRecipe], Any]  # the method: the model whose trainable parameters train
 
 
 @dataclass
@@ -53,6 +47,7 @@ class FinetuneResult:
     baseline_run_id: str | None = None
     dropped_rows: int = 0
     loss_history: list[dict[str, float]] = field(default_factory=list)
+    output_kind: str = "adapter"  # "model" for full-weight methods
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,96 +57,35 @@ def work_dir(recipe: FinetuneRecipe) -> Path:
     return genlab_home() / "finetune" / recipe.name
 
 
-def _checkpoints(folder: Path) -> list[tuple[Path, bool]]:
-    """The ``checkpoint-<step>`` folders in step order, each with whether its write completed.
-
-    The Trainer writes ``trainer_state.json`` last, so a folder without a readable one was cut short.
-    """
-    import json
-
-    found = []
-    for checkpoint in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        step = checkpoint.name.removeprefix("checkpoint-")
-        if not (checkpoint.is_dir() and step.isdigit()):
-            continue
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-            complete = True
-        except (OSError, ValueError):
-            complete = False
-        found.append((int(step), checkpoint, complete))
-    return [(checkpoint, complete) for _, checkpoint, complete in sorted(found)]
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint in ``folder``, if any."""
-    complete = [checkpoint for checkpoint, done in _checkpoints(folder) if done]
-    return complete[-1] if complete else None
-
-
-def drop_incomplete_checkpoints(folder: Path) -> list[Path]:
-    """Remove checkpoint folders whose write was cut short; return them."""
-    dropped = [checkpoint for checkpoint, done in _checkpoints(folder) if not done]
-    for checkpoint in dropped:
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    return dropped
-
-
 def finetune(
     recipe: FinetuneRecipe,
     *,
+    prepare: PrepareModel,
+    store: LineageStore,
     resume: bool = False,
     recipe_dir: Path | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
 ) -> FinetuneResult:
-    """Train ``recipe``; return where the adapter (or model) is and how it scored."""
-    from genlab.lineage import record_run
-
-    if recipe.method == "qlora":
-        from genlab.tuning.methods.qlora import check_available
-
-        check_available()  # before loading anything
+    """Train ``recipe``, recording into ``store``; return where the adapter (or model) is and how it scored."""
     checkpoints = work_dir(recipe) / "checkpoints"
-    start_from = checkpoint_to_start_from(checkpoints, resume, recipe.name)
     # torchrun, accelerate launch and deepspeed all set RANK; accelerate's state is left for the Trainer
     # to set up (created earlier with other arguments it would disagree with the Trainer's).
     main_process = int(os.environ.get("RANK", "0")) == 0
-    config = {"recipe": recipe.model_dump(), "resume_from": str(start_from) if start_from else None}
-    with record_run("finetune", config) if main_process else contextlib.nullcontext() as run:
-        return _finetune(recipe, run, checkpoints, start_from, recipe_dir, list(callbacks), progress)
-
-
-def checkpoint_to_start_from(checkpoints: Path, resume: bool, name: str) -> Path | None:
-    """The checkpoint to resume from (None: start fresh); refuses a resume with nothing to resume and a
-    fresh start over an unfinished run's checkpoints. Cut-short checkpoints are removed first."""
-    for dropped in drop_incomplete_checkpoints(checkpoints):  # never a place to start from
-        print(f"removed {dropped.name}: its write was cut short (no readable trainer_state.json)", file=sys.stderr)
-    existing = last_checkpoint(checkpoints)
-    if resume and existing is None:
-        raise CheckpointError(f"there is nothing to resume for recipe {name!r}: {checkpoints} holds no checkpoint.")
-    if not resume and existing is not None:
-        raise CheckpointError(
-            f"recipe {name!r} has checkpoints from an unfinished run in {checkpoints}: pass --resume to continue it, "
-            "or delete that folder to start over."
-        )
-    return existing
+    session = TrainerSession(checkpoints, name=recipe.name, resume=resume, progress=progress, callbacks=callbacks)
+    config = {"recipe": recipe.model_dump(), "resume_from": str(session.start_from) if session.start_from else None}
+    with record_run("finetune", config, store=store) if main_process else contextlib.nullcontext() as run:
+        session.record_into(run)
+        return _finetune(recipe, prepare, run, session, recipe_dir)
 
 
 def _finetune(
-    recipe: FinetuneRecipe,
-    run: Any,
-    checkpoints: Path,
-    start_from: Path | None,
-    recipe_dir: Path | None,
-    callbacks: list[Any],
-    progress: bool,
+    recipe: FinetuneRecipe, prepare: PrepareModel, run: Any, session: TrainerSession, recipe_dir: Path | None
 ) -> FinetuneResult:
     from transformers import set_seed
 
     from genlab.models.load import load_model
     from genlab.tuning.assemble import assemble, write_validation_file
-    from genlab.tuning.methods import count_parameters, prepare_model
     from genlab.tuning.output import save_output
 
     loaded = load_model(recipe.model)
@@ -182,24 +116,21 @@ def _finetune(
 
     fingerprint = base_fingerprint(loaded)  # before training changes any weight
     set_seed(recipe.training.seed)  # adapter initialisation (LoRA's A, random soft prompts) is seeded too
-    model = prepare_model(loaded, recipe)
+    model = prepare(loaded, recipe)
+    saves_adapter = hasattr(model, "peft_config")  # a peft model: only the adapter is saved
     trainable, total = count_parameters(model)
-    trainer, stopper, seconds = _train(recipe, model, loaded, data, checkpoints, start_from, run, callbacks, progress)
-    if stopper.stopped_at is not None:
-        raise TrainingInterrupted(
-            f"training stopped by Ctrl-C at step {stopper.stopped_at}; a checkpoint is in {checkpoints}: "
-            "run the same command with --resume to continue."
-        )
+    trained = _train(recipe, model, loaded, data, session)
+    trainer = trained.trainer
     if not trainer.is_world_process_zero():
         return FinetuneResult("", "", trainable, total, 100.0 * trainable / total, {})
 
-    history = loss_history(trainer.state.log_history)
+    history = trained.loss_history
     metrics: dict[str, float] = {
         "train_loss": last_value(history, "loss"),
         "eval_loss": last_value(history, "eval_loss"),
-        "steps": float(trainer.state.global_step),
-        "train_seconds": seconds,
-        "seconds_per_step": seconds / max(trainer.state.global_step - _start_step(start_from), 1),
+        "steps": float(trained.steps),
+        "train_seconds": trained.seconds,
+        "seconds_per_step": trained.seconds_per_step,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "trainable_params": float(trainable),
         "total_params": float(total),
@@ -208,13 +139,13 @@ def _finetune(
         "dropped_rows": float(len(data.train.dropped) + len(data.validation.dropped)),
     }
     metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: no validation loss was logged
-    output = save_output(trainer.model, loaded, recipe, run.id, fingerprint, metrics)
-    run.log_artifact(output, "adapter" if recipe.saves_adapter else "model", {"method": recipe.method, "base": loaded.name})
+    output = save_output(trainer.model, loaded, recipe, run.id, fingerprint, metrics, adapter=saves_adapter)
+    run.log_artifact(output, "adapter" if saves_adapter else "model", {"method": recipe.method, "base": loaded.name})
     run.log_metrics({k: v for k, v in metrics.items() if k not in ("train_loss", "eval_loss")})
 
     result = FinetuneResult(
         run.id, str(output), trainable, total, 100.0 * trainable / total, metrics, recipe.method,
-        dropped_rows=int(metrics["dropped_rows"]), loss_history=history,
+        dropped_rows=int(metrics["dropped_rows"]), loss_history=history, output_kind="adapter" if saves_adapter else "model",
         baseline_run_id=baseline.run_id if baseline else None,
     )  # fmt: skip
     if recipe.evaluation.enabled and validation_file is not None and recipe.method != "continued_pretraining":
@@ -232,52 +163,28 @@ def _finetune(
     from genlab.tuning.report import write_report
 
     result.report = str(write_report(run, recipe, result, baseline))
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: its output replaces them
+    session.finish()  # the run is complete: its output replaces the checkpoints
     return result
 
 
-def _train(
-    recipe: FinetuneRecipe,
-    model: Any,
-    loaded: Any,
-    data: Any,
-    checkpoints: Path,
-    start_from: Path | None,
-    run: Any,
-    callbacks: list[Any],
-    progress: bool,
-) -> tuple[Any, Any, float]:
+def _train(recipe: FinetuneRecipe, model: Any, loaded: Any, data: Any, session: TrainerSession) -> TrainedRun:
     from transformers import EarlyStoppingCallback, Trainer
 
     from genlab.tuning.arguments import training_arguments
-    from genlab.tuning.callbacks import CheckpointOnInterrupt, LineageLosses, LossProgressBar
     from genlab.tuning.data import training_collator
 
-    stopper = CheckpointOnInterrupt()
-    extra = [stopper, LineageLosses(run), *callbacks]
-    if progress:
-        extra.append(LossProgressBar())
+    callbacks = list(session.callbacks)
     if recipe.training.early_stopping_patience is not None:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
     trainer = Trainer(
         model=model,
-        args=training_arguments(recipe, checkpoints, has_validation=len(data.validation) > 0),
+        args=training_arguments(recipe, session.checkpoints, has_validation=len(data.validation) > 0),
         train_dataset=as_dataset(data.train),
         eval_dataset=as_dataset(data.validation) if len(data.validation) else None,
         data_collator=training_collator(loaded.tokenizer, is_encoder_decoder=loaded.is_encoder_decoder),
-        callbacks=extra,
+        callbacks=callbacks,
     )
-    from transformers import PrinterCallback, ProgressCallback
-
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    stopper.install()
-    start = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
-    finally:
-        stopper.uninstall()
-    return trainer, stopper, time.perf_counter() - start
+    return session.train(trainer)
 
 
 def as_dataset(features: Any) -> Any:
@@ -314,28 +221,3 @@ def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, ru
     )  # fmt: skip
     run.store.link(("run", run.id), ("run", result.run_id), label)
     return result
-
-
-def loss_history(
-    log_history: list[dict[str, Any]], keep: tuple[str, ...] = ("loss", "eval_loss", "learning_rate")
-) -> list[dict[str, float]]:
-    """The Trainer's log entries that hold any of ``keep``, reduced to those values and the step."""
-    return [
-        {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
-        for entry in log_history
-        if "step" in entry and any(k in entry for k in keep)
-    ]
-
-
-def last_value(history: list[dict[str, float]], key: str) -> float:
-    values = [entry[key] for entry in history if key in entry]
-    return values[-1] if values else float("nan")
-
-
-def _start_step(start_from: Path | None) -> int:
-    if start_from is None:
-        return 0
-    with contextlib.suppress(ValueError):
-        return int(start_from.name.rsplit("-", 1)[-1])
-    return 0
-

@@ -8,7 +8,8 @@ same model) and it resumes; checkpoints under another key belong to settings tha
 removed so training starts over. A process killed while writing a checkpoint leaves a folder without
 its ``trainer_state.json`` (the Trainer writes that file last); such a folder does not count as a
 checkpoint here, and the trainer removes it before resuming from the newest complete one
-(:func:`genlab.tuning.trainer.drop_incomplete_checkpoints`).
+(:func:`genlab.training.checkpoints.drop_incomplete_checkpoints`). The candidate's method comes from the
+registry (:func:`genlab.registry.get_method`), like ``genlab finetune``'s.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from genlab.pipeline.candidates import model_input
-from genlab.pipeline.stages import StepContext, StepOutcome
+from genlab.pipeline.recipe import candidate_recipe_dir
+from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
+from genlab.registry import get_method
+from genlab.training.checkpoints import last_checkpoint
+from genlab.tuning.trainer import work_dir
 
 KEY_FILE = "lifecycle-key"
 
@@ -39,9 +44,6 @@ class AdaptStage:
         return inputs | ({"model": model} if model is not None else {})
 
     def run(self, ctx: StepContext, run: Any) -> StepOutcome:
-        from genlab.pipeline.recipe import candidate_recipe_dir
-        from genlab.tuning.trainer import finetune, last_checkpoint, work_dir
-
         recipe = ctx.recipe.finetune_recipe(self.candidate)
         data = recipe.data.model_copy(update={"path": str(ctx.output("scope", "train"))})
         recipe = recipe.model_copy(update={"data": data})
@@ -54,20 +56,21 @@ class AdaptStage:
         folder.mkdir(parents=True, exist_ok=True)
         key_file.write_text(ctx.key + "\n")
         ctx.progress(f"{'resuming' if resume else 'training'} {recipe.method} candidate {self.candidate!r}")
-        result = finetune(
-            recipe, resume=resume, recipe_dir=candidate_recipe_dir(ctx.recipe, "adapt", self.candidate),
-            callbacks=list(ctx.trainer_callbacks), progress=ctx.show_progress,
+        result = get_method(recipe.method, "adapt").run(
+            recipe, store=run.store, resume=resume, recipe_dir=candidate_recipe_dir(ctx.recipe, "adapt", self.candidate),
+            callbacks=ctx.trainer_callbacks, progress=ctx.show_progress,
         )  # fmt: skip
         key_file.unlink(missing_ok=True)
-        kind = "adapter" if recipe.saves_adapter else "model"
+        kind = result.output_kind
+        details = result.details
         summary = {
-            "candidate": self.candidate, "method": recipe.method, "output": result.adapter_path,
-            "resumed": resume, "trainable_params": result.trainable_params, "total_params": result.total_params,
-            "trainable_percent": result.trainable_percent, "metrics": result.metrics,
+            "candidate": self.candidate, "method": recipe.method, "output": result.output_path,
+            "resumed": resume, "trainable_params": details["trainable_params"], "total_params": details["total_params"],
+            "trainable_percent": details["trainable_percent"], "metrics": result.metrics,
         }  # fmt: skip
         label = f"{'adapter' if kind == 'adapter' else 'model'} {self.candidate} ({recipe.method})"
         return StepOutcome(
-            outputs={"output": StepFile(Path(result.adapter_path), kind, label)},
+            outputs={"output": StepFile(Path(result.output_path), kind, label)},
             summary=summary,
             sub_runs={"finetune": result.run_id},
         )

@@ -15,7 +15,7 @@ from typing import Any
 from genlab.errors import GenlabError
 from genlab.pipeline.candidates import candidate_inputs, resolve_candidate
 from genlab.pipeline.recipe import ALIGN_METHODS, candidate_recipe_dir
-from genlab.pipeline.stages import StepContext, StepOutcome
+from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
 
 TRAIN_SPLIT = "lifecycle:train"  # the placeholder a PPO candidate's data path holds for the training split

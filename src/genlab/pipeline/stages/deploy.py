@@ -21,7 +21,7 @@ from typing import Any
 from genlab.atomic import atomic_write_json
 from genlab.errors import GenlabError
 from genlab.pipeline.candidates import Candidate, candidate_inputs, resolve_candidate
-from genlab.pipeline.stages import StepContext, StepOutcome
+from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
 
 

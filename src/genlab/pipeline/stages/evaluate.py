@@ -14,7 +14,7 @@ from typing import Any
 from genlab.atomic import atomic_write_json
 from genlab.pipeline.candidates import Candidate, candidate_inputs, resolve_candidate
 from genlab.pipeline.recipe import lower_is_better
-from genlab.pipeline.stages import StepContext, StepOutcome, library_outputs
+from genlab.pipeline.step import StepContext, StepOutcome, library_outputs
 from genlab.pipeline.workspace import StepFile
 
 

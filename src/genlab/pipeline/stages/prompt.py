@@ -11,7 +11,7 @@ from typing import Any
 
 from genlab.atomic import atomic_write_text
 from genlab.pipeline.candidates import model_input
-from genlab.pipeline.stages import StepContext, StepOutcome, library_outputs
+from genlab.pipeline.step import StepContext, StepOutcome, library_outputs
 from genlab.pipeline.workspace import StepFile
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_json, atomic_write_text
-from genlab.pipeline.stages import StepContext, StepOutcome
+from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
 
 

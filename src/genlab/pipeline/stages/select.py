@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_json
-from genlab.pipeline.stages import StepContext, StepOutcome
+from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
 
 # adaptation method -> the estimate's mode (selective and continued pre-training train every weight they touch)

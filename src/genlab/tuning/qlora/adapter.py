@@ -44,7 +44,7 @@ def prepare(loaded: LoadedModel, settings: LoraConfig) -> Any:
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    from genlab.tuning.methods.lora import peft_config
+    from genlab.tuning.lora.adapter import peft_config
 
     if loaded.path is None:
         raise QLoraUnavailableError("method=qlora reloads the base in 4-bit from its folder, and this model has none.")

@@ -49,8 +49,10 @@ class LineageLosses(TrainerCallback):
 
     NAMES = {"loss": "train_loss", "eval_loss": "eval_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, names: dict[str, str] | None = None) -> None:
         self.run = run
+        if names is not None:  # a trainer's own logged names (trl's rewards/accuracies, ...) -> the run's metric names
+            self.NAMES = names
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if self.run is None or not logs or not state.is_world_process_zero:
