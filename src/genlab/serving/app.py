@@ -52,7 +52,10 @@ def make_backend(config: ServeConfig) -> Backend:
         return GenlabBackend(config.model, config.adapters, max_batch=config.batch_size, threads=config.threads)
     from genlab.serving.backends import get_backend
 
-    backend: Backend = get_backend(config.backend)(config.model, adapters=config.adapters)
+    options: dict[str, Any] = {}
+    if config.backend == "ctranslate2":  # it batches requests and sets its own threads, as genlab's engine does
+        options = {"max_batch": config.batch_size, "threads": config.threads}
+    backend: Backend = get_backend(config.backend)(config.model, adapters=config.adapters, **options)
     backend.load()
     return backend
 
