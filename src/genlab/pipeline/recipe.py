@@ -40,6 +40,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, Va
 from genlab.config import RecipeError, parse_override, read_recipe_file
 from genlab.errors import validation_error_message
 from genlab.models.packs import DEFAULT_GENERATOR
+from genlab.tracking.config import TrackingConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 BUILTIN_RECIPES = {"lifecycle-demo": Path(__file__).with_name("recipes") / "lifecycle-demo.yaml"}
@@ -163,6 +164,9 @@ class LifecycleRecipe(Section):
     evaluate: EvaluateConfig | None = None
     optimise: OptimiseConfig | None = Field(default=None, validation_alias=AliasChoices("optimise", "optimize"))
     deploy: DeployConfig | None = None
+    # A parent MLflow run for the pass, its steps nested, training logged live (genlab.tracking).
+    # Left out of model_dump: where runs are tracked changes no step's output or cache key.
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)
 
     _finetune: dict[str, Any] = PrivateAttr(default_factory=dict)  # candidate -> FinetuneRecipe
     _align: dict[str, tuple[str, str, Any]] = PrivateAttr(default_factory=dict)  # candidate -> (method, start_from, recipe)
