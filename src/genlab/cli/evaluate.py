@@ -1,16 +1,24 @@
-"""`genlab eval` and `genlab compare`: the evaluation stage."""
+"""`genlab eval` (with `genlab eval judge`) and `genlab compare`: the evaluation stage."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from genlab.cli.generation_options import MaxNewTokens
-from genlab.cli.output import console, err_console, print_json, print_pairs, print_table
+from genlab.cli.output import console, err_console, print_json, print_table
+
+if TYPE_CHECKING:  # the library is imported when a command runs, so `genlab --help` stays fast
+    from genlab.evaluation.run import EvalResult
 
 
+app = typer.Typer(help="Score a model on a dataset, on lm-eval tasks, or two runs against each other with a judge.")
+
+
+@app.callback(invoke_without_command=True)
 def eval_command(
+    ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Pack name, model folder, GGUF file or hub id.")] = "smollm2-135m-instruct",
     data: Annotated[str, typer.Option(help="'builtin', a data file or hub id; for multiple-choice, a task.")] = "builtin",
     task: Annotated[str, typer.Option(help="summarize, generate or multiple-choice.")] = "summarize",
@@ -20,7 +28,10 @@ def eval_command(
     template: Annotated[str | None, typer.Option(help="Prompt template name or file (default per task).")] = None,
     shots: Annotated[int, typer.Option(min=0, help="Solved examples in each prompt.")] = 0,
     input_field: Annotated[str, typer.Option(help="The field the model reads.")] = "dialogue",
-    target_field: Annotated[str, typer.Option(help="The field holding the reference.")] = "summary",
+    target_field: Annotated[str, typer.Option(help="The reference field, or several: summary1,summary2,summary3.")] = "summary",
+    harness: Annotated[str | None, typer.Option(help="lm-eval tasks, comma-separated (e.g. everyday-facts).")] = None,
+    harness_include: Annotated[list[str] | None, typer.Option(help="A folder of lm-eval task YAMLs (repeatable).")] = None,
+    num_fewshot: Annotated[int | None, typer.Option(min=0, help="lm-eval: solved examples per prompt.")] = None,
     max_new_tokens: MaxNewTokens = 64,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass.")] = 8,
     toxicity_model: Annotated[str | None, typer.Option(help="A HF classifier for toxicity (default: profanity-check).")] = None,
@@ -28,11 +39,21 @@ def eval_command(
     chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap prompts in the chat template.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Score a model on a dataset; predictions are kept and the run is recorded in lineage."""
+    """Score a model on a dataset (or lm-eval tasks with --harness); predictions are kept and the run is recorded."""
     from genlab.evaluation.generation_metrics import parse_metric_names
-    from genlab.evaluation.run import evaluate
+    from genlab.evaluation.run import evaluate, evaluate_harness
     from genlab.generation import GenerationSettings
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if harness is not None:
+        err_console.print(f"lm-eval {harness} on {model}{f' + {adapter}' if adapter else ''}")
+        result = evaluate_harness(
+            model, harness, adapter=adapter, include=harness_include or [], num_fewshot=num_fewshot, limit=limit,
+            batch_size=batch_size,
+        )  # fmt: skip
+        _print_eval(result, f"lm-eval {harness} on {model}", as_json)
+        return
     names = parse_metric_names(metrics) if task != "multiple-choice" else []
     with err_console.status(f"evaluating {model} on {data}"):
         result = evaluate(
@@ -41,13 +62,18 @@ def eval_command(
             settings=GenerationSettings(max_new_tokens=max_new_tokens), batch_size=batch_size, chat=chat,
             metric_options={"toxicity_model": toxicity_model, "toxic_label": toxic_label},
         )  # fmt: skip
+    _print_eval(result, f"eval of {model} on {data}", as_json)
+
+
+def _print_eval(result: EvalResult, title: str, as_json: bool) -> None:
     if as_json:
         print_json(result.to_dict())
         return
-    print_pairs(
-        f"eval of {model} on {data} ({result.n} examples)",
-        [(name, f"{value:.4f}") for name, value in result.metrics.items()],
-    )
+    rows = []
+    for name, value in result.metrics.items():
+        low_high = result.intervals.get(name)
+        rows.append((name, f"{value:.4f}", f"[{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""))
+    print_table(f"{title} ({result.n} examples)", ["metric", "value", "95% interval"], rows)
     console.print(f"predictions: {result.predictions}\nrecorded as run [bold]{result.run_id}[/]")
 
 

@@ -6,6 +6,12 @@ prompt stage (greedy by default, so a score is reproducible), keep every predict
 file with the metric library gives the same figures. Multiple-choice tasks run a benchmark
 (:mod:`genlab.evaluation.benchmarks`). Efficiency (seconds, tokens/s, latency per example) is always
 recorded.
+
+``target_field`` may name several fields (``summary1,summary2,summary3``): every row keeps all its
+references in the predictions file (``references``); ROUGE takes the best reference per row and
+BLEU/chrF use them all. Each row also keeps its own scores (``scores``), and every aggregate score
+gets a seeded 95% bootstrap interval (:mod:`genlab.evaluation.row_scores`), written beside the
+predictions (``intervals.json``) and returned in :class:`EvalResult`.
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from genlab.atomic import atomic_write_text
+from genlab.atomic import atomic_write_json, atomic_write_text
 from genlab.data.builtin import source_file
 from genlab.errors import InvalidValueError
+from genlab.evaluation.bootstrap import Interval
 from genlab.evaluation.generation_metrics import score_generations
+from genlab.evaluation.harness import HARNESS_TASKS_DIR, parse_harness_tasks, run_harness
+from genlab.evaluation.row_scores import generation_intervals, mean_intervals, row_scores
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.lineage import Run, record_run
 from genlab.models.load import LoadedModel, load_model
@@ -34,6 +44,7 @@ class EvalResult:
     n: int
     metrics: dict[str, float]
     predictions: str  # path of the predictions JSONL
+    intervals: dict[str, list[float]] = field(default_factory=dict)  # score -> [low, high], 95% bootstrap
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +86,52 @@ def evaluate(
             run, loaded, data, task, metrics, limit, template, shots, input_field, target_field, settings,
             batch_size, chat, metric_options or {},
         )  # fmt: skip
+
+
+def evaluate_harness(
+    model: str | LoadedModel,
+    tasks: str | Sequence[str],
+    *,
+    adapter: str | None = None,
+    include: Sequence[str] = (),
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+) -> EvalResult:
+    """`genlab eval --harness`: lm-eval tasks on the model (its adapter merged in), recorded as an eval run.
+
+    Every metric lm-eval reports (with its stderr) is logged as ``TASK/METRIC``; its samples are kept
+    (``harness-samples.jsonl``) beside genlab's predictions rows, whose per-row scores give the intervals.
+    """
+    names = parse_harness_tasks(tasks) if isinstance(tasks, str) else list(tasks)
+    model_name = model if isinstance(model, str) else model.name
+    adapter_path = _resolve_adapter(adapter)
+    config = {
+        "model": model_name, "adapter": adapter_path, "task": "harness", "harness": names,
+        "harness_include": [str(Path(d).expanduser().resolve()) for d in include], "num_fewshot": num_fewshot,
+        "limit": limit, "data": ",".join(names),
+    }  # fmt: skip
+    with record_run("eval", config) as run:
+        loaded = _load(model, adapter_path, run)
+        start = time.perf_counter()
+        outcome = run_harness(loaded, names, include=include, num_fewshot=num_fewshot, limit=limit, batch_size=batch_size)
+        seconds = time.perf_counter() - start
+        for name in names:
+            for folder in (HARNESS_TASKS_DIR, *map(Path, include)):
+                if (folder / f"{name}.yaml").is_file():
+                    run.use(folder / f"{name}.yaml", "dataset", {"harness_task": name})
+        samples_file = atomic_write_text(
+            run.dir / "harness-samples.jsonl", "".join(json.dumps(s, default=str) + "\n" for s in outcome.samples)
+        )
+        results_file = atomic_write_json(run.dir / "harness-results.json", outcome.results)
+        run.log_artifact(samples_file, "harness-samples", {"tasks": names})
+        run.log_artifact(results_file, "harness-results", {"tasks": names})
+        predictions_file = atomic_write_text(
+            run.dir / "predictions.jsonl", "".join(json.dumps(row) + "\n" for row in outcome.rows)
+        )
+        run.log_artifact(predictions_file, "predictions", {"task": "harness", "harness": names})
+        scores = {**outcome.metrics, "seconds": seconds}
+        return _finish(run, len(outcome.rows), scores, outcome.intervals, predictions_file)
 
 
 def _resolve_adapter(adapter: str | None) -> str | None:
@@ -119,8 +176,10 @@ def _evaluate_generation(
     from genlab.prompting.icl import ExampleSelector, build_prompt
     from genlab.prompting.templates import get_template
 
-    rows = load_examples(data, input_field=input_field, target_field=target_field)
+    target_fields = parse_target_fields(target_field)
+    rows = load_examples(data, input_field=input_field, target_field=target_fields[0])
     held_out = rows[:limit] if limit else rows
+    references = [_references(row, target_fields) for row in held_out]
     data_path = source_file(data)
     if data_path is not None:
         run.use(data_path, "dataset", {"input_field": input_field, "target_field": target_field})
@@ -142,8 +201,9 @@ def _evaluate_generation(
     )
     seconds = time.perf_counter() - start
     predictions = [c.text for c in completions]
-    references = [row.target or "" for row in held_out]
     scores = score_generations(metrics, predictions, references, metric_options)
+    per_row = row_scores(metrics, predictions, references, metric_options)
+    intervals = generation_intervals(metrics, predictions, references, per_row)
     new_tokens = sum(c.new_tokens for c in completions)
     scores.update(
         {
@@ -156,17 +216,49 @@ def _evaluate_generation(
     lines = [
         json.dumps(
             {
-                "id": row.id, "input": row.input, "reference": row.target, "prediction": prediction,
-                "prompt_tokens": b.prompt_tokens, "new_tokens": c.new_tokens, "shots": len(b.examples),
+                "id": row.id, "input": row.input, "reference": refs[0], "references": refs, "prediction": prediction,
+                "scores": row_score, "prompt_tokens": b.prompt_tokens, "new_tokens": c.new_tokens,
+                "shots": len(b.examples),
             }  # fmt: skip
         )
         + "\n"
-        for row, b, c, prediction in zip(held_out, built, completions, predictions, strict=True)
+        for row, refs, row_score, b, c, prediction in zip(
+            held_out, references, per_row, built, completions, predictions, strict=True
+        )
     ]
     predictions_file = atomic_write_text(run.dir / "predictions.jsonl", "".join(lines))
     run.log_artifact(predictions_file, "predictions", {"task": task, "n": len(held_out)})
+    return _finish(run, len(held_out), scores, intervals, predictions_file)
+
+
+def _finish(run: Run, n: int, scores: dict[str, float], intervals: dict[str, Interval], predictions_file: Any) -> EvalResult:
+    """Record the scores and their intervals (``intervals.json``, beside the predictions) and build the result."""
+    bounds = {name: interval.to_list() for name, interval in intervals.items()}
+    intervals_file = atomic_write_json(run.dir / "intervals.json", {"confidence": 0.95, "intervals": bounds})
+    run.log_artifact(intervals_file, "intervals", {"n": n})
     run.log_metrics(scores)
-    return EvalResult(run.id, len(held_out), scores, str(predictions_file))
+    return EvalResult(run.id, n, scores, str(predictions_file), bounds)
+
+
+def parse_target_fields(text: str) -> list[str]:
+    """``summary1,summary2,summary3`` -> the reference fields, first one first; one sentence if none is named."""
+    fields = [name.strip() for name in text.split(",")]
+    if not text.strip() or not all(fields) or len(set(fields)) != len(fields):
+        raise InvalidValueError(
+            f"target_field={text!r} is not allowed: name one field, or several distinct ones separated by commas."
+        )
+    return fields
+
+
+def _references(row: Any, target_fields: Sequence[str]) -> list[str]:
+    """Every reference of a row, in the order of ``target_fields``; a missing or blank one is named."""
+    references = [row.target or ""]
+    for name in target_fields[1:]:
+        value = row.fields.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidValueError(f"row {row.id!r} has no text in reference field {name!r}.")
+        references.append(value)
+    return references
 
 
 def _evaluate_multiple_choice(run: Run, loaded: LoadedModel, data: str, limit: int | None, batch_size: int) -> EvalResult:
@@ -182,17 +274,20 @@ def _evaluate_multiple_choice(run: Run, loaded: LoadedModel, data: str, limit: i
     }
     scores.update({f"robustness_{kind}": float(value) for kind, value in result.robustness.items()})
     scores.update({"seconds": result.seconds, "examples_per_second": result.examples_per_second})
-    lines = [json.dumps(_prediction_row(row)) + "\n" for row in result.rows]
+    prediction_rows = [_prediction_row(row) for row in result.rows]
+    lines = [json.dumps(row) + "\n" for row in prediction_rows]
     predictions_file = atomic_write_text(run.dir / "predictions.jsonl", "".join(lines))
     run.log_artifact(predictions_file, "predictions", {"task": "multiple-choice", "benchmark": task.name})
-    run.log_metrics(scores)
-    return EvalResult(run.id, result.n, scores, str(predictions_file))
+    intervals = mean_intervals([row["scores"] for row in prediction_rows])
+    return _finish(run, result.n, scores, intervals, predictions_file)
 
 
 def _prediction_row(row: dict[str, Any]) -> dict[str, Any]:
     """A benchmark row in the predictions format: the question, the right choice and the chosen one."""
     choices = row["choices"]
+    scores = {"accuracy": float(row["correct"]), "acc_norm": float(row["predicted_norm"] == row["answer"])}
     return {
         "id": row["id"], "input": row["question"], "reference": choices[row["answer"]],
-        "prediction": choices[row["predicted"]], **{k: v for k, v in row.items() if k not in ("id", "question")},
+        "prediction": choices[row["predicted"]], "scores": scores,
+        **{k: v for k, v in row.items() if k not in ("id", "question")},
     }  # fmt: skip

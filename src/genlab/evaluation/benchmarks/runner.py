@@ -130,6 +130,7 @@ def _run_multiple_choice(
                 "question": row.question,
                 "choices": list(row.choices),
                 "predicted": s.predicted,
+                "predicted_norm": s.predicted_norm,
                 "answer": row.answer,
                 "correct": right,
                 "probabilities": list(s.probabilities),

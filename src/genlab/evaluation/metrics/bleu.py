@@ -18,6 +18,11 @@ sacrebleu takes reference *streams* (one list per reference position) and skips 
 so rows with fewer references are padded with ``None`` (documented in sacrebleu's
 ``Metric._cache_references``). With several references, BLEU clips each n-gram count by its
 largest count in any reference; chrF takes the best-scoring reference.
+
+Their 95% intervals (:func:`bleu_chrf_intervals`) are sacrebleu's own bootstrap
+(``corpus_score(..., n_bootstrap=1000)``, seeded by ``SACREBLEU_SEED``, 12345 by default): corpus
+BLEU is not a mean over rows, so each resample recomputes it from the resampled rows' n-gram
+statistics; sacrebleu reports the resamples' mean ± half the 2.5-97.5 percentile range.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from genlab.errors import InvalidValueError
+from genlab.evaluation.bootstrap import RESAMPLES, Interval
 
 
 def _reference_streams(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> list[list[str | None]]:
@@ -61,3 +67,18 @@ def chrf(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) 
 
     streams = _reference_streams(predictions, references)
     return {"chrf": CHRF().corpus_score(list(predictions), streams).score / 100}
+
+
+def bleu_chrf_intervals(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]], *, resamples: int = RESAMPLES
+) -> dict[str, Interval]:
+    """BLEU and chrF (0-1 scale) with sacrebleu's bootstrap 95% interval (mean ± half-width of the resamples)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    streams = _reference_streams(predictions, references)
+    intervals = {}
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        score = metric.corpus_score(list(predictions), streams, n_bootstrap=resamples)
+        mean, half = float(score._mean), float(score._ci)  # sacrebleu's bootstrap figures (no public accessor)
+        intervals[name] = Interval(score.score / 100, (mean - half) / 100, (mean + half) / 100)
+    return intervals
