@@ -30,6 +30,7 @@ from genlab.pipeline.recipe import LifecycleRecipe
 from genlab.pipeline.stages import steps_for
 from genlab.pipeline.step import Stage, StepContext, always_runs
 from genlab.pipeline.workspace import StepState, Workspace, cache_key, outputs_intact
+from genlab.tracking.live import live_tracking, nested_run
 
 MANIFEST_KIND = "lifecycle-manifest"
 # on_event(event, step, detail): event is "start", "reused", "done", "failed" or "progress"
@@ -94,9 +95,9 @@ def run_lifecycle(
     }  # fmt: skip
     reports = [StepReport(name, stage.kind, "not run") for name, stage in steps]
     result = LifecycleResult("", recipe.name, "running", str(workspace.root), reports)
-    with workspace.locked(), LineageStore() as store:
+    with workspace.locked(), LineageStore() as store, live_tracking(recipe.tracking, store):  # MLflow, if the recipe says
         try:
-            with record_run("lifecycle", config, store=store) as lifecycle:
+            with record_run("lifecycle", config, store=store) as lifecycle, nested_run(lifecycle.id):
                 result.run_id = lifecycle.id
                 try:
                     pass_ = _Pass(recipe, recipe_dir, workspace, store, lifecycle, event, force, show_progress, trainer_callbacks)
@@ -156,7 +157,7 @@ class _Pass:
         run_id = None
         try:
             settings = {"lifecycle": self.lifecycle.id, "step": step, "key": ctx.key, "settings": stage.settings(ctx)}
-            with record_run(f"lifecycle.{stage.kind}", settings, store=self.store) as run:
+            with record_run(f"lifecycle.{stage.kind}", settings, store=self.store) as run, nested_run(run.id):
                 run_id = run.id
                 self.lifecycle.add_child(run)
                 state = self._execute(stage, ctx, run, inputs)

@@ -124,8 +124,10 @@ def live_tracking(config: TrackingConfig | None, store: LineageStore) -> Iterato
 
 
 @contextlib.contextmanager
-def nested_run(session: LiveTracking | None, run_id: str) -> Iterator[None]:
-    """``session.nested(run_id)``, or nothing when there is no session: for callers that may track."""
+def nested_run(run_id: str) -> Iterator[None]:
+    """Inside :func:`live_tracking`: ``run_id`` is a parent MLflow run for what starts in the block
+    (a lifecycle pass, then each step). Outside one, nothing: callers need not know if they track."""
+    session = _ACTIVE.get()
     if session is None:
         yield
         return
@@ -134,7 +136,7 @@ def nested_run(session: LiveTracking | None, run_id: str) -> Iterator[None]:
 
 
 class MlflowLiveLogging(TrainerCallback):
-    """Logs each Trainer log entry to the lineage run's MLflow run, at the Trainer's global step."""
+    """Logs the Trainer's losses, learning rate and gradient norm to the run's MLflow run at its global step."""
 
     def __init__(self, session: LiveTracking, run: Run, metric_names: Mapping[str, str], *, owns_session: bool) -> None:
         self.session, self.run, self.metric_names = session, run, dict(metric_names)
@@ -148,10 +150,12 @@ class MlflowLiveLogging(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if self.mlflow_run_id is None or not logs:
             return
+        # Only what the lineage records (LineageLosses logs the same keys under the same names): the
+        # Trainer's closing entry also holds a "train_loss" (the mean over the run) that is no curve point.
         values = {
-            self.metric_names.get(key, key): float(value)
-            for key, value in logs.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            name: float(logs[key])
+            for key, name in self.metric_names.items()
+            if isinstance(logs.get(key), (int, float)) and not isinstance(logs.get(key), bool)
         }
         self.session.log(self.mlflow_run_id, values, state.global_step)
 
