@@ -83,7 +83,7 @@ def compare_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compare runs metric by metric, with the absolute improvement over the first, and write an HTML report."""
-    from genlab.evaluation.compare import compare_runs, is_score, run_label
+    from genlab.evaluation.compare import compare_runs, is_score, paired_text, run_label
 
     comparison = compare_runs(run_ids, samples=samples)
     if as_json:
@@ -96,10 +96,24 @@ def compare_command(
         cells = [metric]
         for index, value in enumerate(comparison.values[metric]):
             change = comparison.improvements[metric][index]
+            bounds = (comparison.intervals.get(metric) or [None] * len(comparison.runs))[index]
             text = "—" if value is None else f"{value:.4f}"
+            if bounds is not None:
+                text += f" [{bounds[0]:.4f}, {bounds[1]:.4f}]"
             if index > 0 and change is not None:
                 text += f" ({change:+.2f}{' pp' if is_score(metric) else ''})"
             cells.append(text)
         rows.append(cells)
-    print_table("improvement over run 1 (percentage points for scores)", columns, rows)
+    print_table("improvement over run 1 (percentage points for scores); [95% bootstrap interval]", columns, rows)
+    paired_rows = [
+        [metric] + [paired_text(metric, p) if p else "—" for p in comparison.paired[metric][1:]]
+        for metric in comparison.metrics
+        if any(comparison.paired.get(metric, [])[1:])
+    ]
+    if paired_rows:
+        print_table("paired difference from run 1 on the same rows [95% paired bootstrap interval]",
+                    ["metric"] + columns[2:], paired_rows)  # fmt: skip
+    for index, note in enumerate(comparison.paired_notes):
+        if note:
+            console.print(f"run {index + 1}: {note}")
     console.print(f"report: {comparison.report}")

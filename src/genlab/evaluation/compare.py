@@ -5,6 +5,11 @@ original model" per ROUGE score: ``(score_run - score_first) * 100`` percentage 
 0-1 scale (ROUGE, BLEU, chrF, accuracy, toxicity, ECE, ...) are compared that way; other figures
 (tokens/s, seconds) by their plain difference. An HTML report (self-contained: the chart is an
 inline PNG) shows a bar chart and sample predictions side by side with the references.
+
+Every score of a run carries its 95% bootstrap interval (the run's ``intervals.json``, or its
+predictions' per-row scores), and each run after the first gets, on the same rows, the paired
+bootstrap interval of its difference from the first (:mod:`genlab.evaluation.paired`), marked "not
+distinguishable from noise" when it spans zero; runs on different rows get one sentence instead.
 """
 
 from __future__ import annotations
@@ -12,23 +17,26 @@ from __future__ import annotations
 import base64
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_text
 from genlab.errors import GenlabError
+from genlab.evaluation.paired import NOISE, different_rows, paired_differences
+from genlab.evaluation.row_scores import mean_intervals
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 
-SCORE_PREFIXES = ("rouge", "bleu", "chrf", "accuracy", "acc_norm", "exact_match", "toxic", "ece", "robustness")
+SCORE_PREFIXES = ("rouge", "bleu", "chrf", "acc", "f1", "exact_match", "toxic", "ece", "robustness")
 NOT_SCORES = ("bleu_brevity_penalty", "bleu_length_ratio")  # factors and ratios, compared as plain numbers
 TEMPLATE = Path(__file__).with_name("templates") / "compare.html.jinja"
 
 
 def is_score(metric: str) -> bool:
-    """A 0-1 score, compared in percentage points."""
-    return metric.startswith(SCORE_PREFIXES) and metric not in NOT_SCORES
+    """A 0-1 score, compared in percentage points (lm-eval's ``TASK/acc`` too; its ``_stderr`` figures are not)."""
+    name = metric.rsplit("/", 1)[-1].split("[", 1)[0]
+    return name.startswith(SCORE_PREFIXES) and name not in NOT_SCORES and not name.endswith("_stderr")
 
 
 @dataclass
@@ -38,6 +46,9 @@ class Comparison:
     values: dict[str, list[float | None]]  # metric -> value per run
     improvements: dict[str, list[float | None]]  # metric -> change over the first run (pp for scores)
     samples: list[dict[str, Any]]  # id, input, reference, predictions (one per run)
+    intervals: dict[str, list[list[float] | None]] = field(default_factory=dict)  # metric -> [low, high] per run
+    paired: dict[str, list[dict[str, Any] | None]] = field(default_factory=dict)  # metric -> difference from run 1
+    paired_notes: list[str | None] = field(default_factory=list)  # per run: why it has no paired figures
     report: str = ""
     run_id: str = ""
 
@@ -52,6 +63,7 @@ def compare_runs(run_ids: list[str], *, samples: int = 5, report: bool = True) -
         records = [store.get_run(run_id) for run_id in run_ids]
         metric_sets = [store.metrics(record.id) for record in records]
         prediction_files = [_predictions_file(store, record.id) for record in records]
+        interval_files = [_artifact_file(store, record.id, "intervals") for record in records]
     runs = [
         {
             "id": r.id, "kind": r.kind, "model": r.config.get("model"), "adapter": r.config.get("adapter"),
@@ -66,6 +78,7 @@ def compare_runs(run_ids: list[str], *, samples: int = 5, report: bool = True) -
     for run, rows in zip(runs, predictions, strict=True):
         run["n"] = len(rows) if rows else None
     comparison = Comparison(runs, names, values, improvements, _side_by_side(predictions, samples))
+    _add_intervals(comparison, predictions, interval_files)
     if report:
         with record_run("compare", {"runs": run_ids}) as run:
             for path in prediction_files:
@@ -84,8 +97,38 @@ def _change(metric: str, base: float | None, value: float | None) -> float | Non
     return (value - base) * 100 if is_score(metric) else value - base
 
 
+def _add_intervals(comparison: Comparison, predictions: list[list[dict[str, Any]]], interval_files: list[Path | None]) -> None:
+    """Each run's interval per metric, and each later run's paired difference from the first (or why not)."""
+    per_run = []
+    for rows, path in zip(predictions, interval_files, strict=True):
+        recorded = json.loads(path.read_text(encoding="utf-8"))["intervals"] if path is not None else {}
+        per_run.append(recorded or {name: i.to_list() for name, i in mean_intervals([r.get("scores") or {} for r in rows]).items()})
+    comparison.intervals = {name: [bounds.get(name) for bounds in per_run] for name in comparison.metrics}
+    comparison.paired = {name: [None] * len(predictions) for name in comparison.metrics}
+    comparison.paired_notes = [None] * len(predictions)
+    for index in range(1, len(predictions)):
+        note = different_rows(predictions[0], predictions[index])
+        if note is not None:
+            comparison.paired_notes[index] = note
+            continue
+        for name, difference in paired_differences(predictions[0], predictions[index]).items():
+            if name in comparison.paired:
+                comparison.paired[name][index] = difference.to_dict()
+
+
+def paired_text(metric: str, paired: dict[str, Any]) -> str:
+    """``+2.00 pp [-1.10, +5.20], not distinguishable from noise`` (points for 0-1 scores)."""
+    scale, unit = (100.0, " pp") if is_score(metric) else (1.0, "")
+    text = f"{paired['difference'] * scale:+.2f}{unit} [{paired['low'] * scale:+.2f}, {paired['high'] * scale:+.2f}]"
+    return f"{text}, {NOISE}" if paired["verdict"] == NOISE else f"{text}, {paired['verdict']}"
+
+
 def _predictions_file(store: LineageStore, run_id: str) -> Path | None:
-    outputs = [a for a in store.artifacts_of(run_id, "output") if a.kind == "predictions"]
+    return _artifact_file(store, run_id, "predictions")
+
+
+def _artifact_file(store: LineageStore, run_id: str, kind: str) -> Path | None:
+    outputs = [a for a in store.artifacts_of(run_id, "output") if a.kind == kind]
     return Path(outputs[0].path) if outputs and Path(outputs[0].path).is_file() else None
 
 
@@ -158,4 +201,5 @@ def render_report(comparison: Comparison) -> str:
         labels=[f"{i + 1}. {run_label(run)}" for i, run in enumerate(comparison.runs)],
         chart=bar_chart_png(comparison),
         is_score=is_score,
+        paired_text=paired_text,
     )
