@@ -92,6 +92,13 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "model"
 
 
+def _model_label(loaded: LoadedModel) -> str:
+    """A short name for file names: the pack or hub name, or the folder's (file's) own name."""
+    if loaded.source.kind in ("folder", "gguf"):
+        return _safe_name(Path(loaded.source.location).stem if loaded.source.kind == "gguf" else Path(loaded.source.location).name)
+    return _safe_name(loaded.name.rsplit("/", 1)[-1])
+
+
 def export_gguf(request: ExportRequest, *, store: LineageStore | None = None) -> ExportResult:
     """Export ``request.source`` (see :class:`ExportRequest`); the run is recorded before this returns."""
     adapter = _adapter_or_none(request.source)
@@ -113,7 +120,7 @@ def export_gguf(request: ExportRequest, *, store: LineageStore | None = None) ->
             hashes[adapter.name] = run.use(adapter.path, "adapter", {"base": loaded.name, "method": adapter.method}).sha256
         if request.base_gguf is not None:
             hashes[request.base_gguf.name] = run.use(request.base_gguf, "gguf", {"role": "base"}).sha256
-        name = _safe_name(adapter.name if adapter is not None else loaded.name)
+        name = _safe_name(adapter.name) if adapter is not None else _model_label(loaded)
         files = _write_export_folder(request, loaded, adapter, name)
         for role, path in files.items():
             if role == "model" and request.base_gguf is not None:
@@ -138,7 +145,7 @@ def _write_export_folder(request: ExportRequest, loaded: LoadedModel, adapter: A
             adapter_file = write_lora_gguf(adapter.path, loaded.model.config, tmp / f"{name}-lora.gguf", name=name)
             files["adapter"] = request.output / adapter_file.name
             model = loaded
-            model_name = _safe_name(loaded.name)
+            model_name = _model_label(loaded)
         else:
             model = merge_adapter(loaded, adapter.path) if adapter is not None else loaded
             model_name = name
