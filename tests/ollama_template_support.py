@@ -22,13 +22,13 @@ import re
 
 INSTRUCTIONS = {"FROM", "PARAMETER", "TEMPLATE", "SYSTEM", "ADAPTER", "LICENSE", "MESSAGE", "REQUIRES"}
 VARIABLES = {".System", ".Prompt", ".Response", ".Suffix", ".Tools", ".Messages", ".Role", ".Content", ".ToolCalls"}
-ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
+ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.DOTALL)
 
 
 def parse_modelfile(text: str) -> list[tuple[str, str]]:
     """(instruction, argument) pairs, as Ollama's Modelfile format defines them."""
     pairs, position = [], 0
-    line = re.compile(r'[ \t]*(?:#[^\n]*|([A-Za-z]+)[ \t]+("""(.*?)"""|[^\n]*))?\n', re.S)
+    line = re.compile(r'[ \t]*(?:#[^\n]*|([A-Za-z]+)[ \t]+("""(.*?)"""|[^\n]*))?\n', re.DOTALL)
     while position < len(text):
         match = line.match(text, position)
         assert match, f"not a Modelfile line at {text[position:position + 40]!r}"

@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.export.gguf_model import ModelExportError, permute_rotary_rows, write_model_gguf
+from genlab.export.gguf_model import (
+    ModelExportError,
+    permute_rotary_rows,
+    write_model_gguf,
+)
 from genlab.export.gguf_tokenizer import TokenizerExportError, pre_tokenizer_name
 from genlab.models.tiny import tiny_model
 

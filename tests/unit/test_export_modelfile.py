@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import pytest
 
-from genlab.export.modelfile import TemplateTranslationError, modelfile_text, translate_chat_template
+from genlab.export.modelfile import (
+    TemplateTranslationError,
+    modelfile_text,
+    translate_chat_template,
+)
 from genlab.models.tiny import CHATML_TEMPLATE, tiny_tokenizer
-from tests.ollama_template_support import ACTION, INSTRUCTIONS, VARIABLES, ollama_prompt, parse_modelfile, render_go_template
+from tests.ollama_template_support import (
+    ACTION,
+    INSTRUCTIONS,
+    VARIABLES,
+    ollama_prompt,
+    parse_modelfile,
+    render_go_template,
+)
 
 CONVERSATIONS = [
     [{"role": "user", "content": "What is LoRA?"}],

@@ -27,7 +27,11 @@ import gguf
 import numpy as np
 
 from genlab.errors import GenlabError
-from genlab.export.gguf_model import ARCHITECTURES, gguf_architecture, permute_rotary_rows
+from genlab.export.gguf_model import (
+    ARCHITECTURES,
+    gguf_architecture,
+    permute_rotary_rows,
+)
 
 PEFT_PREFIX = "base_model.model."
 

@@ -23,10 +23,24 @@ from genlab.atomic import atomic_directory, atomic_write_text
 from genlab.errors import GenlabError, InvalidValueError, ModelNotFoundError
 from genlab.export.gguf_lora import write_lora_gguf
 from genlab.export.gguf_model import write_model_gguf
-from genlab.export.modelfile import modelfile_text, ollama_create_command, translate_chat_template
-from genlab.export.quantize import check_quant, llama_cpp_available, needs_llama_cpp, quantize_with_llama_cpp
+from genlab.export.modelfile import (
+    modelfile_text,
+    ollama_create_command,
+    translate_chat_template,
+)
+from genlab.export.quantize import (
+    check_quant,
+    llama_cpp_available,
+    needs_llama_cpp,
+    quantize_with_llama_cpp,
+)
 from genlab.lineage import LineageStore, record_run
-from genlab.models.adapters import AdapterInfo, check_base, merge_adapter, read_adapter_info
+from genlab.models.adapters import (
+    AdapterInfo,
+    check_base,
+    merge_adapter,
+    read_adapter_info,
+)
 from genlab.models.gguf import check_gguf_file
 from genlab.models.load import LoadedModel, load_model
 from genlab.models.packs import PACKS
