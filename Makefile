@@ -27,18 +27,27 @@ $(STAMP): pyproject.toml
 setup-browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
-# Optional, for `genlab serve --backend llama.cpp`: llama-cpp-python compiled from its source package
-# (a CPU build without BLAS). Not a dependency of setup, test or demo: it compiles C++ for 10-20 minutes
-# on 2 cores, and its tests skip when it is missing.
+# llama-cpp-python, for `genlab serve --backend llama.cpp`, `genlab export gguf --quant q4_k_m` (llama.cpp's
+# quantizer) and the GGUF round-trip tests. It is not on PyPI as a wheel: it compiles C++ (10-20 minutes on
+# 2 cores, CPU build without BLAS), so the wheel is built once into a cache outside the checkout and every
+# later run installs it from there in seconds. `make test` needs it (the round-trip tests fail in CI
+# without it); `make setup` and `make demo` do not, and need no compiler.
 LLAMA_CPP_PYTHON_VERSION := 0.3.36
+WHEEL_CACHE = $${XDG_CACHE_HOME:-$$HOME/.cache}/genlab/wheels
+# --no-deps keeps pip away from torch and numpy; diskcache (pure Python) is the one import the venv lacks.
 setup-llamacpp: setup
-	@{ command -v cmake && command -v g++ && command -v make; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake build-essential >/dev/null; }
-	CMAKE_ARGS="-DGGML_BLAS=OFF -DLLAMA_CURL=OFF" $(BIN)/pip install --no-binary llama-cpp-python llama-cpp-python==$(LLAMA_CPP_PYTHON_VERSION)
+	@wheels="$(WHEEL_CACHE)"; \
+	if ! ls "$$wheels"/llama_cpp_python-$(LLAMA_CPP_PYTHON_VERSION)-*.whl >/dev/null 2>&1; then \
+		{ command -v cmake && command -v g++ && command -v make; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake build-essential >/dev/null; }; \
+		echo "building llama-cpp-python $(LLAMA_CPP_PYTHON_VERSION) into $$wheels (once; 10-20 minutes on 2 cores)"; \
+		CMAKE_ARGS="-DGGML_BLAS=OFF -DLLAMA_CURL=OFF" $(BIN)/pip wheel --quiet --no-deps --no-binary llama-cpp-python -w "$$wheels" llama-cpp-python==$(LLAMA_CPP_PYTHON_VERSION); \
+	fi; \
+	$(BIN)/pip install --quiet --no-deps "$$wheels"/llama_cpp_python-$(LLAMA_CPP_PYTHON_VERSION)-*.whl diskcache==5.6.3
 
 demo: setup
 	$(BIN)/genlab demo
 
-test: setup setup-browser
+test: setup setup-browser setup-llamacpp
 	# Two workers, one thread each: the two cores overlap model loading, CLI start-up and tokenising.
 	# worksteal: the default "load" hands the first ~115 tests (every integration test) to one worker.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 tests
