@@ -36,12 +36,18 @@ from dataclasses import dataclass
 from genlab.alignment.constitution import Constitution, Principle
 from genlab.alignment.critique_revision import generate_replies
 from genlab.alignment.dpo_data import PreferencePair
+from genlab.evaluation.judge import (
+    LETTERS,
+    Judgement,
+    judge_both_orders,
+    judge_context,
+    local_judge,
+)
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.settings import GenerationSettings
 from genlab.models.load import LoadedModel
 
-ANSWER_PREFIX = "The answer is: ("
-LETTERS = ("A", "B")
+__all__ = ["LETTERS", "FeedbackOutcome", "Judgement", "ai_preference_pairs", "judge", "judge_context", "judge_question"]
 
 
 def judge_question(prompt: str, first: str, second: str, principle: Principle) -> str:
@@ -49,30 +55,6 @@ def judge_question(prompt: str, first: str, second: str, principle: Principle) -
         f"Consider this request to an assistant:\n{prompt}\n\n{principle.comparison}\n\n"
         f"(A) {first}\n\n(B) {second}\n\nReply with the letter of the better reply, A or B."
     )
-
-
-def judge_context(loaded: LoadedModel, question: str, *, chat: bool) -> str:
-    """The question as the model reads it, up to where the letter comes."""
-    if chat:
-        from genlab.prompting.chat import format_chat
-
-        return format_chat(loaded.tokenizer, [{"role": "user", "content": question}]) + ANSWER_PREFIX
-    return f"Human: {question}\n\nAssistant: {ANSWER_PREFIX}"
-
-
-@dataclass(frozen=True)
-class Judgement:
-    prob_first: float  # P(first answer ≻ second), averaged over the orders asked
-    by_order: tuple[float, ...]  # P(first ≻ second) from each order asked: (shown first as A, shown first as B)
-
-    @property
-    def confidence(self) -> float:
-        return max(self.prob_first, 1.0 - self.prob_first)
-
-    @property
-    def orders_agree(self) -> bool:
-        """Both orders prefer the same answer (always True when one order was asked)."""
-        return len({p > 0.5 for p in self.by_order}) == 1
 
 
 def judge(
@@ -83,22 +65,13 @@ def judge(
     both_orders: bool = True,
     batch_size: int = 8,
 ) -> list[Judgement]:
-    """For each (prompt, first, second, principle): how likely the model finds ``first`` the better answer."""
-    from genlab.evaluation.benchmarks.multiple_choice import score_choices
+    """For each (prompt, first, second, principle): how likely the model finds ``first`` the better answer.
 
-    contexts = []
-    for prompt, first, second, principle in items:
-        contexts.append(judge_context(loaded, judge_question(prompt, first, second, principle), chat=chat))
-        if both_orders:
-            contexts.append(judge_context(loaded, judge_question(prompt, second, first, principle), chat=chat))
-    scores = score_choices(loaded, contexts, [LETTERS] * len(contexts), choice_prefix="", batch_size=batch_size)
-    per_item = 2 if both_orders else 1
-    judgements = []
-    for i in range(len(items)):
-        shown_first = scores[i * per_item].probabilities[0]  # the first answer is (A)
-        orders = (shown_first, scores[i * per_item + 1].probabilities[1]) if both_orders else (shown_first,)
-        judgements.append(Judgement(sum(orders) / len(orders), orders))
-    return judgements
+    The pairwise judging (letters' log-likelihoods, both orders) is genlab.evaluation.judge's, shared
+    with `genlab eval judge` and human ranking.
+    """
+    ask = local_judge(loaded, lambda key, a, b: judge_question(key[0], a, b, key[1]), chat=chat, batch_size=batch_size)
+    return judge_both_orders(ask, [((p, principle), a, b) for p, a, b, principle in items], both_orders=both_orders)
 
 
 @dataclass

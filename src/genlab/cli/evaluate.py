@@ -117,3 +117,36 @@ def compare_command(
         if note:
             console.print(f"run {index + 1}: {note}")
     console.print(f"report: {comparison.report}")
+
+
+@app.command(name="judge")
+def judge_command(
+    run_a: Annotated[str, typer.Argument(help="The baseline run (a `genlab eval` run id).")],
+    run_b: Annotated[str, typer.Argument(help="The challenger run, scored on the same rows.")],
+    judge: Annotated[str, typer.Option(help="A local model, openai:MODEL (an OpenAI-compatible provider) or human.")] = "smollm2-135m-instruct",
+    limit: Annotated[int | None, typer.Option(help="Judge only the first N shared rows.")] = None,
+    both_orders: Annotated[bool, typer.Option("--both-orders/--one-order", help="Ask each pair in both orders.")] = True,
+    tie_margin: Annotated[float, typer.Option(help="A local judge's p(A) this close to 1/2 is a tie.")] = 0.05,
+    chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap the question in the judge's chat template.")] = True,
+    batch_size: Annotated[int, typer.Option(min=1, help="Questions per forward pass (local judge).")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Pairwise preference of a judge between two runs' predictions: win rate with its interval, order agreement."""
+    from genlab.evaluation.judge_run import judge_runs
+
+    result = judge_runs(
+        run_a, run_b, judge=judge, limit=limit, both_orders=both_orders, tie_margin=tie_margin, chat=chat,
+        batch_size=batch_size, show=err_console.print,
+    )  # fmt: skip
+    if as_json:
+        print_json(result.to_dict())
+        return
+    low, high = result.intervals["win_rate"]
+    m = result.metrics
+    rows = [
+        ("win rate of run B", f"{m['win_rate']:.3f} [{low:.3f}, {high:.3f}] (95% bootstrap; ties count half)"),
+        ("wins / losses / ties", f"{m['wins']:.0f} / {m['losses']:.0f} / {m['ties']:.0f} of {result.n} rows"),
+        ("order agreement", f"{m['order_agreement']:.3f}" + ("" if m["order_agreement"] >= 0.8 else "  (low: the judge flips with the order; do not trust it)")),
+    ]
+    print_table(f"{judge} judging {run_b} (B) against {run_a} (A)", ["", ""], rows)
+    console.print(f"judgements: {result.judgements}\nrecorded as run [bold]{result.run_id}[/]")

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from genlab.evaluation.bootstrap import Interval, bootstrap_interval
-from genlab.evaluation.metrics import exact_match, load_toxicity_scorer, rouge_per_example
+from genlab.evaluation.metrics import (
+    exact_match,
+    load_toxicity_scorer,
+    rouge_per_example,
+)
 from genlab.evaluation.metrics.bleu import bleu_chrf_intervals
 
 References = Sequence[str | Sequence[str]]

@@ -28,8 +28,16 @@ from genlab.data.builtin import source_file
 from genlab.errors import InvalidValueError
 from genlab.evaluation.bootstrap import Interval
 from genlab.evaluation.generation_metrics import score_generations
-from genlab.evaluation.harness import HARNESS_TASKS_DIR, parse_harness_tasks, run_harness
-from genlab.evaluation.row_scores import generation_intervals, mean_intervals, row_scores
+from genlab.evaluation.harness import (
+    HARNESS_TASKS_DIR,
+    parse_harness_tasks,
+    run_harness,
+)
+from genlab.evaluation.row_scores import (
+    generation_intervals,
+    mean_intervals,
+    row_scores,
+)
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.lineage import Run, record_run
 from genlab.models.load import LoadedModel, load_model
