@@ -1,0 +1,349 @@
+"""Serving backends side by side on the default model, in one run: which one should serve a deployed model?
+
+    python bench/backends.py                      # every engine installed here, 2 rounds, 50 DialogSum rows
+    python bench/backends.py --engines ctranslate2-int8,genlab-fp32 --rounds 3
+
+Engines: genlab's engine (fp32, and torch dynamic int8), llama.cpp (the pack's own Q4_1 GGUF, and the
+q8_0 GGUF of `genlab export gguf`), CTranslate2 int8 (`--backend ctranslate2`) and ONNX Runtime GenAI
+int4 (its model builder's MatMulNBits; not a genlab backend: a bench-only wrapper below runs one
+generator per request, as its Generator API does). Each engine runs in a child process of its own, so
+its peak memory (VmHWM) is its own; the speed children alternate (A B C ..., then ... C B A) and the
+table gives medians over the rounds. Per engine:
+
+- single stream: one greedy chat request at a time, 128 new tokens, submit -> end (prompt included);
+- first token: a 300-token prompt, submit -> first text;
+- 8 clients: 8 threads, each sending 2 greedy chat requests one after the other (64 new tokens),
+  completion tokens of all / wall time, straight to the backend (no HTTP: the same for every engine);
+- quality (once per engine, greedy): ROUGE-1 of 50 DialogSum summaries, and agreement with genlab fp32:
+  the share of rows whose answer is the same text;
+- LoRA per request, and what installing the library costs (its folders in site-packages).
+
+The machine is shared: the load average is printed before and after, and the figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "datasets" / "dialogsum" / "dev.jsonl"
+MODEL = "smollm2-135m-instruct"
+STORY = "Write a long story about a lighthouse keeper, a storm and a lost ship."
+ENGINES = ["genlab-fp32", "genlab-int8", "llama.cpp-q8_0", "llama.cpp-q4_1", "ctranslate2-int8", "ort-genai-int4"]
+LORA = {"genlab-fp32": "yes, several per batch", "genlab-int8": "yes, several per batch", "llama.cpp-q8_0": "no (GGUF LoRA at load)",
+        "llama.cpp-q4_1": "no (GGUF LoRA at load)", "ctranslate2-int8": "no (merge first)", "ort-genai-int4": "per generator (onnx adapters)"}  # fmt: skip
+LIBRARIES = {"genlab": ["torch"], "llama.cpp": ["llama_cpp", "llama_cpp_python.libs"], "ctranslate2": ["ctranslate2", "ctranslate2.libs"],
+             "ort-genai": ["onnxruntime_genai"]}  # fmt: skip
+# Minutes to install, measured in this session: the wheels from PyPI; llama-cpp-python compiles llama.cpp.
+INSTALL_MINUTES = {"genlab": "(torch: part of genlab)", "llama.cpp": "10-20 (compiles)", "ctranslate2": "< 0.1 (wheel)", "ort-genai": "< 0.1 (wheel)"}
+
+
+def store() -> Path:
+    from genlab.home import models_dir
+
+    return models_dir() / "bench-backends"
+
+
+# --- building each engine (in its child process) ---------------------------------------------------
+
+
+def genlab_int8_folder() -> Path:
+    """genlab's torch dynamic int8 of the default model (genlab optimize quantize), made once."""
+    from genlab.optimize.measure import EvalSpec
+    from genlab.optimize.quantize import quantize
+
+    folder = store() / "genlab-int8-dynamic"
+    if not (folder / "genlab_optimized.json").is_file():
+        quantize(MODEL, "int8-dynamic", EvalSpec(data=str(DATA), limit=1), folder, measure_models=False)
+    return folder
+
+
+def q8_gguf() -> Path:
+    """The default model exported to q8_0 by `genlab export gguf`, made once."""
+    folder = store() / "gguf-q8_0"
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "genlab", "export", "gguf", MODEL, "--output", str(folder), "--quant", "q8_0"],
+                       check=True, capture_output=True)  # fmt: skip
+        found = sorted(folder.glob("*.gguf"))
+    return found[0]
+
+
+def ort_genai_folder(threads: int) -> Path:
+    """The default model through ONNX Runtime GenAI's model builder (int4 MatMulNBits, CPU), made once."""
+    from genlab.models.packs import PACKS, ensure_converted
+
+    folder = store() / "ort-genai-int4"
+    if not (folder / "genai_config.json").is_file():
+        source = ensure_converted(PACKS[MODEL])
+        subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(folder),
+                        "-p", "int4", "-e", "cpu", "-c", str(store() / "ort-cache")], check=True, capture_output=True)  # fmt: skip
+    config_file = folder / "genai_config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["decoder"]["session_options"]["intra_op_num_threads"] = threads
+    config_file.write_text(json.dumps(config, indent=2))
+    return folder
+
+
+class OrtGenaiBench:
+    """ONNX Runtime GenAI behind the :class:`genlab.serving.backend.Backend` calls this bench makes (greedy only)."""
+
+    name = "onnxruntime-genai"
+
+    def __init__(self, folder: Path) -> None:
+        import onnxruntime_genai as og
+
+        from genlab.prompting.chat import format_chat
+        from transformers import AutoTokenizer
+
+        self._og, self._format = og, format_chat
+        config = og.Config(str(folder))
+        config.clear_providers()  # CPU
+        self.model = og.Model(config)
+        self.tokenizer = og.Tokenizer(self.model)
+        self._hf = AutoTokenizer.from_pretrained(str(folder))
+
+    def models(self) -> list[str]:
+        return [MODEL]
+
+    def load(self) -> None:
+        pass
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        return self._format(self._hf, messages)
+
+    def submit(self, model_id: str, prompt: str, settings: Any, *, formatted: bool = False, group: Any = None) -> Any:
+        from genlab.serving.backend import ChoiceResult, GenerationResult, QueueHandle
+
+        handle = QueueHandle()
+
+        def run() -> None:
+            og = self._og
+            ids = self.tokenizer.encode(prompt)
+            params = og.GeneratorParams(self.model)
+            params.set_search_options(max_length=len(ids) + settings.max_new_tokens, do_sample=False)
+            generator = og.Generator(self.model, params)
+            generator.append_tokens(ids)
+            stream, tokens, text = self.tokenizer.create_stream(), 0, ""
+            while not generator.is_done():
+                generator.generate_next_token()
+                token = int(generator.get_next_tokens()[0])
+                if token == self._hf.eos_token_id:
+                    break
+                tokens += 1
+                piece = stream.decode(token)
+                text += piece
+                handle.put(0, piece)
+            finish = "length" if tokens >= settings.max_new_tokens else "stop"
+            handle.finish(GenerationResult(len(ids), [ChoiceResult(text, tokens, finish)]))  # type: ignore[arg-type]
+
+        threading.Thread(target=run, daemon=True).start()
+        return handle
+
+
+def build(engine: str, threads: int) -> Any:
+    if engine.startswith("genlab-"):
+        from genlab.serving.genlab_backend import GenlabBackend
+
+        model = MODEL if engine == "genlab-fp32" else str(genlab_int8_folder())
+        return GenlabBackend(model, max_batch=8, threads=threads, model_id=MODEL)
+    if engine.startswith("llama.cpp-"):
+        from genlab.serving.backends.llamacpp import LlamaCppBackend
+
+        gguf = MODEL if engine == "llama.cpp-q4_1" else str(q8_gguf())
+        return LlamaCppBackend(gguf, threads=threads, model_id=MODEL)
+    if engine == "ctranslate2-int8":
+        from genlab.serving.backends.ctranslate2_backend import CTranslate2Backend
+
+        return CTranslate2Backend(MODEL, threads=threads, max_batch=8, model_id=MODEL)
+    if engine == "ort-genai-int4":
+        return OrtGenaiBench(ort_genai_folder(threads))
+    raise SystemExit(f"unknown engine {engine!r}: choose among {', '.join(ENGINES)}")
+
+
+def available(engine: str) -> str | None:
+    """None when the engine can run here, else why not."""
+    import importlib.util
+
+    library = {"llama.cpp": "llama_cpp", "ctranslate2": "ctranslate2", "ort": "onnxruntime_genai"}.get(engine.split("-")[0])
+    if library and importlib.util.find_spec(library) is None:
+        return f"{library} not installed"
+    return None
+
+
+# --- what a child measures -------------------------------------------------------------------------
+
+
+def dialogsum_prompts(rows: int) -> tuple[list[str], list[str]]:
+    """Chat-formatted zero-shot summary prompts of the first ``rows`` DialogSum rows, and their references."""
+    from genlab.data.loaders import load_examples
+    from genlab.models.load import load_model
+    from genlab.prompting.icl import build_prompt
+    from genlab.prompting.templates import get_template
+
+    loaded = load_model(MODEL)
+    examples = load_examples(str(DATA), input_field="dialogue", target_field="summary", limit=rows)
+    template = get_template("summarize")
+    prompts = [build_prompt(template, row, None, 0, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
+                            max_new_tokens=64, chat=True).text for row in examples]  # fmt: skip
+    return prompts, [row.target or "" for row in examples]
+
+
+def long_prompt(backend: Any, tokens: int = 300) -> str:
+    """A chat prompt of about ``tokens`` tokens: a DialogSum dialogue cut to length, to summarise."""
+    from transformers import AutoTokenizer
+
+    from genlab.models.packs import PACKS, ensure_converted
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ensure_converted(PACKS[MODEL])))
+    dialogue = " ".join(json.loads(line)["dialogue"] for line in DATA.read_text().splitlines()[:5])
+    cut = tokenizer.decode(tokenizer(dialogue)["input_ids"][: tokens - 40])
+    return backend.format_chat([{"role": "user", "content": f"Summarize this conversation:\n{cut}"}])
+
+
+def clients(backend: Any, prompts: list[str], count: int = 8, each: int = 2, max_tokens: int = 64) -> float:
+    from genlab.generation.settings import GenerationSettings
+
+    settings = GenerationSettings(max_new_tokens=max_tokens)
+    totals = [0] * count
+
+    def client(index: int) -> None:
+        for turn in range(each):
+            prompt = prompts[(index * each + turn) % len(prompts)]
+            totals[index] += backend.submit(MODEL, prompt, settings, formatted=True).result().completion_tokens
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(totals) / (time.perf_counter() - start)
+
+
+def child_speed(engine: str, threads: int) -> dict[str, Any]:
+    from genlab.optimize.measure import peak_resident_kb
+    from genlab.serving.backends.speed import measure_single_stream
+
+    backend = build(engine, threads)
+    backend.load()
+    single = measure_single_stream(backend, STORY, 128, model_id=MODEL, repeats=3)
+    first = measure_single_stream(backend, long_prompt(backend), 8, model_id=MODEL, chat=False, repeats=3)
+    chats = [backend.format_chat([{"role": "user", "content": q}]) for q in (
+        "Explain photosynthesis to a child.", "Write a poem about the sea.", "List five uses of a brick.",
+        "Describe a busy market.", "What makes a good friend?", "Tell me about volcanoes.",
+        "Give advice to a new cook.", "Describe winter in a city.")]  # fmt: skip
+    aggregate = clients(backend, chats)
+    return {"single": single.tokens_per_second, "first_token": first.first_token_seconds, "clients8": aggregate,
+            "peak_mb": peak_resident_kb() / 1024}  # fmt: skip
+
+
+def child_quality(engine: str, threads: int, rows: int) -> dict[str, Any]:
+    from genlab.evaluation.metrics.rouge import rouge
+    from genlab.generation.settings import GenerationSettings
+
+    prompts, references = dialogsum_prompts(rows)
+    backend = build(engine, threads)
+    backend.load()
+    settings = GenerationSettings(max_new_tokens=64)
+    handles = [backend.submit(MODEL, prompt, settings, formatted=True) for prompt in prompts]
+    texts = [handle.result().text.strip() for handle in handles]
+    return {"rouge1": float(rouge(texts, references)["rouge1"]), "texts": texts}
+
+
+# --- the parent: alternate, take medians, print the table ------------------------------------------
+
+
+def run_child(engine: str, phase: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", engine, "--phase", phase, "--threads", str(args.threads), "--rows", str(args.rows)]
+    done = subprocess.run(command, capture_output=True, text=True)  # noqa: S603 - this script
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def install_mb(engine: str) -> str:
+    import site
+
+    key = engine.split("-")[0] if not engine.startswith("ort") else "ort-genai"
+    key = "genlab" if key == "genlab" else key
+    folders = [Path(site.getsitepackages()[0]) / name for name in LIBRARIES[key]]
+    size = sum(f.stat().st_size for folder in folders if folder.exists() for f in folder.rglob("*") if f.is_file())
+    return f"{size / 2**20:.0f} MB, {INSTALL_MINUTES[key]} min"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--child")
+    parser.add_argument("--phase", choices=["speed", "quality"])
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    if args.child:
+        result = child_speed(args.child, args.threads) if args.phase == "speed" else child_quality(args.child, args.threads, args.rows)
+        print(json.dumps(result))
+        return 0
+    engines = [e for e in args.engines.split(",") if e]
+    missing = {e: why for e in engines if (why := available(e))}
+    engines = [e for e in engines if e not in missing]
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f} on {os.cpu_count()} cores; "
+          f"{args.threads} threads per engine; {args.rounds} rounds")  # fmt: skip
+    speeds: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
+    for round_index in range(args.rounds):
+        order = engines if round_index % 2 == 0 else engines[::-1]
+        for engine in order:
+            result = run_child(engine, "speed", args)
+            speeds[engine].append(result)
+            print(f"  round {round_index + 1} {engine}: {json.dumps(result)} (load {os.getloadavg()[0]:.1f})", flush=True)
+    quality = {engine: run_child(engine, "quality", args) for engine in engines}
+    reference = quality.get("genlab-fp32", {}).get("texts")
+    rows = []
+    for engine in engines:
+        good = [r for r in speeds[engine] if "error" not in r]
+        med = {key: statistics.median(r[key] for r in good) for key in ("single", "first_token", "clients8", "peak_mb")} if good else {}
+        q = quality[engine]
+        agree = (sum(a == b for a, b in zip(q["texts"], reference)) / len(reference)) if reference and "texts" in q else None
+        rows.append({"engine": engine, **med, "rouge1": q.get("rouge1"), "agreement": agree, "lora": LORA[engine],
+                     "install": install_mb(engine), "errors": [r["error"] for r in speeds[engine] if "error" in r] + ([q["error"]] if "error" in q else [])})  # fmt: skip
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after[0]:.1f} {load_after[1]:.1f} {load_after[2]:.1f}")
+    print("\n| engine | single stream tokens/s | first token, 300-token prompt (s) | 8 clients tokens/s | peak MB | "
+          "ROUGE-1 (50 rows) | same answer as fp32 | LoRA per request | install |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        if "single" not in row:
+            print(f"| {row['engine']} | failed: {'; '.join(row['errors'])[:120]} |||||||")
+            continue
+        agreement = "-" if row["agreement"] is None else f"{row['agreement']:.0%}"
+        rouge1 = "-" if row["rouge1"] is None else f"{row['rouge1']:.3f}"
+        print(f"| {row['engine']} | {row['single']:.1f} | {row['first_token']:.2f} | {row['clients8']:.1f} | {row['peak_mb']:.0f} | "
+              f"{rouge1} | {agreement} | {row['lora']} | {row['install']} |")  # fmt: skip
+    for engine, why in missing.items():
+        print(f"| {engine} | not measured: {why} |||||||")
+    by = {row["engine"]: row for row in rows if "single" in row}
+    ratios = [("ctranslate2-int8", "llama.cpp-q8_0", "single"), ("ctranslate2-int8", "llama.cpp-q4_1", "single"),
+              ("ctranslate2-int8", "genlab-fp32", "clients8"), ("ctranslate2-int8", "genlab-int8", "single")]  # fmt: skip
+    print()
+    for a, b, key in ratios:
+        if a in by and b in by and by[b][key]:
+            print(f"{a} / {b} ({key}): {by[a][key] / by[b][key]:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"load_before": load_before, "load_after": load_after, "rows": rows, "speeds": speeds}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
