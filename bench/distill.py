@@ -36,10 +36,11 @@ def main() -> None:
 
     from genlab.cli.output import print_table
     from genlab.config import load_recipe
-    from genlab.optimize.distill import DistillRecipe, distill
+    from genlab.lineage import LineageStore
+    from genlab.optimize.distill.run import DistillRecipe, distill
 
     recipe = load_recipe(args.recipe, DistillRecipe, args.overrides)
-    result = distill(recipe, resume=args.resume, recipe_dir=args.recipe.parent)
+    result = distill(recipe, store=LineageStore(), resume=args.resume, recipe_dir=args.recipe.parent)
     report = result.report
     title, columns, rows = report.table()
     print_table(title, columns, rows)

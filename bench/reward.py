@@ -23,11 +23,12 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "reward-model.yaml"
 
 def main(overrides: list[str]) -> None:
     os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-bench-reward-"))
-    from genlab.alignment.reward_training import RewardRecipe, train_reward_model
+    from genlab.alignment.reward_model.training import RewardRecipe, train_reward_model
     from genlab.config import load_recipe
+    from genlab.lineage import LineageStore
 
     recipe = load_recipe(RECIPE, RewardRecipe, overrides)
-    result = train_reward_model(recipe, RECIPE.parent, progress=True)
+    result = train_reward_model(recipe, store=LineageStore(), recipe_dir=RECIPE.parent, progress=True)
     m = result.metrics
     print(f"reward model ({recipe.model}, {result.validation_pairs} held-out pairs, overrides: {overrides or 'none'})")
     print(f"  pairwise accuracy  {m['accuracy_before']:.3f} -> {m['accuracy_after']:.3f}  (chance 0.5)")

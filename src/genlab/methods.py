@@ -105,6 +105,7 @@ class Method:
     help: str
     data_fields: tuple[str, ...] = ()  # dotted recipe fields naming files it reads, e.g. "data.path"
     check_available: Callable[[], None] | None = None  # raises a GenlabError when this machine cannot run it (QLoRA without CUDA)
+    generates_text: bool = True  # its output is a model that writes text (a lifecycle candidate); a reward model's is not
 
     def validate(self, recipe: BaseModel | Mapping[str, Any]) -> Any:
         """The recipe as ``recipe_schema``: a mapping is validated, a model of another class refused."""

@@ -13,8 +13,13 @@ This module sits above the method folders (it imports each one) and below the CL
 
 from __future__ import annotations
 
+from genlab.alignment.constitutional import METHOD as CONSTITUTIONAL
+from genlab.alignment.dpo import METHOD as DPO
+from genlab.alignment.ppo import METHOD as PPO
+from genlab.alignment.reward_model import METHOD as REWARD
 from genlab.errors import GenlabError
 from genlab.methods import Method, MethodGroup
+from genlab.optimize.distill import METHOD as DISTILL
 
 from genlab.tuning.continued_pretraining import METHOD as CONTINUED_PRETRAINING
 from genlab.tuning.full import METHOD as FULL

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from genlab.alignment.reward import TrainedRewardModel, load_reward
+from genlab.lineage import LineageStore
 from genlab.alignment.reward_data import RUDE_PHRASES, summary_prompt
-from genlab.alignment.reward_training import RewardRecipe, train_reward_model
+from genlab.alignment.reward_model.training import RewardRecipe, train_reward_model
 from genlab.config import load_recipe
 from genlab.data.builtin import builtin_dialogues
 
@@ -22,7 +23,7 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "reward-model.yaml"
 
 def test_shipped_recipe_learns_summary_preferences_and_serves_as_a_reward() -> None:
     recipe = load_recipe(RECIPE, RewardRecipe, ["training.max_steps=3", "training.batch_size=4", "data.validation_size=3"])
-    result = train_reward_model(recipe, RECIPE.parent, progress=False)
+    result = train_reward_model(recipe, store=LineageStore(), recipe_dir=RECIPE.parent, progress=False)
     m = result.metrics
     print(  # shown with -s
         f"\nreward-model: accuracy {m['accuracy_before']:.3f} -> {m['accuracy_after']:.3f}, "

@@ -30,7 +30,7 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_shipped_detox_recipe_validates() -> None:
-    from genlab.alignment.ppo_run import PpoRecipe
+    from genlab.alignment.ppo.lab import PpoRecipe
 
     recipe = load_recipe(RECIPE, PpoRecipe)
     assert recipe.reward == "non-toxicity" and recipe.ppo.kl_coef > 0

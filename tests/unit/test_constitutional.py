@@ -10,7 +10,7 @@ import pytest
 from genlab.alignment.constitution import (
     Constitution, ConstitutionError, Principle, load_constitution, load_prompts, parse_constitution,
 )  # fmt: skip
-from genlab.alignment.constitutional import ConstitutionalRecipe
+from genlab.alignment.constitutional.pipeline import ConstitutionalRecipe
 from genlab.alignment.critique_revision import critique_and_revise, write_revisions
 from genlab.alignment.dpo_data import read_pairs, write_pairs
 from genlab.alignment.rlaif import LETTERS, ai_preference_pairs, judge, judge_context, judge_question

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genlab.alignment.dpo import DpoRecipe, DpoResult, run_dpo
+from genlab.alignment.dpo.training import DpoRecipe, DpoResult, run_dpo
 from genlab.alignment.dpo_data import (
     PairLogProbs, PairsError, PreferencePair, fitting_pairs, pair_logprobs, preference_metrics, read_pairs,
     split_pairs, write_pairs,
@@ -74,7 +74,7 @@ def recipe(model: Path, pairs: Path, **changes: Any) -> DpoRecipe:
 
 @pytest.fixture
 def trained(tiny_folder: Path, pairs_file: Path) -> DpoResult:
-    return run_dpo(recipe(tiny_folder, pairs_file), progress=False)
+    return run_dpo(recipe(tiny_folder, pairs_file), store=LineageStore(), progress=False)
 
 
 # --- the measurement ---------------------------------------------------------------------------------
@@ -132,14 +132,14 @@ def held_out_file(run_id: str) -> str:
 
 
 def test_a_second_run_gets_a_fresh_adapter_folder(trained: DpoResult, tiny_folder: Path, pairs_file: Path) -> None:
-    again = run_dpo(recipe(tiny_folder, pairs_file, training__max_steps=1), progress=False)
+    again = run_dpo(recipe(tiny_folder, pairs_file, training__max_steps=1), store=LineageStore(), progress=False)
     assert Path(again.output_path).name == "tiny-dpo-2"
     assert (Path(trained.output_path) / "adapter_config.json").is_file()  # the first is untouched
 
 
 def test_a_starting_adapter_is_merged_first(trained: DpoResult, tiny_folder: Path, pairs_file: Path) -> None:
     again = run_dpo(recipe(tiny_folder, pairs_file, name="second", adapter=trained.output_path, training__max_steps=1),
-                    progress=False)  # fmt: skip
+                    store=LineageStore(), progress=False)  # fmt: skip
     # Same pairs and split seed, so the same held-out pairs: the new run starts where the first one ended.
     assert again.before["loglik_margin"] == pytest.approx(trained.after["loglik_margin"], abs=1e-4)
     with LineageStore() as store:
@@ -165,7 +165,7 @@ def test_lineage_records_pairs_in_adapter_out_and_per_step_losses(trained: DpoRe
 
 
 def test_full_weight_dpo_trains_against_a_frozen_copy(tiny_folder: Path, pairs_file: Path) -> None:
-    result = run_dpo(recipe(tiny_folder, pairs_file, lora__enabled=False, training__learning_rate=1e-3), progress=False)
+    result = run_dpo(recipe(tiny_folder, pairs_file, lora__enabled=False, training__learning_rate=1e-3), store=LineageStore(), progress=False)
     folder = Path(result.output_path)
     assert folder.parent.name == "finetuned"
     assert result.after["reward_accuracy"] >= 0.875 and result.after["reward_margin"] > 0
@@ -237,8 +237,9 @@ def test_cli_runs_dpo_with_overrides_and_prints_json(tiny_folder: Path, pairs_fi
     out = json.loads(result.stdout)
     assert set(out) == {
         "run_id", "output_path", "before", "after", "train_pairs", "held_out_pairs", "dropped_pairs", "metrics",
-        "loss_history",
+        "loss_history", "method", "output_kind",
     }  # fmt: skip
+    assert (out["method"], out["output_kind"]) == ("dpo", "adapter")
     assert out["held_out_pairs"] == 4 and out["train_pairs"] == 20 and out["metrics"]["steps"] == 2
     assert set(out["after"]) == {"reward_accuracy", "reward_margin", "loglik_accuracy", "loglik_margin"}
     assert Path(out["output_path"]).name == "cli-dpo"

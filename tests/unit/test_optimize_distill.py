@@ -15,9 +15,10 @@ from genlab.errors import InvalidValueError
 from genlab.lineage import LineageStore
 from genlab.models.load import load_model
 from genlab.models.tiny import tiny_model, tiny_tokenizer
-from genlab.optimize.distill import CheckpointError, DistillRecipe, distill, work_dir
-from genlab.optimize.distill_loss import DistillationTrainer, distillation_loss, target_logits
-from genlab.optimize.distill_student import layers_to_keep, shrink_teacher
+from genlab.optimize.distill.loss import DistillationTrainer, distillation_loss, target_logits
+from genlab.optimize.distill.run import DistillRecipe, distill, work_dir
+from genlab.optimize.distill.student import layers_to_keep, shrink_teacher
+from genlab.training.checkpoints import CheckpointError
 from genlab.tuning.features import IGNORE_INDEX
 
 
@@ -112,7 +113,7 @@ def test_loss_is_t_squared_kl_plus_alpha_cross_entropy() -> None:
         exps = [math.exp(x / t) for x in row]
         return [e / sum(exps) for e in exps]
 
-    # By hand, from the equation in genlab.optimize.distill_loss (python floats, no torch).
+    # By hand, from the equation in genlab.optimize.distill.loss (python floats, no torch).
     kl = [
         sum(p * math.log(p / q) for p, q in zip(softmax(t_row, temperature), softmax(s_row, temperature), strict=True))
         for t_row, s_row in zip(teacher.tolist(), student.tolist(), strict=True)
@@ -196,7 +197,7 @@ def test_saved_student_loads_generates_and_is_recorded(kind: str, teacher_folder
     from genlab.generation import GenerationEngine, GenerationSettings
     from genlab.optimize.artifact import read_manifest
 
-    result = distill(recipe(teacher_folders[kind], student={"layers": 2}), progress=False, measure_models=False)
+    result = distill(recipe(teacher_folders[kind], student={"layers": 2}), store=LineageStore(), progress=False, measure_models=False)
 
     manifest = read_manifest(result.folder)
     assert manifest is not None and manifest["method"] == "distill" and manifest["run_id"] == result.run_id
@@ -224,17 +225,17 @@ def test_a_student_with_another_tokenizer_is_refused(teacher_folders: dict[str, 
     other.model.save_pretrained(tmp_path / "other")
     other.tokenizer.save_pretrained(tmp_path / "other")
     with pytest.raises(InvalidValueError, match="does not share the teacher's tokenizer") as caught:
-        distill(recipe(teacher_folders["causal"], student={"model": str(tmp_path / "other")}), progress=False)
+        distill(recipe(teacher_folders["causal"], student={"model": str(tmp_path / "other")}), store=LineageStore(), progress=False)
     assert "\n" not in str(caught.value)
     with pytest.raises(InvalidValueError, match="same kind"):
-        distill(recipe(teacher_folders["causal"], student={"model": str(teacher_folders["seq2seq"])}), progress=False)
+        distill(recipe(teacher_folders["causal"], student={"model": str(teacher_folders["seq2seq"])}), store=LineageStore(), progress=False)
 
 
 def test_a_smaller_model_sharing_the_tokenizer_is_trained(teacher_folders: dict[str, Path], tmp_path: Path) -> None:
     tiny = tiny_model("causal", tokenizer=tiny_tokenizer(), seed=3)  # 2 layers, the teacher's vocabulary
     tiny.model.save_pretrained(tmp_path / "small")
     tiny.tokenizer.save_pretrained(tmp_path / "small")
-    result = distill(recipe(teacher_folders["causal"], student={"model": str(tmp_path / "small")}), progress=False, measure_models=False)
+    result = distill(recipe(teacher_folders["causal"], student={"model": str(tmp_path / "small")}), store=LineageStore(), progress=False, measure_models=False)
     assert result.details["student_parameters"] < result.details["teacher_parameters"]
     assert load_model(result.folder).model.config.num_hidden_layers == 2
 
@@ -251,14 +252,14 @@ class CrashAt(TrainerCallback):
 def test_resume_after_a_crash_ends_with_the_uninterrupted_weights(teacher_folders: dict[str, Path]) -> None:
     from safetensors.torch import load_file
 
-    straight = distill(recipe(teacher_folders["causal"], name="straight"), progress=False, measure_models=False)
+    straight = distill(recipe(teacher_folders["causal"], name="straight"), store=LineageStore(), progress=False, measure_models=False)
     crashed = recipe(teacher_folders["causal"], name="crashed")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        distill(crashed, callbacks=[CrashAt(3)], progress=False, measure_models=False)
+        distill(crashed, callbacks=[CrashAt(3)], store=LineageStore(), progress=False, measure_models=False)
     assert (work_dir("crashed") / "checkpoints" / "checkpoint-2").is_dir()
     with pytest.raises(CheckpointError, match="--resume"):
-        distill(crashed, progress=False, measure_models=False)
-    resumed = distill(crashed, resume=True, progress=False, measure_models=False)
+        distill(crashed, store=LineageStore(), progress=False, measure_models=False)
+    resumed = distill(crashed, resume=True, store=LineageStore(), progress=False, measure_models=False)
 
     a = load_file(str(Path(straight.folder) / "model.safetensors"))
     b = load_file(str(Path(resumed.folder) / "model.safetensors"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from genlab.alignment.ppo import (
+from genlab.alignment.ppo.algorithm import (
     AdaptiveKLController,
     PPOConfig,
     PPOTrainer,

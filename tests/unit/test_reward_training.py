@@ -10,7 +10,7 @@ import pytest
 
 from genlab.alignment.reward import TrainedRewardModel, load_reward
 from genlab.alignment.reward_data import PreferencePair, write_pairs
-from genlab.alignment.reward_training import RewardRecipe, train_reward_model
+from genlab.alignment.reward_model.training import RewardRecipe, train_reward_model
 from genlab.config import RecipeError, load_recipe
 from genlab.data.builtin import builtin_dialogues
 from genlab.errors import InvalidValueError
@@ -58,7 +58,7 @@ def trained(tiny_causal: Path, separable_pairs: Path, tmp_path_factory: pytest.T
     home = tmp_path_factory.mktemp("reward-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GENLAB_HOME", str(home))
-        result = train_reward_model(recipe(tiny_causal, separable_pairs), progress=False)
+        result = train_reward_model(recipe(tiny_causal, separable_pairs), store=LineageStore(), progress=False)
     return {"result": result, "home": home}
 
 
@@ -117,15 +117,15 @@ def test_the_run_is_recorded_in_lineage(trained: dict[str, Any], monkeypatch: py
 
 
 def test_a_second_run_never_overwrites_the_first(tiny_causal: Path, separable_pairs: Path) -> None:
-    first = train_reward_model(recipe(tiny_causal, separable_pairs, training__max_steps=1), progress=False)
-    second = train_reward_model(recipe(tiny_causal, separable_pairs, training__max_steps=1), progress=False)
+    first = train_reward_model(recipe(tiny_causal, separable_pairs, training__max_steps=1), store=LineageStore(), progress=False)
+    second = train_reward_model(recipe(tiny_causal, separable_pairs, training__max_steps=1), store=LineageStore(), progress=False)
     assert (Path(first.model_path).name, Path(second.model_path).name) == ("tiny-rm", "tiny-rm-2")
 
 
 def test_full_training_and_chat_formatting(tiny_causal: Path, separable_pairs: Path) -> None:
     result = train_reward_model(
         recipe(tiny_causal, separable_pairs, lora__enabled=False, data__formatting="chat", training__max_steps=3),
-        progress=False,
+        store=LineageStore(), progress=False,
     )
     assert result.metrics["trainable_params"] == result.metrics["total_params"]
     assert result.metrics["steps"] == 3
@@ -134,11 +134,11 @@ def test_full_training_and_chat_formatting(tiny_causal: Path, separable_pairs: P
 
 def test_user_errors_are_one_sentence(tiny_causal: Path, separable_pairs: Path) -> None:
     with pytest.raises(InvalidValueError, match="holds out 64 of 64 prompts"):
-        train_reward_model(recipe(tiny_causal, separable_pairs, data__validation_size=64), progress=False)
+        train_reward_model(recipe(tiny_causal, separable_pairs, data__validation_size=64), store=LineageStore(), progress=False)
     with pytest.raises(InvalidValueError, match="drops every"):
-        train_reward_model(recipe(tiny_causal, separable_pairs, data__max_length=8), progress=False)
+        train_reward_model(recipe(tiny_causal, separable_pairs, data__max_length=8), store=LineageStore(), progress=False)
     with pytest.raises(InvalidValueError, match="lora.last_layers=5 is not allowed: the model has 2 layers"):
-        train_reward_model(recipe(tiny_causal, separable_pairs, lora__last_layers=5), progress=False)
+        train_reward_model(recipe(tiny_causal, separable_pairs, lora__last_layers=5), store=LineageStore(), progress=False)
 
 
 def test_shipped_recipe_validates() -> None:
@@ -171,7 +171,7 @@ def test_cli_user_error_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_reward_head_sits_on_the_bases_own_weights() -> None:
     import torch
 
-    from genlab.alignment.reward_training import build_reward_model
+    from genlab.alignment.reward_model.training import build_reward_model
     from genlab.models.tiny import tiny_model
 
     causal = tiny_model("causal", seed=3)
@@ -188,7 +188,7 @@ def test_reward_head_sits_on_the_bases_own_weights() -> None:
 def test_last_layers_adapts_only_the_top_blocks_and_trains_the_head() -> None:
     from peft import get_peft_model
 
-    from genlab.alignment.reward_training import RewardLoraConfig, _peft_config, build_reward_model
+    from genlab.alignment.reward_model.training import RewardLoraConfig, _peft_config, build_reward_model
     from genlab.models.tiny import tiny_model
 
     model = build_reward_model(tiny_model("causal"), seed=0)

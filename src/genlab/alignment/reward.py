@@ -10,7 +10,7 @@ object to trl's GRPO and RLOO trainers.
 - :class:`ClassifierReward`: ``r = P(label | response)`` of any Hugging Face sequence classifier,
   the label named explicitly (label order is each model's own choice).
 - :class:`TrainedRewardModel`: ``r = r_θ(prompt, response)``, the scalar head of a reward model
-  trained by :mod:`genlab.alignment.reward_training` on prompt + response formatted exactly as in
+  trained by :mod:`genlab.alignment.reward_model.training` on prompt + response formatted exactly as in
   training (:func:`reward_input_ids`).
 
 :func:`load_reward` turns a spec string from a recipe into one of them.
@@ -180,7 +180,7 @@ def find_reward_model(name_or_path: str) -> Path | None:
 
 
 class TrainedRewardModel:
-    """A reward model saved by :func:`genlab.alignment.reward_training.train_reward_model`.
+    """A reward model saved by :func:`genlab.alignment.reward_model.training.train_reward_model`.
 
     Inputs longer than the model's context window keep their last tokens (the response's end).
     """

@@ -1,68 +1,51 @@
-"""`genlab align ppo|dpo|reward|constitutional RECIPE [key=value ...]`: the align stage.
+"""`genlab align METHOD RECIPE [key=value ...]`: the align stage, one subcommand per registered method.
 
-Each subcommand loads its recipe (validated, with overrides), calls the library and prints the
-result's table, or with ``--json`` one JSON object (``result.to_dict()``).
+The subcommands come from the registry (:func:`genlab.registry.methods` of group ``align``): a new
+method appears here when its folder is registered. Each loads its recipe (validated, with overrides),
+runs the method into the lineage store and prints the result's table, or with ``--json`` one JSON
+object (the method's own figures with ``method``, ``run_id``, ``output_path`` and ``output_kind``).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from genlab.cli.output import console, print_json, print_table
+from genlab.config import load_recipe
+from genlab.lineage import LineageStore
+from genlab.methods import Method
+from genlab.registry import methods
 
-app = typer.Typer(help="Align a model: reward models, PPO, DPO, Constitutional AI.", no_args_is_help=True)
+app = typer.Typer(help="Align a model: reward models, PPO, DPO, Constitutional AI and more.", no_args_is_help=True)
 
 RecipeArg = Annotated[Path, typer.Argument(help="A recipe YAML file (see recipes/).")]
 OverridesArg = Annotated[list[str] | None, typer.Argument(help="key=value changes, e.g. ppo.steps=2.")]
+ResumeFlag = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint of this recipe.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
-# subcommand -> (module, recipe class, function(recipe, recipe_dir=...) -> result)
-STAGES = {
-    "reward": ("genlab.alignment.reward_training", "RewardRecipe", "train_reward_model"),
-    "ppo": ("genlab.alignment.ppo_run", "PpoRecipe", "run_ppo"),
-    "dpo": ("genlab.alignment.dpo", "DpoRecipe", "run_dpo"),
-    "constitutional": ("genlab.alignment.constitutional", "ConstitutionalRecipe", "run_constitutional"),
-}
 
-
-def _run(stage: str, recipe: Path, overrides: list[str] | None, as_json: bool) -> None:
-    from genlab.config import load_recipe
-
-    module_name, recipe_class, function = STAGES[stage]
-    module = importlib.import_module(module_name)
-    loaded = load_recipe(recipe, getattr(module, recipe_class), overrides or [])
-    result: Any = getattr(module, function)(loaded, recipe_dir=recipe.parent)
+def run_method(method: Method, recipe: Path, overrides: list[str] | None, resume: bool, as_json: bool) -> None:
+    loaded = load_recipe(recipe, method.recipe_schema, overrides or [])
+    with LineageStore() as store:
+        result = method.run(loaded, store=store, recipe_dir=recipe.parent, resume=resume, progress=not as_json)
     if as_json:
-        print_json(result.to_dict())
+        where = {"method": result.method, "run_id": result.run_id, "output_path": result.output_path, "output_kind": result.output_kind}
+        print_json({**result.details, **where})
         return
-    title, columns, rows = result.table()
-    print_table(title, columns, rows)
+    print_table(*result.table.as_tuple())
     console.print(f"recorded as run [bold]{result.run_id}[/]")
 
 
-@app.command("reward")
-def reward_command(recipe: RecipeArg, overrides: OverridesArg = None, as_json: JsonFlag = False) -> None:
-    """Train a reward model on preference pairs (Bradley-Terry) and report held-out pairwise accuracy."""
-    _run("reward", recipe, overrides, as_json)
+def _add_command(method: Method) -> None:
+    def command(recipe: RecipeArg, overrides: OverridesArg = None, resume: ResumeFlag = False, as_json: JsonFlag = False) -> None:
+        run_method(method, recipe, overrides, resume, as_json)
+
+    command.__doc__ = method.help
+    app.command(method.name)(command)
 
 
-@app.command("ppo")
-def ppo_command(recipe: RecipeArg, overrides: OverridesArg = None, as_json: JsonFlag = False) -> None:
-    """PPO against a reward with a KL penalty to a frozen reference; a before/after table."""
-    _run("ppo", recipe, overrides, as_json)
-
-
-@app.command("dpo")
-def dpo_command(recipe: RecipeArg, overrides: OverridesArg = None, as_json: JsonFlag = False) -> None:
-    """Direct preference optimisation (trl) on chosen/rejected pairs."""
-    _run("dpo", recipe, overrides, as_json)
-
-
-@app.command("constitutional")
-def constitutional_command(recipe: RecipeArg, overrides: OverridesArg = None, as_json: JsonFlag = False) -> None:
-    """Constitutional AI: critique and revise red-team answers (SFT data), AI preference labels (DPO pairs)."""
-    _run("constitutional", recipe, overrides, as_json)
+for _method in methods("align"):
+    _add_command(_method)

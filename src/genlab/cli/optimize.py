@@ -4,52 +4,18 @@ Every subcommand writes an optimised model folder with lineage and prints one ta
 run against the original (:class:`genlab.optimize.report.OptimizationReport`): size on disk,
 parameters, peak memory, tokens/s and quality; ``--json`` prints ``report.to_dict()``, which holds
 ``speedup`` and ``size_ratio``. The subcommands live in ``optimize_quantize``, ``optimize_distill``
-and ``optimize_prune``; this module holds what they share.
+and ``optimize_prune`` (their shared options in ``optimize_options``); this module puts them together.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 import typer
 
-from genlab.cli.output import print_json, print_table
+from genlab.cli.optimize_distill import distill_command
+from genlab.cli.optimize_prune import prune_command
+from genlab.cli.optimize_quantize import quantize_command
 
 app = typer.Typer(help="Optimise a model for deployment: quantise, distil, prune.", no_args_is_help=True)
-
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="The model to optimise (name, folder or hub id).")]
-EvalDataOption = Annotated[
-    str, typer.Option("--eval-data", help="Data to measure quality on: a file, builtin set or hub id.")
-]
-MetricOption = Annotated[str, typer.Option("--metric", help="rouge1 (summaries) or perplexity (of the targets).")]
-EvalLimitOption = Annotated[int, typer.Option("--eval-limit", help="Examples to score.")]
-InputFieldOption = Annotated[str, typer.Option("--input-field", help="The input column of the eval data.")]
-TargetFieldOption = Annotated[str, typer.Option("--target-field", help="The reference column of the eval data.")]
-OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Folder for the optimised model.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-
-
-def eval_spec(data: str, metric: str, limit: int, input_field: str, target_field: str) -> Any:
-    """The validated :class:`EvalSpec` from the shared options (a bad value fails in one sentence)."""
-    from pydantic import ValidationError
-
-    from genlab.errors import InvalidValueError
-    from genlab.optimize.measure import EvalSpec
-
-    try:
-        return EvalSpec(data=data, metric=metric, limit=limit, input_field=input_field, target_field=target_field)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise InvalidValueError(f"--{field.replace('_', '-')} is not valid: {first['msg']}.") from None
-
-
-def print_report(report: Any, as_json: bool) -> None:
-    if as_json:
-        print_json(report.to_dict())
-        return
-    title, columns, rows = report.table()
-    print_table(title, columns, rows)
-
-
-from genlab.cli import optimize_distill, optimize_prune, optimize_quantize  # noqa: E402,F401 - register the subcommands
+app.command("quantize")(quantize_command)
+app.command("distill")(distill_command)
+app.command("prune")(prune_command)

@@ -1,6 +1,6 @@
 """`genlab optimize distill --model TEACHER [--student-layers N | --student MODEL] --data TRAIN ...`.
 
-Options fill a :class:`genlab.optimize.distill.DistillRecipe` (over ``--recipe FILE`` when given, and
+Options fill a :class:`genlab.optimize.distill.run.DistillRecipe` (over ``--recipe FILE`` when given, and
 before ``key=value`` overrides), so the recipe schema is the one place settings are checked.
 """
 
@@ -11,12 +11,15 @@ from typing import Annotated, Any
 
 import typer
 
-from genlab.cli.optimize import JsonFlag, OutputOption, app, print_report
+from genlab.cli.optimize_options import JsonFlag, OutputOption
+from genlab.cli.output import print_json, print_table
+from genlab.config import apply_overrides, read_recipe_file, validate_recipe
+from genlab.lineage import LineageStore
+from genlab.registry import get_method
 
 Opt = typer.Option
 
 
-@app.command("distill")
 def distill_command(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value recipe changes, e.g. loss.alpha=1.0.")] = None,
     model: Annotated[str | None, Opt("--model", "-m", help="The teacher (name, folder or hub id).")] = None,
@@ -44,9 +47,7 @@ def distill_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Distil a teacher into a smaller student (KL x T^2 + alpha CE) and measure both."""
-    from genlab.config import apply_overrides, read_recipe_file, validate_recipe
-    from genlab.optimize.distill import DistillRecipe, distill
-
+    method = get_method("distill", "optimize")
     raw: dict[str, Any] = read_recipe_file(recipe) if recipe is not None else {}
     given = {
         "teacher": model, "student.layers": student_layers, "student.model": student, "data.path": data,
@@ -62,7 +63,13 @@ def distill_command(
             for part in path.split(".")[:-1]:
                 section = section.setdefault(part, {})
             section[path.rsplit(".", 1)[-1]] = value
-    raw = apply_overrides(raw, overrides or [], DistillRecipe)
-    settings = validate_recipe(raw, DistillRecipe, where="distill settings")
-    result = distill(settings, resume=resume, recipe_dir=recipe.parent if recipe else None, progress=progress and not as_json)
-    print_report(result.report, as_json)
+    raw = apply_overrides(raw, overrides or [], method.recipe_schema)
+    settings = validate_recipe(raw, method.recipe_schema, where="distill settings")
+    with LineageStore() as store:
+        result = method.run(
+            settings, store=store, resume=resume, recipe_dir=recipe.parent if recipe else None, progress=progress and not as_json
+        )
+    if as_json:
+        print_json(result.details)
+        return
+    print_table(*result.table.as_tuple())

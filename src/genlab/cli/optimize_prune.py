@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from genlab.cli.optimize import (
+from genlab.cli.optimize_options import (
     EvalDataOption,
     EvalLimitOption,
     InputFieldOption,
@@ -15,13 +15,11 @@ from genlab.cli.optimize import (
     ModelOption,
     OutputOption,
     TargetFieldOption,
-    app,
     eval_spec,
     print_report,
 )
 
 
-@app.command("prune")
 def prune_command(
     sparsity: Annotated[
         float, typer.Option("--sparsity", help="Fraction removed: of the weights (unstructured) or of neurons/heads.")

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from genlab.cli.optimize import (
+from genlab.cli.optimize_options import (
     EvalDataOption, EvalLimitOption, InputFieldOption, JsonFlag, MetricOption, ModelOption, OutputOption,
-    TargetFieldOption, app, eval_spec, print_report,
+    TargetFieldOption, eval_spec, print_report,
 )  # fmt: skip
 
 MethodOption = Annotated[
@@ -16,7 +16,6 @@ MethodOption = Annotated[
 ]
 
 
-@app.command("quantize")
 def quantize_command(
     model: ModelOption = "smollm2-135m-instruct",
     method: MethodOption = "int8-dynamic",

@@ -6,5 +6,5 @@
   ``size_ratio``;
 - :mod:`genlab.optimize.artifact` -- optimised model folders (written atomically, with a manifest)
   and how the model layer loads the ones transformers cannot load alone;
-- :mod:`genlab.optimize.quantize`, :mod:`genlab.optimize.distill`, :mod:`genlab.optimize.prune`.
+- :mod:`genlab.optimize.quantize`, :mod:`genlab.optimize.distill` (a registered method, one folder), :mod:`genlab.optimize.prune`.
 """

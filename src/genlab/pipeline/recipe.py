@@ -13,7 +13,7 @@ A recipe declares the stages in order; each section is optional except ``scope``
     deploy    a serve configuration for the chosen artifact (and optionally start it)
 
 An ``adapt`` or ``align`` candidate holds the settings of the library's own recipe
-(:class:`genlab.tuning.recipe.FinetuneRecipe`, :class:`genlab.alignment.ppo_run.PpoRecipe`, ...),
+(:class:`genlab.tuning.recipe.FinetuneRecipe`, :class:`genlab.alignment.ppo.lab.PpoRecipe`, ...),
 optionally on top of a recipe file named by ``recipe:`` (its settings first, the candidate's over
 them). The lifecycle fills in what must agree across stages -- the candidate's name, the model from
 ``select``, the training data and template from ``data`` -- and turns each library recipe's own
@@ -28,7 +28,6 @@ bare key that names exactly one setting (``held_out=8``).
 from __future__ import annotations
 
 import copy
-import importlib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -40,6 +39,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, Va
 from genlab.config import RecipeError, parse_override, read_recipe_file
 from genlab.errors import validation_error_message
 from genlab.models.packs import DEFAULT_GENERATOR
+from genlab.registry import get_method, methods
 from genlab.tracking.config import TrackingConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -55,12 +55,6 @@ METRIC_SCORES = {
     "toxicity": ("toxicity_mean", "toxicity_max", "toxic_fraction"),
     "exact_match": ("exact_match",),
     "length": (),
-}
-# align method -> (module, recipe class, run function(recipe, recipe_dir=...))
-ALIGN_METHODS = {
-    "ppo": ("genlab.alignment.ppo_run", "PpoRecipe", "run_ppo"),
-    "dpo": ("genlab.alignment.dpo", "DpoRecipe", "run_dpo"),
-    "constitutional": ("genlab.alignment.constitutional", "ConstitutionalRecipe", "run_constitutional"),
 }
 
 
@@ -212,13 +206,13 @@ class LifecycleRecipe(Section):
     def _build_align(self, name: str, raw: Mapping[str, Any]) -> tuple[str, str, Any]:
         settings = {key: value for key, value in raw.items() if key not in ("recipe", "recipe_dir")}
         method = settings.pop("method", None)
-        if method not in ALIGN_METHODS:
-            raise ValueError(f"align.{name}.method={method!r} is not allowed: choose one of {', '.join(ALIGN_METHODS)}")
+        candidates = [known.name for known in methods("align") if known.generates_text]
+        if method not in candidates:
+            raise ValueError(f"align.{name}.method={method!r} is not allowed: choose one of {', '.join(candidates)}")
         start_from = settings.pop("start_from", "base")
-        module, recipe_class, _ = ALIGN_METHODS[method]
-        schema = getattr(importlib.import_module(module), recipe_class)
+        schema = get_method(method, "align").recipe_schema
         settings.update(name=f"{self.name}-{name}", model=self.select.model)
-        if method == "ppo":  # PPO's prompts are the task's training rows unless the candidate names other data
+        if _reads_task_rows(schema):  # prompts from the task's training rows unless the candidate names other data
             data = dict(settings.get("data") or {})
             data.setdefault("path", "lifecycle:train")
             data.update(input_field=self.data.input_field, target_field=self.data.target_field, template=self.data.template)
@@ -264,6 +258,13 @@ def _check_choice(field: str, value: str, known: list[str], has_evaluate: bool) 
         return
     if value not in known:
         raise ValueError(f"{field}={value!r} is not allowed: choose best, {', '.join(known)}")
+
+
+def _reads_task_rows(schema: type[BaseModel]) -> bool:
+    """Whether a method's recipe reads (input, target) rows of the task (PPO's prompts), not pairs of its own."""
+    data = schema.model_fields.get("data")
+    fields = getattr(data.annotation, "model_fields", {}) if data is not None else {}
+    return {"path", "input_field", "target_field", "template"} <= set(fields)
 
 
 def _validated(schema: type[BaseModel], settings: Mapping[str, Any], where: str) -> Any:

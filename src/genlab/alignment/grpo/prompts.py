@@ -64,7 +64,7 @@ def prompt_texts(rows: list[Example], loaded: LoadedModel, data: Any, max_new_to
         build_prompt(
             template, row, None, 0, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
             max_new_tokens=max_new_tokens, chat=chat, is_encoder_decoder=loaded.is_encoder_decoder,
-        ).text  # fmt: skip
+        ).text
         for row in rows
     ]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -23,18 +22,24 @@ from transformers import set_seed
 
 from genlab.alignment.grpo.held_out import kl_from_reference, score_answers
 from genlab.alignment.grpo.prompts import (
-    load_starting_model, prompt_texts, split_prompt_rows, trl_prompt_rows, uses_chat,
+    load_starting_model,
+    prompt_texts,
+    split_prompt_rows,
+    trl_prompt_rows,
+    uses_chat,
 )  # fmt: skip
 from genlab.alignment.grpo.recipe import SampledRewardRecipe
+from genlab.alignment.grpo.trl_outputs import (
+    checkpoints_dir,
+    run_figures,
+    save_adapter_output,
+)
 from genlab.alignment.rewards import build_reward_functions
 from genlab.atomic import atomic_write_text
 from genlab.errors import GenlabError
-from genlab.home import genlab_home
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
-from genlab.training.parameters import count_parameters
-from genlab.training.saving import save_trained
 from genlab.training.session import TrainerSession
 from genlab.tuning.lora.adapter import peft_config
 
@@ -67,10 +72,6 @@ class TrlAlgorithm:
     trainer_class: type
     config_class: type
     own_settings: Callable[[Any], Mapping[str, Any]]  # recipe.training -> the algorithm's own config keys
-
-
-def checkpoints_dir(method: str, name: str) -> Path:
-    return genlab_home() / "align" / method / name / "checkpoints"
 
 
 def run_sampled_reward_method(recipe: SampledRewardRecipe, options: RunOptions, algorithm: TrlAlgorithm) -> MethodResult:
@@ -122,13 +123,10 @@ def _run(recipe: Any, options: RunOptions, algorithm: TrlAlgorithm, rewards: Any
     trained = session.train(trainer)
     policy = trained.trainer.model
     policy.eval()
-    trainable, total = count_parameters(policy)
     extra = {"recipe": recipe.name, "rewards": dict(recipe.rewards), "starting_adapter": recipe.adapter}
-    output = save_trained(
-        policy, loaded, name=recipe.name, adapter=True, method=algorithm.name, run_id=run.id, fingerprint=fingerprint,
-        extra=extra,
-    )  # fmt: skip
-    run.log_artifact(output, "adapter", {"method": algorithm.name, "base": loaded.name})
+    output = save_adapter_output(
+        policy, loaded, method=algorithm.name, name=recipe.name, run=run, fingerprint=fingerprint, extra=extra
+    )
 
     after: dict[str, float] = {}
     if held_out:
@@ -138,14 +136,8 @@ def _run(recipe: Any, options: RunOptions, algorithm: TrlAlgorithm, rewards: Any
             policy, loaded, held_prompts, training, chat=chat, batch_size=recipe.evaluation.batch_size
         )
         _write_answers(run, held_out, before_texts, after_texts)
-    losses = [entry["loss"] for entry in trained.loss_history if "loss" in entry]
-    metrics = {
-        "steps": float(trained.steps), "train_seconds": trained.seconds, "seconds_per_step": trained.seconds_per_step,
-        "trainable_params": float(trainable), "total_params": float(total),
-        "train_prompts": float(len(train_rows)), "held_out_prompts": float(len(held_out)),
-        **({"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}),
-        **{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()},
-    }  # fmt: skip
+    counts = {"train_prompts": len(train_rows), "held_out_prompts": len(held_out)}
+    metrics = run_figures(trained, policy, counts, before, after)
     run.log_metrics(metrics)
     session.finish()
     table = _table(algorithm, recipe, before, after, metrics, str(output))

@@ -19,17 +19,26 @@ from typing import Any
 import datasets
 from transformers import set_seed
 
-from genlab.alignment.dpo_data import fitting_pairs, pair_logprobs, preference_metrics, split_pairs, uses_chat, write_pairs
+from genlab.alignment.dpo_data import (
+    fitting_pairs,
+    pair_logprobs,
+    preference_metrics,
+    split_pairs,
+    uses_chat,
+    write_pairs,
+)
 from genlab.alignment.grpo.prompts import load_starting_model
-from genlab.alignment.grpo.sampled_run import checkpoints_dir
+from genlab.alignment.grpo.trl_outputs import (
+    checkpoints_dir,
+    run_figures,
+    save_adapter_output,
+)
 from genlab.alignment.kto.data import read_preference_pairs
 from genlab.alignment.kto.recipe import PreferenceRecipe
 from genlab.errors import GenlabError
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
-from genlab.training.parameters import count_parameters
-from genlab.training.saving import save_trained
 from genlab.training.session import LOSS_METRICS, TrainerSession
 from genlab.tuning.assemble import resolve_data_path
 from genlab.tuning.lora.adapter import peft_config
@@ -108,21 +117,12 @@ def _run(recipe: Any, options: RunOptions, algorithm: PreferenceAlgorithm, loade
     policy = trained.trainer.model
     policy.eval()
     after = preference_metrics(pair_logprobs(replace(loaded, model=policy), held_out, chat=chat), reference, recipe.beta) if reference else {}
-    trainable, total = count_parameters(policy)
     extra = {"recipe": recipe.name, "beta": recipe.beta, "starting_adapter": recipe.adapter}
-    output = save_trained(
-        policy, loaded, name=recipe.name, adapter=True, method=algorithm.name, run_id=run.id, fingerprint=fingerprint,
-        extra=extra,
-    )  # fmt: skip
-    run.log_artifact(output, "adapter", {"method": algorithm.name, "base": loaded.name})
-    losses = [entry["loss"] for entry in trained.loss_history if "loss" in entry]
-    metrics = {
-        "steps": float(trained.steps), "train_seconds": trained.seconds, "seconds_per_step": trained.seconds_per_step,
-        "trainable_params": float(trainable), "total_params": float(total), "train_pairs": float(len(train)),
-        "held_out_pairs": float(len(held_out)), "dropped_pairs": float(len(dropped)),
-        **({"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}),
-        **{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()},
-    }  # fmt: skip
+    output = save_adapter_output(
+        policy, loaded, method=algorithm.name, name=recipe.name, run=run, fingerprint=fingerprint, extra=extra
+    )
+    counts = {"train_pairs": len(train), "held_out_pairs": len(held_out), "dropped_pairs": len(dropped)}
+    metrics = run_figures(trained, policy, counts, before, after)
     run.log_metrics(metrics)
     session.finish()
     details = {"before": before, "after": after, "train_pairs": len(train), "held_out_pairs": len(held_out)}

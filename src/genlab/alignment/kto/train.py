@@ -7,7 +7,11 @@ from typing import Any
 from trl import KTOConfig, KTOTrainer
 
 from genlab.alignment.kto.data import kto_rows
-from genlab.alignment.kto.preference_run import PREFERENCE_METRICS, PreferenceAlgorithm, run_preference_method
+from genlab.alignment.kto.preference_run import (
+    PREFERENCE_METRICS,
+    PreferenceAlgorithm,
+    run_preference_method,
+)
 from genlab.alignment.kto.recipe import KtoRecipe
 from genlab.methods import MethodResult, RunOptions
 

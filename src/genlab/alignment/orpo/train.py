@@ -7,7 +7,11 @@ from typing import Any
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
 from genlab.alignment.dpo_data import trl_rows
-from genlab.alignment.kto.preference_run import PREFERENCE_METRICS, PreferenceAlgorithm, run_preference_method
+from genlab.alignment.kto.preference_run import (
+    PREFERENCE_METRICS,
+    PreferenceAlgorithm,
+    run_preference_method,
+)
 from genlab.alignment.orpo.recipe import OrpoRecipe
 from genlab.methods import MethodResult, RunOptions
 

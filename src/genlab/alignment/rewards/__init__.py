@@ -14,6 +14,10 @@ Each spec becomes one trl reward function ``(prompts, completions, **columns) ->
 :mod:`genlab.alignment.rewards.specs` checks the specs (the recipe's field) and builds the functions.
 """
 
-from genlab.alignment.rewards.specs import RewardSpecs, build_reward_functions, check_reward_spec
+from genlab.alignment.rewards.specs import (
+    RewardSpecs,
+    build_reward_functions,
+    check_reward_spec,
+)
 
 __all__ = ["RewardSpecs", "build_reward_functions", "check_reward_spec"]

@@ -16,7 +16,11 @@ from typing import Annotated, Any
 from pydantic import AfterValidator
 
 from genlab.alignment.reward import as_trl_reward_func, load_reward
-from genlab.alignment.rewards.python_function import PREFIX, check_function_name, import_reward_function
+from genlab.alignment.rewards.python_function import (
+    PREFIX,
+    check_function_name,
+    import_reward_function,
+)
 from genlab.alignment.rewards.text import ROUGE_NAMES, RougeReward, json_valid
 
 JSON_VALID = "json-valid"

@@ -1,24 +1,27 @@
-"""Align: one candidate trained by PPO, DPO or Constitutional AI (:mod:`genlab.alignment`).
+"""Align: one candidate trained by an align method from the registry (PPO, DPO, Constitutional AI, ...).
 
-The candidate's recipe is the alignment module's own (``PpoRecipe``, ``DpoRecipe``,
-``ConstitutionalRecipe``); the step sets its model and its starting adapter from ``start_from`` (the
-base, or an adapt candidate: a LoRA adapter is merged in first, a fully fine-tuned model replaces the
-base) and, for PPO, its prompts from the training split unless the candidate names other data.
+The candidate's recipe is the method's own (``PpoRecipe``, ``DpoRecipe``, ...); the step sets its
+model and its starting adapter from ``start_from`` (the base, or an adapt candidate: a LoRA adapter is
+merged in first, a fully fine-tuned model replaces the base) and, for a method that reads the task's
+rows (PPO's prompts), its data from the training split unless the candidate names other data. The
+method's :class:`genlab.methods.MethodResult` says where its output is and what kind it is.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
+from genlab.data.builtin import source_file
 from genlab.errors import GenlabError
 from genlab.pipeline.candidates import candidate_inputs, resolve_candidate
-from genlab.pipeline.recipe import ALIGN_METHODS, candidate_recipe_dir
+from genlab.pipeline.recipe import candidate_recipe_dir
 from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
+from genlab.registry import get_method
+from genlab.tuning.assemble import resolve_data_path
 
-TRAIN_SPLIT = "lifecycle:train"  # the placeholder a PPO candidate's data path holds for the training split
+TRAIN_SPLIT = "lifecycle:train"  # the placeholder a candidate's data path holds for the training split
 
 
 class AlignStage:
@@ -32,30 +35,33 @@ class AlignStage:
         return {"method": method, "start_from": start_from, "recipe": recipe.model_dump()}
 
     def inputs(self, ctx: StepContext) -> dict[str, StepFile]:
-        _, start_from, recipe = ctx.recipe.align_recipe(self.candidate)
+        method, start_from, recipe = ctx.recipe.align_recipe(self.candidate)
         inputs = candidate_inputs(ctx, resolve_candidate(ctx, start_from))
-        for name, path in self._data_files(ctx, recipe).items():
+        for name, path in self._data_files(ctx, method, recipe).items():
             inputs[name] = StepFile(path, "dataset", f"{name} ({path.name})")
         return inputs
 
     def run(self, ctx: StepContext, run: Any) -> StepOutcome:
-        method, start_from, recipe = ctx.recipe.align_recipe(self.candidate)
+        name, start_from, recipe = ctx.recipe.align_recipe(self.candidate)
         recipe = self._with_start_and_data(ctx, recipe, start_from)
-        module, _, function = ALIGN_METHODS[method]
-        ctx.progress(f"aligning candidate {self.candidate!r} with {method}")
-        run_alignment = getattr(importlib.import_module(module), function)
-        result = run_alignment(recipe, recipe_dir=candidate_recipe_dir(ctx.recipe, "align", self.candidate))
-        output = _trained_output(method, result, self.candidate)
-        kind = "adapter" if (output / "adapter_config.json").is_file() else "model"
-        title, columns, rows = result.table()
+        ctx.progress(f"aligning candidate {self.candidate!r} with {name}")
+        folder = candidate_recipe_dir(ctx.recipe, "align", self.candidate)
+        result = get_method(name, "align").run(recipe, store=run.store, recipe_dir=folder, progress=ctx.show_progress)
+        if result.output_kind == "dataset":  # e.g. constitutional with its DPO stage off
+            raise GenlabError(
+                f"align.{self.candidate}: {name} wrote a dataset ({result.output_path}) and no model to evaluate; "
+                "enable the stage that trains one (for constitutional: stages.dpo: true)."
+            )
+        output = Path(result.output_path)
         summary = {
-            "candidate": self.candidate, "method": method, "start_from": start_from, "output": str(output),
-            "table": {"title": title, "columns": columns, "rows": rows}, "result": result.to_dict(),
+            "candidate": self.candidate, "method": name, "start_from": start_from, "output": str(output),
+            "table": {"title": result.table.title, "columns": result.table.columns, "rows": result.table.rows},
+            "result": result.details,
         }  # fmt: skip
         return StepOutcome(
-            outputs={"output": StepFile(output, kind, f"{kind} {self.candidate} ({method})")},
+            outputs={"output": StepFile(output, result.output_kind, f"{result.output_kind} {self.candidate} ({name})")},
             summary=summary,
-            sub_runs={method: result.run_id},
+            sub_runs={name: result.run_id},
         )
 
     def _with_start_and_data(self, ctx: StepContext, recipe: Any, start_from: str) -> Any:
@@ -68,31 +74,14 @@ class AlignStage:
             changes["data"] = data.model_copy(update={"path": str(ctx.output("scope", "train"))})
         return recipe.model_copy(update=changes)
 
-    def _data_files(self, ctx: StepContext, recipe: Any) -> dict[str, Path]:
-        """The local files the alignment reads besides the model (prompts, pairs, a constitution)."""
-        from genlab.data.builtin import source_file
-        from genlab.tuning.assemble import resolve_data_path
-
+    def _data_files(self, ctx: StepContext, method: str, recipe: Any) -> dict[str, Path]:
+        """The local files the method reads besides the model (its ``data_fields``: prompts, pairs, a constitution)."""
         folder = candidate_recipe_dir(ctx.recipe, "align", self.candidate)
-        named = {"data": getattr(getattr(recipe, "data", None), "path", None)}
-        named |= {"prompts": getattr(recipe, "prompts", None), "constitution": getattr(recipe, "constitution", None)}
         files = {}
-        for name, value in named.items():
+        for field, value in get_method(method, "align").data_paths(recipe).items():
+            name = field.split(".")[0]  # "data.path" -> "data", as the step's inputs were named before
             if value == TRAIN_SPLIT:
                 files[name] = ctx.output("scope", "train")
-            elif value is not None and (path := source_file(resolve_data_path(value, folder))) is not None:
+            elif (path := source_file(resolve_data_path(value, folder))) is not None:
                 files[name] = path
         return files
-
-
-def _trained_output(method: str, result: Any, candidate: str) -> Path:
-    if method == "ppo":
-        return Path(result.adapter_path)
-    if method == "dpo":
-        return Path(result.output_path)
-    if result.dpo is None:  # constitutional with its DPO stage off trains no model
-        raise GenlabError(
-            f"align.{candidate}: constitutional alignment without its dpo stage trains nothing to evaluate; "
-            "set stages.dpo: true."
-        )
-    return Path(result.dpo.output_path)

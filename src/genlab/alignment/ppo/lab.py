@@ -11,7 +11,7 @@ dialogues with heated, rude language, so a summary that repeats the insults scor
 
 1. split the data (seeded) into prompts to train on and held-out prompts;
 2. score the held-out summaries of the starting policy (greedy): toxicity mean and spread, ROUGE-1;
-3. run PPO (:mod:`genlab.alignment.ppo`) with reward = the recipe's reward on each sampled summary,
+3. run PPO (:mod:`genlab.alignment.ppo.algorithm`) with reward = the recipe's reward on each sampled summary,
    logging reward, KL, entropy, value loss and beta per step;
 4. save the adapter (with its base's fingerprint), score the held-out summaries again, and measure
    the KL of the final policy from the reference on the held-out prompts.
@@ -32,7 +32,8 @@ from typing import Any
 
 from pydantic import Field
 
-from genlab.alignment.ppo import PPOConfig, PPOStats, PPOTrainer
+from genlab.alignment.ppo.algorithm import PPOConfig, PPOStats, PPOTrainer
+from genlab.lineage import LineageStore, record_run
 from genlab.tuning.recipe import LoraConfig, Section
 
 class PpoDataConfig(Section):
@@ -94,11 +95,9 @@ class PpoResult:
 # --- the lab -------------------------------------------------------------------------------------
 
 
-def run_ppo(recipe: PpoRecipe, recipe_dir: Path | None = None, *, progress: bool = True) -> PpoResult:
-    """Run the lab (see the module docstring) and return the before/after figures."""
-    from genlab.lineage import record_run
-
-    with record_run("ppo", {"recipe": recipe.model_dump()}) as run:
+def run_ppo(recipe: PpoRecipe, *, store: LineageStore, recipe_dir: Path | None = None, progress: bool = True) -> PpoResult:
+    """Run the lab (see the module docstring), recording into ``store``; return the before/after figures."""
+    with record_run("ppo", {"recipe": recipe.model_dump()}, store=store) as run:
         return _run(recipe, recipe_dir, run, progress)
 
 

@@ -15,16 +15,18 @@ trains and the reference is a frozen copy. A recipe's ``adapter`` (a LoRA adapte
 finetune``, say) is merged into the base first, so DPO starts from the fine-tuned model and the new
 adapter applies on top of that merge.
 
-``run_dpo(recipe)`` is ``genlab align dpo``; ``train_dpo(loaded, pairs, recipe)`` trains on pairs
-already in memory (the Constitutional AI pipeline's AI-labelled pairs). ``train_dpo`` wraps
-``loaded.model`` in place: use the returned adapter, not ``loaded``, afterwards.
+``run_dpo(recipe, store=...)`` is ``genlab align dpo``; ``train_dpo(loaded, pairs, recipe, run=...)``
+trains on pairs already in memory (the Constitutional AI pipeline's AI-labelled pairs). ``train_dpo``
+wraps ``loaded.model`` in place: use the returned adapter, not ``loaded``, afterwards. Training goes
+through :class:`genlab.training.session.TrainerSession`: checkpoints every ``training.save_every``
+steps in ``$GENLAB_HOME/dpo/<name>/checkpoints``, Ctrl-C writes one, and ``resume`` continues from
+the newest complete one to the weights an uninterrupted run ends with.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +34,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from genlab.alignment.dpo_data import PreferencePair
+from genlab.home import genlab_home
+from genlab.lineage import LineageStore, record_run
 from genlab.models.load import LoadedModel
+from genlab.training.saving import save_trained
+from genlab.training.session import TrainerSession
 from genlab.tuning.recipe import LoraConfig, Section
 
 LossType = Literal["sigmoid", "hinge", "ipo"]  # trl's names; sigmoid is the DPO paper's loss
@@ -59,6 +65,7 @@ class DpoTrainingConfig(Section):
     learning_rate: float = Field(default=5e-5, gt=0, lt=1)  # trl's default, 1e-6, suits full fine-tuning of big models
     warmup: float = Field(default=0.0, ge=0)  # steps (>= 1) or a fraction of all steps
     log_every: int = Field(default=1, ge=1)
+    save_every: int = Field(default=50, ge=1)  # steps between checkpoints (Ctrl-C writes one too)
     seed: int = 42
 
 
@@ -85,6 +92,7 @@ class DpoResult:
     dropped_pairs: int
     metrics: dict[str, float] = field(default_factory=dict)  # steps, losses, seconds, parameter counts
     loss_history: list[dict[str, float]] = field(default_factory=list)
+    output_kind: str = "adapter"  # "model" when LoRA is off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,16 +119,25 @@ class DpoResult:
         return f"DPO on held-out pairs ({self.held_out_pairs})", ["", "before", "after"], rows
 
 
-def run_dpo(recipe: DpoRecipe, recipe_dir: Path | None = None, *, progress: bool = True) -> DpoResult:
-    """``genlab align dpo``: load the model (and merge ``adapter``), read the pairs, train, record."""
+def run_dpo(
+    recipe: DpoRecipe,
+    *,
+    store: LineageStore,
+    recipe_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> DpoResult:
+    """``genlab align dpo``: load the model (and merge ``adapter``), read the pairs, train, record into ``store``."""
     from genlab.alignment.dpo_data import read_pairs
-    from genlab.lineage import record_run
     from genlab.models.load import load_model
     from genlab.tuning.assemble import resolve_data_path
 
     pairs_path = resolve_data_path(recipe.data.path, recipe_dir)
     pairs = read_pairs(pairs_path, limit=recipe.data.limit)
-    with record_run("dpo", {"recipe": recipe.model_dump()}) as run:
+    session = dpo_session(recipe, resume=resume, progress=progress, callbacks=callbacks)
+    config = {"recipe": recipe.model_dump(), "resume_from": str(session.start_from) if session.start_from else None}
+    with record_run("dpo", config, store=store) as run:
         loaded = load_model(recipe.model)
         if loaded.path is not None:
             run.use(loaded.path, "model", {"model": loaded.name})
@@ -131,27 +148,28 @@ def run_dpo(recipe: DpoRecipe, recipe_dir: Path | None = None, *, progress: bool
             loaded = merge_adapter(loaded, folder)
             run.use(folder, "adapter", {"role": "merged before DPO"})
         run.use(pairs_path, "dataset", {"role": "pairs", "rows": len(pairs)})
-        return train_dpo(loaded, pairs, recipe, run=run, progress=progress)
+        return train_dpo(loaded, pairs, recipe, run=run, session=session)
 
 
-def train_dpo(
-    loaded: LoadedModel, pairs: list[PreferencePair], recipe: DpoRecipe, *, run: Any = None, progress: bool = True
-) -> DpoResult:
-    """Train ``loaded`` on ``pairs`` with DPO; measure held-out pairs before and after; save and record.
+def dpo_session(recipe: DpoRecipe, *, resume: bool = False, progress: bool = True, callbacks: Sequence[Any] = ()) -> TrainerSession:
+    """The Trainer session of a DPO recipe: checkpoints in ``$GENLAB_HOME/dpo/<name>/checkpoints``."""
+    checkpoints = genlab_home() / "dpo" / recipe.name / "checkpoints"
+    return TrainerSession(
+        checkpoints, name=recipe.name, resume=resume, progress=progress, callbacks=callbacks, metric_names=DPO_METRICS
+    )
 
-    ``run`` is the lineage run to record into (a new "dpo" run when None). ``loaded.model`` is
-    wrapped in place by the LoRA adapter (or trained in place without LoRA).
+
+def train_dpo(loaded: LoadedModel, pairs: list[PreferencePair], recipe: DpoRecipe, *, run: Any, session: TrainerSession) -> DpoResult:
+    """Train ``loaded`` on ``pairs`` with DPO; measure held-out pairs before and after; save and record into ``run``.
+
+    ``loaded.model`` is wrapped in place by the LoRA adapter (or trained in place without LoRA).
     """
-    if run is None:
-        from genlab.lineage import record_run
-
-        with record_run("dpo", {"recipe": recipe.model_dump()}) as own:
-            return _train_dpo(loaded, pairs, recipe, own, progress)
-    return _train_dpo(loaded, pairs, recipe, run, progress)
+    session.record_into(run)
+    return _train_dpo(loaded, pairs, recipe, run, session)
 
 
 def _train_dpo(
-    loaded: LoadedModel, pairs: list[PreferencePair], recipe: DpoRecipe, run: Any, progress: bool
+    loaded: LoadedModel, pairs: list[PreferencePair], recipe: DpoRecipe, run: Any, session: TrainerSession
 ) -> DpoResult:
     from transformers import set_seed
 
@@ -182,7 +200,8 @@ def _train_dpo(
     before = preference_metrics(reference, reference, recipe.beta) if reference else {}
 
     set_seed(recipe.training.seed)  # LoRA's initialisation is seeded too
-    trainer, seconds = _fit(loaded, train, recipe, chat, run, progress)
+    trained = _fit(loaded, train, recipe, chat, session)
+    trainer, seconds = trained.trainer, trained.seconds
     model = trainer.model
     model.eval()
     after = {}
@@ -191,12 +210,12 @@ def _train_dpo(
         after = preference_metrics(policy, reference, recipe.beta)
 
     trainable, total = count_parameters(model)
-    history = _history(trainer.state.log_history)
-    losses = [entry["loss"] for entry in history if "loss" in entry]
+    history = [entry for entry in trained.loss_history if "loss" in entry]
+    losses = [entry["loss"] for entry in history]
     metrics = {
-        "steps": float(trainer.state.global_step),
+        "steps": float(trained.steps),
         "train_seconds": seconds,
-        "seconds_per_step": seconds / max(trainer.state.global_step, 1),
+        "seconds_per_step": trained.seconds_per_step,
         "trainable_params": float(trainable),
         "total_params": float(total),
         "train_pairs": float(len(train)),
@@ -204,26 +223,30 @@ def _train_dpo(
         "dropped_pairs": float(len(dropped)),
         **({"first_loss": losses[0], "last_loss": losses[-1]} if losses else {}),
     }
-    output = _save(model, loaded, recipe, run.id, fingerprint, metrics)
+    extra = {
+        "recipe": recipe.name, "beta": recipe.beta, "loss_type": recipe.loss_type,
+        "trainable_params": trainable, "total_params": total,
+    }  # fmt: skip
+    output = save_trained(
+        model, loaded, name=recipe.name, adapter=recipe.lora.enabled, method="dpo", run_id=run.id,
+        fingerprint=fingerprint, extra=extra,
+    )  # fmt: skip
     run.log_artifact(output, "adapter" if recipe.lora.enabled else "model", {"method": "dpo", "base": loaded.name})
     run.log_metrics(metrics)
     run.log_metrics({**{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()}})
-    return DpoResult(run.id, str(output), before, after, len(train), len(held_out), len(dropped), metrics, history)
+    session.finish()
+    kind = "adapter" if recipe.lora.enabled else "model"
+    return DpoResult(run.id, str(output), before, after, len(train), len(held_out), len(dropped), metrics, history, kind)
 
 
-def _fit(
-    loaded: LoadedModel, train: list[PreferencePair], recipe: DpoRecipe, chat: bool, run: Any, progress: bool
-) -> tuple[Any, float]:
-    """Build trl's DPOTrainer around the model and train it; (trainer, seconds)."""
+def _fit(loaded: LoadedModel, train: list[PreferencePair], recipe: DpoRecipe, chat: bool, session: TrainerSession) -> Any:
+    """Build trl's DPOTrainer around the model and train it through the session."""
     import datasets
-    from transformers import PrinterCallback, ProgressCallback
+    from huggingface_hub import constants as hub_constants
     from trl import DPOTrainer
 
     from genlab.alignment.dpo_data import trl_rows
-    from genlab.training.callbacks import LineageLosses, LossProgressBar
     from genlab.tuning.lora.adapter import peft_config
-
-    from huggingface_hub import constants as hub_constants
 
     datasets.disable_progress_bars()  # trl's tokenising passes over a few dozen rows need no bars
     hub_constants.HF_HUB_DISABLE_TELEMETRY = True  # trl pings the hub as a trainer starts; local training sends nothing
@@ -232,34 +255,24 @@ def _fit(
     if peft is None:  # a frozen copy: trl would otherwise reload the reference from the model's hub id or folder
         reference = copy.deepcopy(loaded.model).eval()
         reference.requires_grad_(False)
-    lineage = LineageLosses(run)
-    lineage.NAMES = DPO_METRICS  # the DPO trainer's reward accuracy and margin too
-    callbacks: list[Any] = [lineage]
-    if progress:
-        callbacks.append(LossProgressBar())
     trainer = DPOTrainer(
         model=loaded.model,
         ref_model=reference,
-        args=_dpo_config(recipe, run.dir / "dpo-trainer"),
+        args=_dpo_config(recipe, session),
         train_dataset=datasets.Dataset.from_list(trl_rows(train, chat=chat)),
         processing_class=loaded.tokenizer,
         peft_config=peft,
-        callbacks=callbacks,
+        callbacks=session.callbacks,
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    start = time.perf_counter()
-    trainer.train()
-    return trainer, time.perf_counter() - start
+    return session.train(trainer)
 
 
-def _dpo_config(recipe: DpoRecipe, output_dir: Path) -> Any:
-    import torch
+def _dpo_config(recipe: DpoRecipe, session: TrainerSession) -> Any:
     from trl import DPOConfig
 
     training = recipe.training
     return DPOConfig(
-        output_dir=str(output_dir),
+        **session.arguments(save_every=training.save_every, log_every=training.log_every, seed=training.seed),
         num_train_epochs=training.epochs,
         max_steps=training.max_steps,
         per_device_train_batch_size=training.batch_size,
@@ -272,16 +285,7 @@ def _dpo_config(recipe: DpoRecipe, output_dir: Path) -> Any:
         bf16=False,  # trl turns bf16 on by default; genlab trains in the model's own dtype on CPU
         fp16=False,
         activation_checkpointing=False,  # trl turns it on by default; small models on CPU do not need it
-        use_cpu=not torch.cuda.is_available(),
-        save_strategy="no",  # the adapter is saved by genlab, with its base's fingerprint
         eval_strategy="no",  # held-out pairs are measured before and after by genlab
-        logging_steps=training.log_every,
-        logging_first_step=True,
-        seed=training.seed,
-        data_seed=training.seed,
-        dataloader_num_workers=0,
-        report_to="none",
-        disable_tqdm=True,
     )
 
 
@@ -292,43 +296,3 @@ DPO_METRICS = {
     "rewards/margins": "train_reward_margin",
     "learning_rate": "learning_rate",
 }
-
-
-def _history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
-    keep = tuple(DPO_METRICS)
-    return [
-        {"step": float(entry["step"]), **{k: float(entry[k]) for k in keep if k in entry}}
-        for entry in log_history
-        if "step" in entry and "loss" in entry
-    ]
-
-
-def _save(
-    model: Any, loaded: LoadedModel, recipe: DpoRecipe, run_id: str, fingerprint: str, metrics: dict[str, float]
-) -> Path:
-    from genlab.home import genlab_home
-    from genlab.training.saving import free_folder
-
-    extra = {
-        "recipe": recipe.name, "beta": recipe.beta, "loss_type": recipe.loss_type,
-        "trainable_params": int(metrics["trainable_params"]), "total_params": int(metrics["total_params"]),
-    }  # fmt: skip
-    if recipe.lora.enabled:
-        from genlab.models.adapters import save_adapter
-
-        folder = free_folder(genlab_home() / "adapters", recipe.name)
-        return save_adapter(
-            model, folder, base=loaded, method="dpo", run_id=run_id, extra=extra, fingerprint=fingerprint
-        )
-    from genlab.atomic import atomic_directory
-    from genlab.models.adapters import MODEL_RECORD
-
-    folder = free_folder(genlab_home() / "finetuned", recipe.name)
-    with atomic_directory(folder) as tmp:
-        model.save_pretrained(tmp)
-        loaded.tokenizer.save_pretrained(tmp)
-        record = {
-            "base_model": loaded.name, "base_fingerprint": fingerprint, "method": "dpo", "run_id": run_id, **extra,
-        }  # fmt: skip
-        (tmp / MODEL_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return folder

@@ -22,6 +22,10 @@ before training (the base with its freshly initialised, seeded head) and after::
     accuracy = #{pairs : r(x, y_w) > r(x, y_l)} / #pairs
     margin   = mean over pairs of r(x, y_w) − r(x, y_l)
 
+Training goes through :class:`genlab.training.session.TrainerSession`: checkpoints every
+``training.save_every`` steps in ``$GENLAB_HOME/reward/<name>/checkpoints``, Ctrl-C writes one, and
+``resume`` continues from the newest complete one.
+
 The model goes to ``$GENLAB_HOME/reward_models/<name>`` (``-2``, ``-3``, ... if the name is taken:
 no earlier model is overwritten), written atomically with ``genlab_reward.json`` (base, its
 fingerprint, formatting, accuracy), and the run is recorded in lineage as kind ``reward``.
@@ -30,7 +34,7 @@ fingerprint, formatting, accuracy), and the run is recorded in lineage as kind `
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +44,9 @@ from pydantic import Field
 from genlab.alignment.reward import REWARD_RECORD, Formatting, reward_models_dir, score_token_ids
 from genlab.alignment.reward_data import BUILTIN_SUMMARY_PREFERENCES, TokenizedPairs, tokenize_pairs
 from genlab.errors import InvalidValueError, ModelLoadError
+from genlab.home import genlab_home
+from genlab.lineage import LineageStore, record_run
+from genlab.training.session import TrainedRun, TrainerSession
 from genlab.tuning.recipe import Section
 
 
@@ -75,6 +82,7 @@ class RewardTrainingConfig(Section):
     eval_batch_size: int = Field(default=8, ge=1)  # sequences per forward pass when scoring held-out pairs
     seed: int = 42  # the head's initialisation, LoRA's and the data order
     log_every: int = Field(default=5, ge=1)
+    save_every: int = Field(default=50, ge=1)  # steps between checkpoints (Ctrl-C writes one too)
 
 
 class RewardRecipe(Section):
@@ -190,15 +198,31 @@ def pairwise_metrics(model: Any, data: TokenizedPairs, pad_token_id: int, batch_
 # --- the run -----------------------------------------------------------------------------------------
 
 
-def train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None = None, *, progress: bool = True) -> RewardResult:
-    """Train ``recipe``'s reward model, report held-out accuracy before/after, save it and record the run."""
-    from genlab.lineage import record_run
+def train_reward_model(
+    recipe: RewardRecipe,
+    *,
+    store: LineageStore,
+    recipe_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> RewardResult:
+    """Train ``recipe``'s reward model, report held-out accuracy before/after, save it and record the run in ``store``."""
+    checkpoints = genlab_home() / "reward" / recipe.name / "checkpoints"
+    session = TrainerSession(
+        checkpoints, name=recipe.name, resume=resume, progress=progress, callbacks=callbacks, metric_names=REWARD_METRICS
+    )
+    config = {"recipe": recipe.model_dump(), "resume_from": str(session.start_from) if session.start_from else None}
+    with record_run("reward", config, store=store) as run:
+        session.record_into(run)
+        return _train_reward_model(recipe, recipe_dir, run, session)
 
-    with record_run("reward", {"recipe": recipe.model_dump()}) as run:
-        return _train_reward_model(recipe, recipe_dir, run, progress)
+
+# trl's logged names -> the run's metric names (per step)
+REWARD_METRICS = {"loss": "train_loss", "accuracy": "train_accuracy", "margin": "train_margin", "learning_rate": "learning_rate"}
 
 
-def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any, progress: bool) -> RewardResult:
+def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any, session: TrainerSession) -> RewardResult:
     from genlab.alignment.reward_data import load_preference_pairs, resolve_data_path, split_by_prompt, write_pairs
     from genlab.models.fingerprint import base_fingerprint
     from genlab.models.load import load_model
@@ -236,22 +260,19 @@ def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any,
     pad_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else 0)
     before = pairwise_metrics(model, validation, pad_id, recipe.training.eval_batch_size)
 
-    trainer, seconds = _train(recipe, model, tokenizer, train, run, progress)
+    trained = _train(recipe, model, tokenizer, train, session)
+    trainer, seconds = trained.trainer, trained.seconds
     trainable, total = count_parameters(trainer.model)  # before merging, which leaves nothing trainable
     trained = trainer.model.merge_and_unload() if recipe.lora.enabled else trainer.model
     trained.eval()
     after = pairwise_metrics(trained, validation, pad_id, recipe.training.eval_batch_size)
 
-    steps = int(trainer.state.global_step)
-    history = [
-        {"step": float(e["step"]), **{k: float(e[k]) for k in ("loss", "accuracy", "margin") if k in e}}
-        for e in trainer.state.log_history
-        if "loss" in e
-    ]
+    steps = trained.steps
+    history = [entry for entry in trained.loss_history if "loss" in entry]
     metrics = {
         "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
         "margin_before": before["margin"], "margin_after": after["margin"],
-        "train_seconds": seconds, "steps": float(steps), "seconds_per_step": seconds / max(steps, 1),
+        "train_seconds": seconds, "steps": float(steps), "seconds_per_step": trained.seconds_per_step,
         "trainable_params": float(trainable), "total_params": float(total),
         "train_pairs": float(len(train.rows)), "validation_pairs": float(len(validation.rows)),
         "dropped_pairs": float(train.dropped + validation.dropped),
@@ -275,50 +296,32 @@ def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any,
     run.log_artifact(folder, "reward_model", {"base": loaded.name, "accuracy_after": after["accuracy"]})
     run.log_metrics(metrics)
     run.log_metrics({f"{key}_{kind}": value for kind, values in per_kind.items() for key, value in values.items()})
+    session.finish()
     return RewardResult(
         run.id, folder.name, str(folder), metrics, per_kind, len(train.rows), len(validation.rows),
         train.dropped + validation.dropped, history,
     )  # fmt: skip
 
 
-def _train(
-    recipe: RewardRecipe, model: Any, tokenizer: Any, train: TokenizedPairs, run: Any, progress: bool
-) -> tuple[Any, float]:
-    import shutil
-
-    import torch
+def _train(recipe: RewardRecipe, model: Any, tokenizer: Any, train: TokenizedPairs, session: TrainerSession) -> TrainedRun:
     from datasets import Dataset
-    from transformers import PrinterCallback, ProgressCallback
     from trl import RewardConfig
 
-    from genlab.training.callbacks import LineageLosses, LossProgressBar
-
     t = recipe.training
-    work = run.dir / "trainer"
     args = RewardConfig(
-        output_dir=str(work), num_train_epochs=t.epochs, max_steps=t.max_steps,
+        **session.arguments(save_every=t.save_every, log_every=t.log_every, seed=t.seed),
+        num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation,
         learning_rate=t.learning_rate, lr_scheduler_type=t.schedule, warmup_steps=t.warmup,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, center_rewards_coefficient=t.center_rewards,
-        logging_steps=t.log_every, logging_first_step=True, save_strategy="no", eval_strategy="no",
-        seed=t.seed, data_seed=t.seed, bf16=False, fp16=False, activation_checkpointing=False,
+        eval_strategy="no", bf16=False, fp16=False, activation_checkpointing=False,
         max_length=None,  # pairs were filtered by data.max_length when tokenized
-        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, report_to="none", disable_tqdm=True,
     )  # fmt: skip
-    callbacks: list[Any] = [LineageLosses(run)]
-    if progress:
-        callbacks.append(LossProgressBar())
     trainer = _offline_reward_trainer()(
         model=model, args=args, train_dataset=Dataset.from_list(train.rows), processing_class=tokenizer,
-        peft_config=_peft_config(model, recipe.lora) if recipe.lora.enabled else None, callbacks=callbacks,
+        peft_config=_peft_config(model, recipe.lora) if recipe.lora.enabled else None, callbacks=session.callbacks,
     )  # fmt: skip
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    shutil.rmtree(work, ignore_errors=True)
-    return trainer, seconds
+    return session.train(trainer)
 
 
 def _offline_reward_trainer() -> type:

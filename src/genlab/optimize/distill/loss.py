@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
-from genlab.training.callbacks import LineageLosses
 from genlab.tuning.features import IGNORE_INDEX
 
 # Configs that change logits after the LM head; such models take the plain full forward pass.
@@ -124,8 +123,3 @@ class DistillationTrainer(Trainer):
                     values.clear()
         super().log(logs, *args, **kwargs)
 
-
-class DistillLosses(LineageLosses):
-    """The finetune stage's losses into lineage, plus the two parts of the distillation loss."""
-
-    NAMES = {**LineageLosses.NAMES, "soft_loss": "soft_loss", "hard_loss": "hard_loss"}

@@ -1,9 +1,9 @@
 """Distil a teacher into a smaller student and measure both: ``genlab optimize distill``.
 
 The student is the teacher with fewer layers, initialised from the teacher's own layers, or a smaller
-model sharing its tokenizer (:mod:`genlab.optimize.distill_student`). It is trained with the
+model sharing its tokenizer (:mod:`genlab.optimize.distill.student`). It is trained with the
 knowledge distillation loss of Hinton et al. 2015, ``T^2 * KL(teacher || student) + alpha * CE``
-on the target tokens (:mod:`genlab.optimize.distill_loss`), on (input, target) rows built exactly as
+on the target tokens (:mod:`genlab.optimize.distill.loss`), on (input, target) rows built exactly as
 the finetune stage builds them (:mod:`genlab.tuning.data`): a summarisation model learns the summary
 tokens of chat-formatted prompts, as evaluation will prompt it.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genlab.errors import InvalidValueError
+from genlab.home import genlab_home
+from genlab.lineage import LineageStore, record_run
 from genlab.optimize.measure import EvalSpec, Metric
+from genlab.training.saving import free_folder
+from genlab.training.session import LOSS_METRICS, TrainedRun, TrainerSession, last_value
 from genlab.tuning.recipe import DataConfig, TrainingConfig
-from genlab.training.checkpoints import CheckpointError  # noqa: F401 - raised for distill runs too; importable from here
 
 
 class Section(BaseModel):
@@ -59,6 +62,7 @@ class LossConfig(Section):
 
 
 class MeasureConfig(Section):
+    enabled: bool = True  # False: train and save the student only, without measuring teacher and student
     data: str | None = None  # None: the rows held out of data.path (never trained on)
     metric: Metric = "rouge1"
     limit: int = Field(default=50, ge=1)  # examples scored
@@ -105,33 +109,38 @@ class DistillResult:
 
 
 def work_dir(name: str) -> Path:
-    from genlab.home import genlab_home
-
     return genlab_home() / "distill" / name
+
+
+# The student's logged losses -> the run's metric names (DistillationTrainer logs soft and hard parts).
+DISTILL_METRICS = {**LOSS_METRICS, "soft_loss": "soft_loss", "hard_loss": "hard_loss"}
 
 
 def distill(
     recipe: DistillRecipe,
     *,
+    store: LineageStore,
     resume: bool = False,
     recipe_dir: Path | None = None,
     progress: bool = True,
     measure_models: bool = True,
-    callbacks: list[Any] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> DistillResult:
     """Train the student, save it, and (``measure_models``) measure it against the teacher; see the module docstring."""
-    from genlab.lineage import record_run
-    from genlab.training.checkpoints import checkpoint_to_start_from
-
     name = recipe.run_name()
-    checkpoints = work_dir(name) / "checkpoints"
-    start_from = checkpoint_to_start_from(checkpoints, resume, name)
+    measure_models = measure_models and recipe.evaluation.enabled
+    session = TrainerSession(
+        work_dir(name) / "checkpoints", name=name, resume=resume, progress=progress, callbacks=callbacks,
+        metric_names=DISTILL_METRICS,
+    )  # fmt: skip
     if measure_models and recipe.evaluation.data:  # the default, the held-out rows, is written by training
         eval_spec(recipe, Path(recipe.evaluation.data)).check_data()
     output = _output_folder(recipe, name)
+    start_from = session.start_from
     config = {"method": "distill", "recipe": recipe.model_dump(), "resume_from": str(start_from) if start_from else None}
-    with record_run("optimize", config) as run:
-        result = _distill(recipe, name, run, output, checkpoints, start_from, recipe_dir, progress, callbacks or [])
+    with record_run("optimize", config, store=store) as run:
+        session.record_into(run)
+        result = _distill(recipe, name, run, output, session, recipe_dir)
         if measure_models:
             result.report = _measure(recipe, run, result)
             run.log_metrics(result.report.metrics())
@@ -139,9 +148,6 @@ def distill(
 
 
 def _output_folder(recipe: DistillRecipe, name: str) -> Path:
-    from genlab.home import genlab_home
-    from genlab.training.saving import free_folder
-
     if recipe.output is None:
         return free_folder(genlab_home() / "optimized", name)
     output = Path(recipe.output).expanduser()
@@ -155,11 +161,8 @@ def _distill(
     name: str,
     run: Any,
     output: Path,
-    checkpoints: Path,
-    start_from: Path | None,
+    session: TrainerSession,
     recipe_dir: Path | None,
-    progress: bool,
-    callbacks: list[Any],
 ) -> DistillResult:
     from transformers import set_seed
 
@@ -168,8 +171,6 @@ def _distill(
     from genlab.optimize.artifact import optimized_folder
     from genlab.tuning.assemble import assemble, write_validation_file
     from genlab.tuning.recipe import EvaluationConfig, FinetuneRecipe
-    from genlab.training.checkpoints import TrainingInterrupted
-    from genlab.training.session import last_value, loss_history
 
     teacher = load_model(recipe.teacher)
     if teacher.path is not None:
@@ -188,13 +189,9 @@ def _distill(
     held_out = write_validation_file(data.validation_rows, run.dir, recipe.data)
     run.log_artifact(held_out, "dataset", {"role": "held-out", "rows": len(data.validation_rows)})
 
-    trainer, stopper, seconds = _train(recipe, as_finetune, student, teacher, data, checkpoints, start_from, run, progress, callbacks)
-    if stopper.stopped_at is not None:
-        raise TrainingInterrupted(
-            f"training stopped by Ctrl-C at step {stopper.stopped_at}; a checkpoint is in {checkpoints}: "
-            "run the same command with --resume to continue."
-        )
-    history = loss_history(trainer.state.log_history, ("loss", "soft_loss", "hard_loss", "eval_loss", "learning_rate"))
+    trained = _train(recipe, as_finetune, student, teacher, data, session)
+    trainer, seconds = trained.trainer, trained.seconds
+    history = trained.loss_history
     details = {
         "teacher": teacher.name, **layers,
         "steps": trainer.state.global_step, "train_seconds": round(seconds, 1), "train_rows": len(data.train),
@@ -214,13 +211,14 @@ def _distill(
         teacher.tokenizer.save_pretrained(tmp)
     run.log_artifact(output, "model", {"method": "distill", "teacher": teacher.name, **layers})
     run.log_metrics({k: float(v) for k, v in details.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    shutil.rmtree(checkpoints.parent, ignore_errors=True)  # the run is complete: the student replaces them
+    session.finish()  # the run is complete: the student replaces the checkpoints
+    shutil.rmtree(work_dir(name), ignore_errors=True)
     return DistillResult(run.id, str(output), details, history)
 
 
 def _student(recipe: DistillRecipe, teacher: Any, run: Any) -> tuple[Any, dict[str, Any]]:
     """The student model and what it is, for the manifest and report."""
-    from genlab.optimize.distill_student import check_same_kind, check_same_tokenizer, shrink_teacher
+    from genlab.optimize.distill.student import check_same_kind, check_same_tokenizer, shrink_teacher
 
     if recipe.student.model is None:
         shrunk = shrink_teacher(teacher.model, recipe.student.layers)
@@ -247,53 +245,27 @@ def _student(recipe: DistillRecipe, teacher: Any, run: Any) -> tuple[Any, dict[s
     }
 
 
-def _train(
-    recipe: DistillRecipe,
-    as_finetune: Any,
-    student: Any,
-    teacher: Any,
-    data: Any,
-    checkpoints: Path,
-    start_from: Path | None,
-    run: Any,
-    progress: bool,
-    callbacks: list[Any],
-) -> tuple[Any, Any, float]:
-    from transformers import PrinterCallback, ProgressCallback
-
-    from genlab.optimize.distill_loss import DistillationTrainer, DistillLosses
+def _train(recipe: DistillRecipe, as_finetune: Any, student: Any, teacher: Any, data: Any, session: TrainerSession) -> TrainedRun:
+    from genlab.optimize.distill.loss import DistillationTrainer
     from genlab.tuning.arguments import training_arguments
-    from genlab.training.callbacks import CheckpointOnInterrupt, LossProgressBar
     from genlab.tuning.data import training_collator
     from genlab.tuning.trainer import as_dataset
 
-    stopper = CheckpointOnInterrupt()
-    extra = [stopper, DistillLosses(run), *callbacks]
-    if progress:
-        extra.append(LossProgressBar())
     training = recipe.training
     # A validation loss costs a pass over the held-out rows with both models; none if no eval step falls in the run.
     has_validation = len(data.validation) > 0 and not (0 < training.max_steps < training.eval_every)
     trainer = DistillationTrainer(
         model=student,
-        args=training_arguments(as_finetune, checkpoints, has_validation=has_validation),
+        args=training_arguments(as_finetune, session.checkpoints, has_validation=has_validation),
         train_dataset=as_dataset(data.train),
         eval_dataset=as_dataset(data.validation) if has_validation else None,
         data_collator=training_collator(teacher.tokenizer, is_encoder_decoder=teacher.is_encoder_decoder),
-        callbacks=extra,
+        callbacks=session.callbacks,
         teacher=teacher.model,
         temperature=recipe.loss.temperature,
         alpha=recipe.loss.alpha,
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    stopper.install()
-    start = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
-    finally:
-        stopper.uninstall()
-    return trainer, stopper, time.perf_counter() - start
+    return session.train(trainer)
 
 
 def _measure(recipe: DistillRecipe, run: Any, result: DistillResult) -> Any:

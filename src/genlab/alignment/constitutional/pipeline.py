@@ -9,7 +9,7 @@ prompts -- requests that tempt a model into rude, unsafe or dishonest answers:
 2. **AI feedback** (:mod:`~genlab.alignment.rlaif`): the model samples two answers per prompt and
    judges which better follows a principle, by the log-likelihood of "A" vs "B", asked in both
    orders; the verdicts are preference pairs ``{prompt, chosen, rejected, principle, confidence}``.
-3. **DPO** (:mod:`~genlab.alignment.dpo`) on those pairs. The paper trains a preference model and
+3. **DPO** (:mod:`~genlab.alignment.dpo.training`) on those pairs. The paper trains a preference model and
    runs PPO (RL-CAI); DPO optimises the same preference objective without either, and the pairs
    file is also exactly what ``genlab align reward`` reads.
 
@@ -21,14 +21,18 @@ Each stage is a child run of one "constitutional" lineage run; datasets are writ
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from genlab.alignment.dpo import DpoLoraConfig, DpoRecipe, DpoResult, DpoTrainingConfig, LossType, PairsDataConfig
+from genlab.alignment.dpo.training import (
+    DpoLoraConfig, DpoRecipe, DpoResult, DpoTrainingConfig, LossType, PairsDataConfig, dpo_session, train_dpo,
+)  # fmt: skip
 from genlab.errors import GenlabError
+from genlab.lineage import LineageStore, record_run
 from genlab.tuning.recipe import Section
 
 
@@ -157,13 +161,18 @@ def _fmt(value: float | None) -> str:
 
 
 def run_constitutional(
-    recipe: ConstitutionalRecipe, recipe_dir: Path | None = None, *, progress: bool = True
+    recipe: ConstitutionalRecipe,
+    *,
+    store: LineageStore,
+    recipe_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> ConstitutionalResult:
     """``genlab align constitutional``: the enabled stages in order, each a child run (module docstring)."""
     from genlab.alignment.constitution import load_constitution, load_prompts
     from genlab.alignment.dpo_data import uses_chat
     from genlab.generation.engine import GenerationEngine
-    from genlab.lineage import record_run
     from genlab.models.load import load_model
     from genlab.tuning.assemble import resolve_data_path
 
@@ -171,7 +180,9 @@ def run_constitutional(
     prompts_path = resolve_data_path(recipe.prompts, recipe_dir)
     constitution = load_constitution(constitution_path)
     prompts = load_prompts(prompts_path, limit=recipe.limit)
-    with record_run("constitutional", {"recipe": recipe.model_dump()}) as run:
+    # The DPO stage's session first: a fresh run over unfinished checkpoints (or a resume with none) stops here.
+    session = dpo_session(recipe.dpo_recipe(Path()), resume=resume, progress=progress, callbacks=callbacks) if recipe.stages.dpo else None
+    with record_run("constitutional", {"recipe": recipe.model_dump()}, store=store) as run:
         run.use(constitution_path, "constitution", {"principles": len(constitution.principles)})
         run.use(prompts_path, "dataset", {"role": "red-team prompts", "rows": len(prompts)})
         loaded = load_model(recipe.model)
@@ -179,7 +190,7 @@ def run_constitutional(
             run.use(loaded.path, "model", {"model": loaded.name})
         stage = _Stage(
             recipe, constitution, prompts, GenerationEngine(loaded, batch_size=recipe.generation.batch_size),
-            uses_chat(loaded, recipe.chat), run, ConstitutionalResult(run.id, len(prompts)), progress,
+            uses_chat(loaded, recipe.chat), run, ConstitutionalResult(run.id, len(prompts)), progress, session,
         )  # fmt: skip
         if recipe.stages.critique_revise:
             stage.timed("critique_revise", stage.critique_revise)
@@ -203,6 +214,7 @@ class _Stage:
     run: Any
     result: ConstitutionalResult
     progress: bool
+    session: Any  # the DPO stage's TrainerSession (None: the stage is off)
     pairs: list[Any] = field(default_factory=list)
 
     def timed(self, name: str, stage: Any) -> None:
@@ -213,8 +225,6 @@ class _Stage:
         self.result.seconds[name] = time.perf_counter() - start
 
     def _child(self, kind: str, config: dict[str, Any]) -> Any:
-        from genlab.lineage import record_run
-
         return record_run(kind, {**config, "parent": self.run.id}, store=self.run.store)
 
     def _config(self) -> dict[str, Any]:
@@ -262,8 +272,6 @@ class _Stage:
             result.pairs_file, result.child_runs["ai_feedback"] = str(path), child.id
 
     def dpo(self) -> None:
-        from genlab.alignment.dpo import train_dpo
-
         if len(self.pairs) < 2:
             raise GenlabError(
                 f"the AI judge kept {len(self.pairs)} preference pair(s) and DPO needs at least 2: "
@@ -277,7 +285,7 @@ class _Stage:
             if loaded.path is not None:
                 child.use(loaded.path, "model", {"model": loaded.name})
             child.use(pairs_file, "dataset", {"role": "pairs", "rows": len(self.pairs), "labels": "ai"})
-            self.result.dpo = train_dpo(loaded, self.pairs, dpo_recipe, run=child, progress=self.progress)
+            self.result.dpo = train_dpo(loaded, self.pairs, dpo_recipe, run=child, session=self.session)
             self.result.child_runs["dpo"] = child.id
 
 

@@ -1,0 +1,32 @@
+"""Direct preference optimisation (``genlab align dpo``) through trl's DPOTrainer: :mod:`.training`."""
+
+from __future__ import annotations
+
+from genlab.alignment.dpo.training import DpoRecipe, DpoResult, run_dpo
+from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+
+def dpo_method_result(result: DpoResult, *, method: str = "dpo") -> MethodResult:
+    kind = "adapter" if result.output_kind == "adapter" else "model"
+    return MethodResult(
+        method, result.run_id, result.output_path, kind, result.metrics, result.loss_history,
+        TerminalTable(*result.table()), result.to_dict(),
+    )  # fmt: skip
+
+
+def _train(recipe: DpoRecipe, options: RunOptions) -> MethodResult:
+    result = run_dpo(
+        recipe, store=options.store, recipe_dir=options.recipe_dir, resume=options.resume,
+        progress=options.progress, callbacks=options.callbacks,
+    )  # fmt: skip
+    return dpo_method_result(result)
+
+
+METHOD = Method(
+    name="dpo",
+    group="align",
+    recipe_schema=DpoRecipe,
+    train=_train,
+    help="Direct preference optimisation (trl) on chosen/rejected pairs.",
+    data_fields=("data.path",),
+)

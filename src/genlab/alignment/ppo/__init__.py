@@ -1,0 +1,39 @@
+"""PPO with a KL penalty (``genlab align ppo``), the third lab: :mod:`.algorithm` (hand-written PPO with a
+value head and a frozen reference; trl removed its PPOTrainer) and :mod:`.lab` (the before/after run).
+Rollouts are :mod:`genlab.alignment.ppo_rollout`, shared with GRPO's held-out measurement.
+"""
+
+from __future__ import annotations
+
+from genlab.alignment.ppo.lab import PpoRecipe, PpoResult, run_ppo
+from genlab.errors import InvalidValueError
+from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+
+def _train(recipe: PpoRecipe, options: RunOptions) -> MethodResult:
+    if options.resume:
+        raise InvalidValueError("resume is not allowed for ppo: its hand-written loop writes no checkpoints; run it again.")
+    if options.callbacks:
+        raise InvalidValueError("callbacks are not allowed for ppo: its loop is not a transformers Trainer.")
+    result = run_ppo(recipe, store=options.store, recipe_dir=options.recipe_dir, progress=options.progress)
+    return ppo_method_result(result)
+
+
+def ppo_method_result(result: PpoResult) -> MethodResult:
+    metrics = {**{f"before_{k}": v for k, v in result.before.items()}, **{f"after_{k}": v for k, v in result.after.items()}}
+    metrics |= {"relative_toxicity_change": result.relative_toxicity_change, "rouge1_change_points": result.rouge1_change_points}
+    metrics["seconds"] = result.seconds
+    history = [{**step, "step": float(step["step"]), "loss": step["policy_loss"]} for step in result.steps]  # loss: the clipped policy loss
+    return MethodResult(
+        "ppo", result.run_id, result.adapter_path, "adapter", metrics, history, TerminalTable(*result.table()), result.to_dict()
+    )
+
+
+METHOD = Method(
+    name="ppo",
+    group="align",
+    recipe_schema=PpoRecipe,
+    train=_train,
+    help="PPO against a reward with a KL penalty to a frozen reference; a before/after table.",
+    data_fields=("data.path",),
+)

@@ -1,0 +1,32 @@
+"""A reward model trained on preference pairs (``genlab align reward``): Bradley-Terry through trl's
+RewardTrainer, :mod:`.training`. Scoring with it is :class:`genlab.alignment.reward.TrainedRewardModel`.
+"""
+
+from __future__ import annotations
+
+from genlab.alignment.reward_model.training import RewardRecipe, RewardResult, train_reward_model
+from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+
+def _train(recipe: RewardRecipe, options: RunOptions) -> MethodResult:
+    result = train_reward_model(
+        recipe, store=options.store, recipe_dir=options.recipe_dir, resume=options.resume,
+        progress=options.progress, callbacks=options.callbacks,
+    )  # fmt: skip
+    return reward_method_result(result)
+
+
+def reward_method_result(result: RewardResult) -> MethodResult:
+    table = TerminalTable(*result.table())
+    return MethodResult("reward", result.run_id, result.model_path, "model", result.metrics, result.loss_history, table, result.to_dict())
+
+
+METHOD = Method(
+    name="reward",
+    group="align",
+    recipe_schema=RewardRecipe,
+    train=_train,
+    help="Train a reward model on preference pairs (Bradley-Terry) and report held-out pairwise accuracy.",
+    data_fields=("data.path",),
+    generates_text=False,  # a scalar head: it scores answers, it writes none
+)
