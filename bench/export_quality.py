@@ -1,0 +1,90 @@
+"""Benchmark: what exporting the default model to GGUF costs in quality, per number format, in one run.
+
+The default model is exported with ``genlab export gguf`` (the product's own path) at each format
+(f16 and q8_0 by gguf's writer, a 4-bit k-quant by llama.cpp's quantizer), and each GGUF answers 50
+DialogSum rows (zero-shot summaries, chat-formatted, greedy) in llama.cpp itself; genlab's fp32 engine
+answers the same prompt tokens. Printed, one table: size on disk, greedy agreement with fp32 (rows
+whose first 32 answer tokens are all the same, and rows whose whole answer is), ROUGE-1 against
+the reference summaries and its change from fp32 in points, and decode speed (llama.cpp with
+``--threads`` threads, prompts included; the fp32 row is genlab's batched engine, not comparable).
+
+    python bench/export_quality.py [--rows 50] [--quants f16,q8_0,q4_k_m] [--max-new-tokens 64] [--threads 1]
+
+Needs llama-cpp-python (``make setup-llamacpp``) and ../shared/datasets/dialogsum/dev.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from genlab.data.dialogsum import load_dialogsum
+from genlab.evaluation.metrics.rouge import rouge
+from genlab.export.llama_cpp_check import agreeing, llama_cpp_greedy
+from genlab.export.run import ExportRequest, export_gguf
+from genlab.generation.engine import GenerationEngine
+from genlab.generation.settings import GenerationSettings
+from genlab.models.load import load_model
+from genlab.models.packs import DEFAULT_GENERATOR
+from genlab.prompting.icl import build_prompt
+from genlab.prompting.templates import get_template
+
+DIALOGSUM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "dialogsum" / "dev.jsonl"
+FIRST = 32
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50)
+    parser.add_argument("--quants", default="f16,q8_0,q4_k_m")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-bench-export-"))  # its runs stay out of yours
+
+    loaded = load_model(DEFAULT_GENERATOR)
+    rows = load_dialogsum(path=DIALOGSUM, limit=args.rows)
+    template = get_template("summarize")
+    prompts = [
+        build_prompt(template, row, None, 0, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
+                     max_new_tokens=args.max_new_tokens, chat=True).text
+        for row in rows
+    ]  # fmt: skip
+    prompt_ids = [loaded.tokenizer(text, add_special_tokens=False)["input_ids"] for text in prompts]
+    references = [row.target for row in rows]
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=0.0)
+
+    start = time.perf_counter()
+    completions = GenerationEngine(loaded, batch_size=8).generate(prompts, settings, preformatted=True)
+    seconds = time.perf_counter() - start
+    fp32 = [list(c.choices[0].token_ids) for c in completions]
+    fp32_rouge = rouge([c.text for c in completions], references)["rouge1"]
+    size = sum(p.stat().st_size for p in Path(loaded.path).glob("*.safetensors")) / 1e6
+    table = [("fp32 (genlab engine)", size, len(rows), len(rows), fp32_rouge, 0.0, sum(map(len, fp32)) / seconds)]
+
+    with tempfile.TemporaryDirectory(prefix="genlab-export-bench-") as folder:
+        for quant in args.quants.split(","):
+            result = export_gguf(ExportRequest(source=DEFAULT_GENERATOR, output=Path(folder) / quant, quant=quant))
+            start = time.perf_counter()
+            answers = llama_cpp_greedy(result.model_gguf, prompt_ids, max_new_tokens=args.max_new_tokens, threads=args.threads)
+            seconds = time.perf_counter() - start
+            texts = [loaded.tokenizer.decode(ids, skip_special_tokens=True) for ids in answers]
+            score = rouge(texts, references)["rouge1"]
+            table.append((
+                f"{quant} (llama.cpp)", Path(result.model_gguf).stat().st_size / 1e6, agreeing(fp32, answers, FIRST),
+                sum(a == b for a, b in zip(fp32, answers, strict=True)), score, 100 * (score - fp32_rouge),
+                sum(map(len, answers)) / seconds,
+            ))  # fmt: skip
+            print(f"  {quant}: exported and answered in {seconds:.0f} s", flush=True)
+
+    print(f"\nDefault model, {len(rows)} DialogSum dev rows, greedy, {args.max_new_tokens} new tokens at most")
+    print(f"{'format':22} {'size MB':>8} {'agree@32':>9} {'agree all':>9} {'ROUGE-1':>8} {'vs fp32':>8} {'tokens/s':>9}")
+    for name, megabytes, first, whole, score, delta, speed in table:
+        print(f"{name:22} {megabytes:8.0f} {first:>6}/{len(rows):<2} {whole:>6}/{len(rows):<2} {score:8.4f} {delta:+7.2f}p {speed:9.1f}")
+
+
+if __name__ == "__main__":
+    main()
