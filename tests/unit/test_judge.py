@@ -9,7 +9,13 @@ import pytest
 from genlab.apps.providers import ScriptedProvider
 from genlab.errors import GenlabError
 from genlab.evaluation.judge import (
-    Judgement, comparison_question, judge_both_orders, local_judge, provider_judge, read_verdict, tally,
+    Judgement,
+    comparison_question,
+    judge_both_orders,
+    local_judge,
+    provider_judge,
+    read_verdict,
+    tally,
 )  # fmt: skip
 from genlab.evaluation.judge_run import DEFAULT_INSTRUCTION, judge_runs
 from genlab.evaluation.run import evaluate
