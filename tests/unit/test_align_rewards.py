@@ -8,7 +8,12 @@ from genlab.alignment.grpo import METHOD as GRPO
 from genlab.alignment.rewards import build_reward_functions
 from genlab.alignment.rewards.python_function import RewardFunctionError
 from genlab.alignment.rewards.specs import build_reward_function
-from genlab.alignment.rewards.text import MissingReferenceError, RougeReward, is_json, json_valid
+from genlab.alignment.rewards.text import (
+    MissingReferenceError,
+    RougeReward,
+    is_json,
+    json_valid,
+)
 from genlab.errors import GenlabError, InvalidValueError
 
 
