@@ -82,6 +82,20 @@ class DataConfig(Section):
     limit: int | None = Field(default=None, ge=1)  # read only the first N rows
     held_out: float = Field(default=0.2, gt=0)  # a fraction (< 1) or a row count, never trained on
     split_seed: int = 0
+    # The test split, scored once at the end (base and best) and never used to choose: a separate file
+    # (DialogSum-format test files) or, with test_size > 0, a seeded part of the held-out rows (a
+    # fraction < 1 or a row count); the rest of the held-out rows are the validation split.
+    test: str | None = None
+    test_size: float = Field(default=0, ge=0)
+    test_target_field: str | None = None  # the test file's reference field(s), e.g. summary1,summary2,summary3
+
+    @model_validator(mode="after")
+    def _one_test_split(self) -> DataConfig:
+        if self.test is not None and self.test_size:
+            raise ValueError("data.test and data.test_size both name a test split; give one of them")
+        if self.test_target_field is not None and self.test is None:
+            raise ValueError("data.test_target_field applies to a separate test file: set data.test too")
+        return self
 
 
 class SelectConfig(Section):
@@ -111,6 +125,12 @@ class EvaluateConfig(Section):
     batch_size: int = Field(default=8, ge=1)
     baseline_shots: int = Field(default=0, ge=0)  # the base model's prompt (the candidates are scored zero-shot)
     samples: int = Field(default=3, ge=0)  # outputs shown side by side in the report
+    # lm-eval tasks scored for the base and every candidate beside the metrics (a forgetting check on a
+    # standard task): genlab's builtin ones (everyday-facts) or tasks in harness_include folders.
+    harness: list[str] = Field(default_factory=list)
+    harness_include: list[str] = Field(default_factory=list)
+    harness_limit: int | None = Field(default=None, ge=1)
+    harness_num_fewshot: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluateConfig:
@@ -235,7 +255,8 @@ class LifecycleRecipe(Section):
             _check_choice("deploy.candidate", self.deploy.candidate, known, self.evaluate is not None)
         if self.evaluate is not None:
             produced = {score for family in self.evaluate.metrics for score in METRIC_SCORES[family]}
-            if self.scope.metric not in produced:
+            harness_task = self.scope.metric.split("/", 1)[0] if "/" in self.scope.metric else None
+            if self.scope.metric not in produced and harness_task not in self.evaluate.harness:
                 raise ValueError(
                     f"scope.metric={self.scope.metric!r} is not among the scores evaluate.metrics produces "
                     f"({', '.join(sorted(produced))})"
