@@ -19,7 +19,8 @@ A method says:
 - ``help``: one line for ``--help``.
 
 Callers use :meth:`Method.run` (``run(recipe, *, store, ...)``), which validates a raw mapping
-against the schema first, so a bad value is one sentence naming the field.
+against the schema first, so a bad value is one sentence naming the field, and honours a recipe's
+``tracking:`` section (MLflow, :mod:`genlab.tracking`) for every method alike.
 
 Every method returns one :class:`MethodResult`: run id, output path and kind (adapter, model or
 dataset), metrics, loss history and its table for the terminal. Written by hand: no maintained
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from genlab.errors import InvalidValueError, invalid_value
 from genlab.lineage.store import LineageStore
+from genlab.tracking.live import live_tracking
 
 OutputKind = Literal["adapter", "model", "dataset"]  # what a method leaves behind
 MethodGroup = Literal["adapt", "align", "optimize"]  # the command (and lifecycle section) that offers it
@@ -90,6 +92,10 @@ class RunOptions:
     progress: bool = True  # progress bars on stderr
     callbacks: tuple[Any, ...] = ()  # extra transformers TrainerCallbacks (tracking, tests)
 
+    def keywords(self) -> dict[str, Any]:
+        """The options as keyword arguments: ``run_dpo(recipe, **options.keywords())``."""
+        return {"store": self.store, "recipe_dir": self.recipe_dir, "resume": self.resume, "progress": self.progress, "callbacks": self.callbacks}
+
 
 Train = Callable[[Any, RunOptions], MethodResult]
 
@@ -135,7 +141,8 @@ class Method:
         recipe = self.validate(recipe)
         if self.check_available is not None:
             self.check_available()  # before loading anything
-        result = self.train(recipe, options)
+        with live_tracking(getattr(recipe, "tracking", None), store):  # a recipe's tracking: section, if it has one
+            result = self.train(recipe, options)
         if result.method != self.name:
             raise RuntimeError(f"method {self.name!r} returned a result labelled {result.method!r}")
         return result

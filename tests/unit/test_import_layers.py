@@ -21,13 +21,14 @@ LAYERS: list[tuple[str, ...]] = [
     # genlab/__init__ holds __version__ and exposes the public API lazily (no import at load time)
     ("genlab", "genlab.errors", "genlab.home", "genlab.atomic", "genlab.sqlite_support", "genlab.yaml_files", "genlab.config"),
     ("genlab.lineage",),
+    ("genlab.tracking",),  # the lineage store mirrored into MLflow, live Trainer callbacks (issue 23)
     ("genlab.methods",),  # the method contract: errors, lineage, pydantic
     ("genlab.models", "genlab.data"),
     # Text from models and its scores. apps.providers (the LLM and embedding clients) belongs here, not
     # with the apps: evaluation's judge and serving's embeddings use it, and it uses only models/generation.
     ("genlab.generation", "genlab.prompting", "genlab.evaluation.metrics", "genlab.evaluation.bootstrap", "genlab.apps.providers"),
     ("genlab.evaluation",),
-    ("genlab.training", "genlab.tracking"),  # the shared Trainer run and its callbacks
+    ("genlab.training",),  # the shared Trainer run and its callbacks
     ("genlab.tuning",),
     ("genlab.alignment", "genlab.optimize", "genlab.peak_memory"),  # method folders; peak_memory measures like optimize
     ("genlab.registry",),  # imports every method folder

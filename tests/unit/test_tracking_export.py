@@ -3,8 +3,8 @@
 The lineage here is written by hand with the lineage API (a lifecycle pass, its adapt step, the
 fine-tune inside it and that fine-tune's evaluation, plus an unrelated run), so the mapping is
 checked against values this file chose; tests/unit/test_tracking_live.py runs a real (tiny) lifecycle.
-One MLflow database serves the module (creating one runs MLflow's migrations, a few seconds); each
-test exports into an experiment of its own.
+One MLflow database serves the module (a copy of the session's migrated one: tests/unit/mlflow_support.py);
+each test exports into an experiment of its own.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from genlab.tracking.config import TrackingConfig
 from genlab.tracking.lineage_mapping import flatten_params
 from genlab.tracking.mlflow_export import export_runs
 from genlab.tracking.mlflow_target import MlflowTarget, open_mlflow
+from tests.unit.mlflow_support import fresh_mlflow_uri
 
 
 @pytest.fixture(scope="module")
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return fresh_mlflow_uri(tmp_path_factory, "mlflow-export")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from genlab.cli.output import console, print_json, print_table
 from genlab.config import load_recipe
 from genlab.lineage import LineageStore
 from genlab.registry import get_method
-from genlab.tracking.live import live_tracking
 from genlab.tuning.recipe import FinetuneRecipe
 
 
@@ -25,7 +24,7 @@ def finetune_command(
     """Fine-tune a model as a recipe says (full, LoRA, prompt tuning, selective, continued pre-training)."""
     loaded_recipe = load_recipe(recipe, FinetuneRecipe, overrides or [])
     method = get_method(loaded_recipe.method, "adapt")
-    with LineageStore() as store, live_tracking(loaded_recipe.tracking, store):  # MLflow, if the recipe says
+    with LineageStore() as store:
         result = method.run(loaded_recipe, store=store, resume=resume, recipe_dir=recipe.parent, progress=progress and not as_json)
     if not result.run_id:  # a non-main DDP rank: rank 0 reports
         return

@@ -1,12 +1,15 @@
 """Live tracking while training: each logged loss goes to the run's MLflow run as the Trainer logs it,
 and a lifecycle is a parent MLflow run with its steps nested.
 
-- :func:`tracking_callbacks` (``recipe.tracking``, the lineage run) gives the Trainer callbacks to pass
-  where a method builds its Trainer; ``[]`` when there is nothing to track.
-- :func:`live_tracking` opens a session for a whole command (a lifecycle, a fine-tune): the runs it
-  starts nest under :meth:`LiveTracking.nested` blocks, callbacks created inside it join it, and on
-  leaving it every run it touched is synced once more from the lineage store (final status, the
-  scores computed after training, output hashes).
+- :func:`live_tracking` opens a session for a whole command: ``Method.run`` opens one for a recipe
+  with ``tracking:`` (every method: fine-tuning, alignment, distillation), the lifecycle runner one
+  for a lifecycle recipe with it. The runs it starts nest under :meth:`LiveTracking.nested` blocks,
+  and on leaving it every run it touched is synced once more from the lineage store (final status,
+  the scores computed after training, output hashes).
+- :func:`tracking_callbacks` gives the Trainer callbacks that log a lineage run's training into the
+  open session; ``genlab.training.TrainerSession`` adds them to every Trainer it trains, so each
+  method built on a Trainer logs live with no code of its own. A custom Trainer outside genlab's
+  methods may pass a config to get a session of its own.
 
 The MLflow run of a lineage run is the one ``genlab runs export`` finds by the ``genlab.run_id`` tag,
 so exporting after live logging updates the same run; points logged live are not logged again.
@@ -109,9 +112,14 @@ class LiveTracking:
 
 @contextlib.contextmanager
 def live_tracking(config: TrackingConfig | None, store: LineageStore) -> Iterator[LiveTracking | None]:
-    """A tracking session for one command (None when ``config`` is None); see the module docstring."""
-    if config is None:
-        yield None
+    """A tracking session for one command or method run; see the module docstring.
+
+    Without ``config``, or with the config of the session already open (a lifecycle's step running a
+    method), the open session (or None) goes on: runs nest in it rather than in a second one.
+    """
+    active = _ACTIVE.get()
+    if config is None or (active is not None and config == active.config):
+        yield active
         return
     session = LiveTracking(config, store)
     session.open()

@@ -12,8 +12,8 @@ DPO, the reward model, GRPO, RLOO, KTO, ORPO) builds its trainer with ``session.
     session.finish()                   # the run is complete: its checkpoints go
 
 What the session adds to the Trainer (which does the loop, checkpoints with optimizer/scheduler/RNG
-state and exact resumption): the lineage losses, a progress bar, the caller's callbacks (tracking,
-tests), the first Ctrl-C as "finish the step, checkpoint, stop", the newest complete checkpoint to
+state and exact resumption): the lineage losses, a progress bar, the caller's callbacks (tests),
+live MLflow logging when the method runs in a tracking session (genlab.tracking), the first Ctrl-C as "finish the step, checkpoint, stop", the newest complete checkpoint to
 resume from (cut-short ones removed; a fresh start over an unfinished run refused) and the loss
 history in one shape for every method. Written by hand: these are genlab's policies on top of the
 Trainer's callback API.
@@ -30,6 +30,7 @@ from typing import Any
 
 from transformers import PrinterCallback, ProgressCallback
 
+from genlab.tracking.live import tracking_callbacks
 from genlab.training.callbacks import CheckpointOnInterrupt, LineageLosses, LossProgressBar
 from genlab.training.checkpoints import TrainingInterrupted, checkpoint_step, checkpoint_to_start_from
 
@@ -117,6 +118,8 @@ class TrainerSession:
         """Train (from the newest complete checkpoint when resuming); raise TrainingInterrupted after Ctrl-C."""
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
+        for callback in tracking_callbacks(None, self.lineage.run, metric_names=self.metric_names):
+            trainer.add_callback(callback)  # MLflow, live, when the method runs inside a tracking session
         self.stopper.install()
         start = time.perf_counter()
         try:

@@ -26,7 +26,6 @@ from typing import Any
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 from genlab.models.load import LoadedModel
-from genlab.tracking.live import tracking_callbacks
 from genlab.training.parameters import count_parameters
 from genlab.training.session import TrainedRun, TrainerSession, last_value
 from genlab.tuning.recipe import FinetuneRecipe
@@ -174,7 +173,7 @@ def _train(recipe: FinetuneRecipe, model: Any, loaded: Any, data: Any, session: 
     from genlab.tuning.arguments import training_arguments
     from genlab.tuning.data import training_collator
 
-    callbacks = [*session.callbacks, *tracking_callbacks(recipe.tracking, session.lineage.run, metric_names=session.metric_names)]
+    callbacks = list(session.callbacks)
     if recipe.training.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
     trainer = Trainer(
