@@ -24,7 +24,6 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

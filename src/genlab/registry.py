@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from genlab.alignment.constitutional import METHOD as CONSTITUTIONAL
 from genlab.alignment.dpo import METHOD as DPO
+from genlab.alignment.grpo import METHOD as GRPO
+from genlab.alignment.kto import METHOD as KTO
+from genlab.alignment.orpo import METHOD as ORPO
 from genlab.alignment.ppo import METHOD as PPO
 from genlab.alignment.reward_model import METHOD as REWARD
+from genlab.alignment.rloo import METHOD as RLOO
 from genlab.errors import GenlabError
 from genlab.methods import Method, MethodGroup
 from genlab.optimize.distill import METHOD as DISTILL
