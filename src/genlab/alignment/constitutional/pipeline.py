@@ -33,6 +33,7 @@ from genlab.alignment.dpo.training import (
 )  # fmt: skip
 from genlab.errors import GenlabError
 from genlab.lineage import LineageStore, record_run
+from genlab.tracking.config import TrackingConfig
 from genlab.tuning.recipe import Section
 
 
@@ -86,6 +87,7 @@ class ConstitutionalRecipe(Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     stages: StagesConfig = Field(default_factory=StagesConfig)
     dpo: ConstitutionalDpoConfig = Field(default_factory=ConstitutionalDpoConfig)
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
     @model_validator(mode="after")

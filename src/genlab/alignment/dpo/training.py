@@ -37,6 +37,7 @@ from genlab.alignment.dpo_data import PreferencePair
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 from genlab.models.load import LoadedModel
+from genlab.tracking.config import TrackingConfig
 from genlab.training.saving import save_trained
 from genlab.training.session import TrainerSession
 from genlab.tuning.recipe import LoraConfig, Section
@@ -78,6 +79,7 @@ class DpoRecipe(Section):
     beta: float = Field(default=0.1, gt=0)  # DPO's β: higher keeps the policy closer to the reference
     loss_type: LossType = "sigmoid"
     training: DpoTrainingConfig = Field(default_factory=DpoTrainingConfig)
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
 

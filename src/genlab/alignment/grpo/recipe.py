@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from genlab.alignment.rewards import RewardSpecs
 from genlab.alignment.rewards.specs import needs_reference
+from genlab.tracking.config import TrackingConfig
 from genlab.tuning.recipe import LoraConfig, Section
 
 
@@ -70,6 +71,7 @@ class SampledRewardRecipe(Section):
     rewards: RewardSpecs = Field(default_factory=lambda: {"non-toxicity": 1.0})  # spec -> weight
     lora: LoraConfig = Field(default_factory=LoraConfig)
     evaluation: HeldOutConfig = Field(default_factory=HeldOutConfig)
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
     @model_validator(mode="after")

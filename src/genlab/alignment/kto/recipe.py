@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from genlab.tracking.config import TrackingConfig
 from genlab.tuning.recipe import LoraConfig, Section
 
 
@@ -46,6 +47,7 @@ class PreferenceRecipe(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     beta: float = Field(default=0.1, gt=0)  # the method's β (KTO) or λ (ORPO): see its module docstring
     training: PreferenceTrainingConfig = Field(default_factory=PreferenceTrainingConfig)
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
 

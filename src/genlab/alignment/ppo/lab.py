@@ -34,6 +34,7 @@ from pydantic import Field
 
 from genlab.alignment.ppo.algorithm import PPOConfig, PPOStats, PPOTrainer
 from genlab.lineage import LineageStore, record_run
+from genlab.tracking.config import TrackingConfig
 from genlab.tuning.recipe import LoraConfig, Section
 
 class PpoDataConfig(Section):
@@ -62,6 +63,7 @@ class PpoRecipe(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     evaluation: PpoEvaluationConfig = Field(default_factory=PpoEvaluationConfig)
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
 

@@ -46,6 +46,7 @@ from genlab.alignment.reward_data import BUILTIN_SUMMARY_PREFERENCES, TokenizedP
 from genlab.errors import InvalidValueError, ModelLoadError
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
+from genlab.tracking.config import TrackingConfig
 from genlab.training.session import TrainedRun, TrainerSession
 from genlab.tuning.recipe import Section
 
@@ -91,6 +92,7 @@ class RewardRecipe(Section):
     data: RewardDataConfig = Field(default_factory=RewardDataConfig)
     lora: RewardLoraConfig = Field(default_factory=RewardLoraConfig)
     training: RewardTrainingConfig = Field(default_factory=RewardTrainingConfig)
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
 

@@ -36,6 +36,7 @@ from genlab.errors import InvalidValueError
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 from genlab.optimize.measure import EvalSpec, Metric
+from genlab.tracking.config import TrackingConfig
 from genlab.training.saving import free_folder
 from genlab.training.session import LOSS_METRICS, TrainedRun, TrainerSession, last_value
 from genlab.tuning.recipe import DataConfig, TrainingConfig
@@ -82,6 +83,7 @@ class DistillRecipe(Section):
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(learning_rate=1e-4, save_every=25))
     evaluation: MeasureConfig = Field(default_factory=MeasureConfig)
     output: str | None = None  # the student's folder; None: $GENLAB_HOME/optimized/<name>
+    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
 
     def run_name(self) -> str:
