@@ -1,50 +1,60 @@
-"""Memory and compute estimates: will a model fit, and what would training it cost?
+"""Memory and compute estimates: will a model fit, and what would training or serving it cost?
 
-Pure arithmetic on a parameter count Ψ (and, when known, the architecture's dims); nothing is loaded.
-GB means 1e9 bytes. The formulas, each with its source:
+Pure arithmetic on a parameter count Ψ and, when known, the architecture's shape; nothing is loaded.
+GB means 1e9 bytes. Two rules for activations, and the estimate says which one it used:
 
-Weights (course "Generative AI with LLMs", week 1: 1B params take 4 GB in fp32, 2 GB in fp16/bf16,
-1 GB in int8)::
+- **shape** (the architecture is known): activations from the tensors a training step keeps for the
+  given batch and sequence length, the logits over the vocabulary and their gradient, gradient
+  checkpointing -- see :mod:`genlab.models.estimate_activations`;
+- **8 bytes per parameter** (only a parameter count is known): the course's high-end rule of thumb
+  ("Generative AI with LLMs", week 1), so ``--params 1e9 --mode train`` in fp32 stays
+  4 + 8 + 4 + 8 = 24 GB.
+
+Weights (course week 1: 1B params take 4 GB in fp32, 2 GB in fp16/bf16, 1 GB in int8)::
 
     weights = Ψ × BYTES_PER_PARAM[dtype]
 
-KV cache at inference: each layer keeps one key and one value vector per KV head for every token
-(grouped-query attention, Ainslie et al. 2023, shares them across query heads). An int8/int4 model
-still keeps its cache in fp16. 0 when the architecture is unknown::
+Full training: fp32 weights, gradients and AdamW's two fp32 states take 4 + 4 + 8 B/param; in mixed
+precision (fp16/bf16; ZeRO, Rajbhandari et al. 2020, §3.1) 2Ψ + 2Ψ + KΨ with K = 12 (fp32 master
+weights, momentum, variance). 8-bit Adam (Dettmers et al. 2022, block-wise quantisation) keeps each
+state in 1 byte: 8 B/param of states become 2. LoRA (Hu et al. 2021) trains ``r × (d_in + d_out)``
+params per adapted matrix, prompt tuning (Lester et al. 2021) ``virtual_tokens × hidden``; only those
+get gradients and optimizer states (fp32, 4 + 4 + 8 B). QLoRA (Dettmers et al. 2023) stores the frozen
+base in NF4, 4 bits + 0.127 bits of double-quantised constants per param (§3).
 
-    kv_cache = 2 × num_layers × batch × seq_len × num_kv_heads × head_dim × bytes
-    infer_total = weights + kv_cache
+Serving: the KV cache, 2 × layers × batch × tokens × KV heads × head_dim × bytes (an int8/int4 model
+still caches in fp16); on CPU genlab's engine also holds a reordered copy of every fp32 Linear weight
+(:mod:`genlab.generation.packed_linear`), grows its cache by half again when it fills
+(:mod:`genlab.generation.growing_cache`), and runs prefill over the whole prompt at once.
 
-Full training (course week 1, "additional GPU RAM needed to train 1B parameters"): in fp32 the
-weights take 4 B/param, Adam's two states 8 B, gradients 4 B, activations and temporaries
-``activation_bytes_per_param`` (default 8) B: 24 B/param, about 6× the weights. In mixed precision
-(fp16/bf16; ZeRO, Rajbhandari et al. 2020, §3.1) the model states are 2Ψ + 2Ψ + KΨ with K = 12
-(fp32 master weights, momentum and variance)::
+The process on CPU (``process_peak_gb``, what ``--measure`` compares with the peak resident memory):
+the work above plus the interpreter, torch, transformers and peft once imported,
+``FRAMEWORK_CPU_BYTES`` (measured once here: 0.57 GB, ``python -c "import torch, transformers, peft"``
+plus genlab's model and generation modules, VmHWM, torch 2.13 CPU, transformers 5.25). A GPU's memory
+does not hold those, so ``train_total_gb`` / ``infer_total_gb`` / ``per_gpu_gb`` leave them out.
 
-    train_total = weights + gradients + optimizer + activation_bytes_per_param × Ψ
-
-LoRA (Hu et al. 2021): a frozen d_out×d_in weight gets trainable A (r×d_in) and B (d_out×r), so
-``r × (d_in + d_out)`` trainable params. "attention" targets q and v (peft's default for llama),
-"all-linear" targets q, k, v, o and the MLP. The frozen base needs no gradients or optimizer states;
-the adapters are kept in fp32 with fp32 gradients and Adam states (4 + 4 + 8 B/param). LoRA saves
-optimizer and gradient memory, not activation memory: activations still flow through the whole base
-model, so they are counted on Ψ as in full training.
-
-QLoRA (Dettmers et al. 2023): the frozen base is NF4, 4 bits = 0.5 B/param, plus its quantisation
-constants, 0.127 bits/param after double quantisation (§3); ``dtype`` is then the adapters' compute
-dtype. Adapters are counted as in LoRA. (Real QLoRA keeps embeddings and the LM head in 16 bits;
-this estimate quantises all of Ψ.)
-
-ZeRO over N GPUs (Rajbhandari et al. 2020): stage 1 shards the optimizer states (/N), stage 2 also
-the gradients, stage 3 also the parameters; activations are not sharded. Stage 0 is plain data
-parallelism: every GPU holds everything. Inference is not sharded::
+ZeRO over N GPUs: stage 1 shards the optimizer states, 2 also the gradients, 3 also the parameters;
+activations are not sharded::
 
     per_gpu = weights/N₃ + gradients/N₂ + optimizer/N₁ + activations,  Nₛ = N if stage ≥ s else 1
 
+Beside published tables (on paper; no GPU here):
+
+- LLaMA-Factory's hardware table (README, "Hardware Requirement", estimated, no activations):
+  full AMP ``18x`` GB for x B params, pure bf16 ``8x``, LoRA 16-bit ``2x``, QLoRA 4-bit ``x/2``.
+  Here: mixed precision 16x (2 + 2 + 12; LLaMA-Factory also counts fp32 gradients, +2), pure-bf16
+  is not modelled (states kept in fp32), LoRA 16-bit 2x + adapters (7B, r=8 on q, v: 14.0 GB + 0.07 GB
+  vs 16 GB), QLoRA 0.52x (3.6 GB for 7B vs 6 GB: their figure includes a margin for activations).
+- DeepSpeed's ZeRO estimators (``deepspeed.runtime.zero``, model states only, no offload):
+  stage 2 ``4Ψ + 16Ψ/N`` (fp16 params and fp16 gradient buckets kept whole), here ``2Ψ + 14Ψ/N``;
+  stage 3 ``4 × largest layer + 18Ψ/N`` (a gathered layer and an fp32 gradient copy), here ``16Ψ/N``.
+  For Ψ = 7.5B on 64 GPUs: stage 2 31.9 GB there, 16.6 GB here (the ZeRO paper's Figure 1 figure);
+  stage 3 2.1 GB + a layer there, 1.9 GB here. DeepSpeed's figures are its implementation's buffers;
+  these are the paper's model states.
+
 Compute: Chinchilla (Hoffmann et al. 2022) trains compute-optimally on D ≈ 20 × Ψ tokens; training
-costs C ≈ 6·Ψ·D FLOPs (Kaplan et al. 2020: 2 forward + 4 backward per param per token; for LoRA it
-is an upper bound, frozen weights skip their weight-gradient matmuls). 1 petaflop/s-day =
-1e15 × 86,400 = 8.64e19 FLOPs. Wall-clock seconds = C / (gpus × peak FLOP/s × utilization).
+costs C ≈ 6·Ψ·D FLOPs (Kaplan et al. 2020). 1 petaflop/s-day = 8.64e19 FLOPs. Wall-clock seconds =
+C / (gpus × peak FLOP/s × utilization).
 """
 
 from __future__ import annotations
@@ -58,10 +68,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from genlab.errors import invalid_value
 from genlab.models.card import ArchitectureShape
+from genlab.models.estimate_activations import training_activation_bytes
+from genlab.models.estimate_serving import serving_extra_bytes
 
 Dtype = Literal["fp32", "fp16", "bf16", "int8", "int4"]
-Mode = Literal["infer", "train", "lora", "qlora"]
+Mode = Literal["infer", "train", "lora", "qlora", "prompt-tuning"]
 LoraTargets = Literal["attention", "all-linear"]
+Optimizer = Literal["adamw", "adamw-8bit"]
 
 BYTES_PER_PARAM: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 FULL_TRAINING_BYTES: dict[str, tuple[float, float, float]] = {  # (weights, gradients, optimizer)/param
@@ -69,14 +82,17 @@ FULL_TRAINING_BYTES: dict[str, tuple[float, float, float]] = {  # (weights, grad
     "fp16": (2, 2, 12),  # ZeRO §3.1 mixed precision: K = 12 (fp32 master weights + momentum + variance)
     "bf16": (2, 2, 12),
 }
-ADAPTER_BYTES = (4, 4, 8)  # LoRA adapters train in fp32: weights, gradients, Adam states
+ADAM_STATES_BYTES = {"adamw": 8, "adamw-8bit": 2}  # two states, fp32 or 8-bit (Dettmers et al. 2022)
+ADAPTER_BYTES = (4, 4)  # adapters (LoRA, soft prompts) train in fp32: weights, gradients
 NF4_BYTES_PER_PARAM = 0.5 + 0.127 / 8  # QLoRA §3: 4-bit weights + double-quantised constants
 QUANTISED_KV_BYTES = 2  # int8/int4 weights still keep an fp16 KV cache
+FRAMEWORK_CPU_BYTES = 0.57e9  # interpreter + torch + transformers + peft + genlab, measured once (see above)
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022
 TRAIN_FLOPS_PER_PARAM_TOKEN = 6  # Kaplan et al. 2020
 PETAFLOP_S_DAY = 1e15 * 86_400  # FLOPs
 GB = 1e9
-GATED_MLP_MODEL_TYPES = {"llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "gemma3_text", "phi3", "smollm3"}
+RULE_SHAPE = "shape"
+RULE_PER_PARAM = "8 bytes per parameter"
 
 
 class EstimateRequest(BaseModel):
@@ -88,16 +104,21 @@ class EstimateRequest(BaseModel):
     mode: Mode = "infer"  # declared before dtype so the dtype check can see it
     dtype: Dtype = "fp32"  # weights at inference and in training; in qlora, the adapters' compute dtype
     batch_size: int = Field(default=1, ge=1)
-    seq_len: int = Field(default=2048, ge=1)  # tokens per sequence (KV cache length at inference)
+    seq_len: int = Field(default=2048, ge=1)  # tokens per sequence: trained on, or prompt + answer served
     gpus: int = Field(default=1, ge=1)
     zero_stage: Literal[0, 1, 2, 3] = 0  # 0 = plain data parallel
     lora_rank: int = Field(default=8, ge=1)  # peft's default r
     lora_targets: LoraTargets = "attention"  # q and v, peft's default for llama
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)  # > 0 keeps a dropped-out copy of each adapted input
+    virtual_tokens: int = Field(default=20, ge=1)  # prompt tuning's soft prompt length
+    gradient_checkpointing: bool = False
+    optimizer: Optimizer = "adamw"
     shape: ArchitectureShape | None = Field(default=None, validate_default=True)
     tokens: float | None = Field(default=None, gt=0)  # training tokens; None = Chinchilla 20 × params
     gpu_peak_tflops: float = Field(default=312, gt=0)  # A100 bf16 dense tensor-core peak
     utilization: float = Field(default=0.4, gt=0, le=1)  # model FLOPs utilization actually reached
-    activation_bytes_per_param: float = Field(default=8, ge=0)  # the course's high-end rule of thumb
+    # None: from the shape when it is known, else the course's 8 B/param; a number forces the per-param rule
+    activation_bytes_per_param: float | None = Field(default=None, ge=0)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -116,18 +137,25 @@ class EstimateRequest(BaseModel):
     @classmethod
     def _dtype_fits_mode(cls, dtype: str, info: ValidationInfo) -> str:
         mode, integer = info.data.get("mode"), dtype in ("int8", "int4")
-        if mode == "train" and integer:
-            raise ValueError(f"full training in {dtype} is not supported; use --mode qlora (4-bit base + adapters)")
+        if mode in ("train", "lora", "prompt-tuning") and integer:
+            raise ValueError(f"training in {dtype} is not supported; use --mode qlora (4-bit base + adapters)")
         if mode == "qlora" and integer:
             raise ValueError("qlora's base is int4 already; dtype is the adapters' compute dtype: fp32, fp16 or bf16")
         return dtype
 
     @field_validator("shape")
     @classmethod
-    def _shape_for_lora(cls, shape: ArchitectureShape | None, info: ValidationInfo) -> ArchitectureShape | None:
-        if shape is None and info.data.get("mode") in ("lora", "qlora"):
+    def _shape_for_adapters(cls, shape: ArchitectureShape | None, info: ValidationInfo) -> ArchitectureShape | None:
+        mode = info.data.get("mode")
+        if shape is None and mode in ("lora", "qlora"):
             raise ValueError("LoRA estimates need the architecture: pass --model NAME whose card has a shape")
+        if shape is None and mode == "prompt-tuning":
+            raise ValueError("prompt-tuning estimates need the architecture: pass --model NAME whose card has a shape")
         return shape
+
+    @property
+    def activation_rule(self) -> str:
+        return RULE_SHAPE if self.shape is not None and self.activation_bytes_per_param is None else RULE_PER_PARAM
 
 
 @dataclass(frozen=True)
@@ -142,18 +170,24 @@ class Estimate:
     seq_len: int
     lora_rank: int
     lora_targets: str
+    gradient_checkpointing: bool
+    optimizer: str
     gpu_peak_tflops: float
     utilization: float
     shape_known: bool  # False: the KV cache could not be estimated and is reported as 0
-    weights_gb: float  # the (frozen, in lora/qlora) base weights
-    adapter_weights_gb: float  # LoRA A and B matrices, fp32
+    activation_rule: str  # "shape" or "8 bytes per parameter"
+    weights_gb: float  # the (frozen, in lora/qlora/prompt-tuning) base weights
+    adapter_weights_gb: float  # LoRA A and B matrices or the soft prompt, fp32
     kv_cache_gb: float
-    infer_total_gb: float
+    infer_total_gb: float  # weights + KV cache
     optimizer_gb: float
     gradients_gb: float
     activations_gb: float
     train_total_gb: float  # 0 for inference
     per_gpu_gb: float
+    serving_extra_gb: float  # CPU engine: reordered weights, cache headroom, prefill (0 when training)
+    framework_gb: float  # interpreter and libraries on CPU
+    process_peak_gb: float  # the whole CPU process: the work + serving extras + framework
     trainable_params: int
     total_params: int  # base + adapters, as peft's print_trainable_parameters counts them
     trainable_percent: float
@@ -171,7 +205,7 @@ class Estimate:
 
 _ECHOED_FIELDS = {  # copied from the request into the estimate as they are
     *("mode", "dtype", "gpus", "zero_stage", "batch_size", "seq_len", "lora_rank", "lora_targets"),
-    *("gpu_peak_tflops", "utilization"),
+    *("gradient_checkpointing", "optimizer", "gpu_peak_tflops", "utilization"),
 }
 
 
@@ -183,9 +217,10 @@ def lora_trainable_params(d_out: int, d_in: int, rank: int) -> int:
 def lora_target_matrices(shape: ArchitectureShape, targets: LoraTargets) -> dict[str, tuple[int, int]]:
     """The (d_out, d_in) of each weight LoRA adapts in one transformer layer."""
     hidden, kv_width, mlp = shape.hidden_size, shape.num_kv_heads * shape.attention_head_dim, shape.intermediate_size
+    q_width = shape.num_heads * shape.attention_head_dim
     if targets == "attention":
-        return {"q": (hidden, hidden), "v": (kv_width, hidden)}
-    matrices = {"q": (hidden, hidden), "k": (kv_width, hidden), "v": (kv_width, hidden), "o": (hidden, hidden)}
+        return {"q": (q_width, hidden), "v": (kv_width, hidden)}
+    matrices = {"q": (q_width, hidden), "k": (kv_width, hidden), "v": (kv_width, hidden), "o": (hidden, q_width)}
     if shape.gated_mlp:
         matrices["gate"] = (mlp, hidden)
     return {**matrices, "up": (mlp, hidden), "down": (hidden, mlp)}
@@ -224,32 +259,51 @@ class _Memory:
         return parameters / shard(3) + self.gradients / shard(2) + self.optimizer / shard(1) + self.activations
 
 
+def _activations(request: EstimateRequest) -> float:
+    """Training activations by the request's rule (see the module docstring)."""
+    if request.activation_rule == RULE_PER_PARAM:
+        per_param = 8.0 if request.activation_bytes_per_param is None else request.activation_bytes_per_param
+        return request.params * per_param
+    assert request.shape is not None  # the rule is "shape" only with a shape
+    compute_bytes = BYTES_PER_PARAM[request.dtype]  # qlora's dtype is the compute dtype
+    seq_len = request.seq_len + (request.virtual_tokens if request.mode == "prompt-tuning" else 0)
+    return training_activation_bytes(
+        request.shape, request.mode, request.batch_size, seq_len, compute_bytes,
+        gradient_checkpointing=request.gradient_checkpointing, lora_rank=request.lora_rank,
+        lora_targets=request.lora_targets, lora_dropout=request.lora_dropout > 0,
+    )  # fmt: skip
+
+
 def _infer_memory(request: EstimateRequest) -> _Memory:
     return _Memory(weights=request.params * BYTES_PER_PARAM[request.dtype])
 
 
 def _train_memory(request: EstimateRequest) -> _Memory:
     weights, gradients, optimizer = FULL_TRAINING_BYTES[request.dtype]
+    optimizer += ADAM_STATES_BYTES[request.optimizer] - ADAM_STATES_BYTES["adamw"]
     params = request.params  # every parameter is trained
     return _Memory(
         weights=params * weights,
         gradients=params * gradients,
         optimizer=params * optimizer,
-        activations=params * request.activation_bytes_per_param,
+        activations=_activations(request),
         trainable=round(params),
     )
 
 
 def _adapter_memory(request: EstimateRequest, base_bytes_per_param: float) -> _Memory:
     assert request.shape is not None  # the request's validator guarantees it
-    trainable = lora_trainable_params_for_model(request.shape, request.lora_rank, request.lora_targets)
-    weights, gradients, optimizer = ADAPTER_BYTES
+    if request.mode == "prompt-tuning":
+        trainable = request.virtual_tokens * request.shape.hidden_size  # peft's PromptEmbedding
+    else:
+        trainable = lora_trainable_params_for_model(request.shape, request.lora_rank, request.lora_targets)
+    weights, gradients = ADAPTER_BYTES
     return _Memory(
         weights=request.params * base_bytes_per_param,
         adapters=trainable * weights,
         gradients=trainable * gradients,
-        optimizer=trainable * optimizer,
-        activations=request.params * request.activation_bytes_per_param,
+        optimizer=trainable * ADAM_STATES_BYTES[request.optimizer],
+        activations=_activations(request),
         trainable=trainable,
     )
 
@@ -258,6 +312,7 @@ _MEMORY_BY_MODE = {
     "infer": _infer_memory,
     "train": _train_memory,
     "lora": lambda request: _adapter_memory(request, BYTES_PER_PARAM[request.dtype]),
+    "prompt-tuning": lambda request: _adapter_memory(request, BYTES_PER_PARAM[request.dtype]),
     "qlora": lambda request: _adapter_memory(request, NF4_BYTES_PER_PARAM),
 }
 
@@ -269,7 +324,11 @@ def estimate(request: EstimateRequest) -> Estimate:
     kv_cache = kv_cache_bytes(shape, request.batch_size, request.seq_len, request.dtype) if shape else 0.0
     infer_total = memory.weights + kv_cache
     training = request.mode != "infer"
-    adapter_params = memory.trainable if request.mode in ("lora", "qlora") else 0
+    adapter_params = memory.trainable if request.mode in ("lora", "qlora", "prompt-tuning") else 0
+    serving_extra = 0.0
+    if not training and shape is not None:
+        serving_extra = serving_extra_bytes(shape, request.batch_size, request.seq_len, request.dtype, kv_cache)
+    process = (memory.total if training else infer_total + serving_extra) + FRAMEWORK_CPU_BYTES
 
     chinchilla_tokens = CHINCHILLA_TOKENS_PER_PARAM * request.params
     tokens = request.tokens if request.tokens is not None else chinchilla_tokens
@@ -278,6 +337,7 @@ def estimate(request: EstimateRequest) -> Estimate:
     return Estimate(
         **request.model_dump(include=_ECHOED_FIELDS),
         shape_known=shape is not None,
+        activation_rule=request.activation_rule,
         weights_gb=memory.weights / GB,
         adapter_weights_gb=memory.adapters / GB,
         kv_cache_gb=kv_cache / GB,
@@ -287,6 +347,9 @@ def estimate(request: EstimateRequest) -> Estimate:
         activations_gb=memory.activations / GB,
         train_total_gb=memory.total / GB if training else 0.0,
         per_gpu_gb=(memory.per_gpu(request.zero_stage, request.gpus) if training else infer_total) / GB,
+        serving_extra_gb=serving_extra / GB,
+        framework_gb=FRAMEWORK_CPU_BYTES / GB,
+        process_peak_gb=process / GB,
         trainable_params=memory.trainable,
         total_params=round(request.params) + adapter_params,
         trainable_percent=100 * memory.trainable / (request.params + adapter_params),
@@ -298,97 +361,3 @@ def estimate(request: EstimateRequest) -> Estimate:
         gpu_hours=seconds * request.gpus / 3600,
         train_days=seconds / 86_400,
     )
-
-
-def shape_from_config(config: Any) -> ArchitectureShape | None:
-    """Architecture dims from a transformers config (Llama-like, T5, GPT-2, BART, BERT); None if unreadable.
-
-    For encoder-decoder models the dims are those of the encoder stack.
-    """
-
-    def first(*names: str) -> Any:
-        return next((value for name in names if (value := getattr(config, name, None)) is not None), None)
-
-    model_type = getattr(config, "model_type", "") or ""
-    hidden = first("d_model", "n_embd", "hidden_size")
-    heads = first("encoder_attention_heads", "num_heads", "n_head", "num_attention_heads")
-    intermediate = first("encoder_ffn_dim", "d_ff", "n_inner", "intermediate_size")
-    if intermediate is None and model_type == "gpt2" and hidden is not None:
-        intermediate = 4 * hidden  # GPT-2's n_inner=None means a 4× wide MLP
-    feed_forward = str(getattr(config, "feed_forward_proj", "") or "")
-    try:
-        return ArchitectureShape(
-            num_layers=first("encoder_layers", "num_layers", "n_layer", "num_hidden_layers"),
-            hidden_size=hidden,
-            num_heads=heads,
-            num_kv_heads=first("num_key_value_heads") or heads,
-            head_dim=_explicit_head_dim(first("head_dim", "d_kv"), hidden, heads),
-            intermediate_size=intermediate,
-            vocab_size=first("vocab_size"),
-            gated_mlp=model_type in GATED_MLP_MODEL_TYPES or feed_forward.startswith("gated"),
-        )
-    except ValidationError:
-        return None
-
-
-def _explicit_head_dim(head_dim: Any, hidden: Any, heads: Any) -> int | None:
-    """The config's head_dim only where it differs from hidden_size / num_heads (Gemma, Qwen3, some T5s)."""
-    if isinstance(head_dim, int) and isinstance(hidden, int) and isinstance(heads, int) and heads > 0:
-        return head_dim if head_dim * heads != hidden else None
-    return None
-
-
-def _gb(value: float) -> str:
-    return f"{value:.2f} GB" if value >= 0.1 or value == 0 else f"{value * 1000:.3g} MB"
-
-
-def _count(n: float) -> str:
-    for suffix, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{suffix}"
-    return f"{n:.0f}"
-
-
-def _duration(hours: float) -> str:
-    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
-
-
-def format_estimate(est: Estimate) -> list[tuple[str, str]]:
-    """Rows of (label, value) for a person to read, in the order a table should show them."""
-    rows = [("mode", est.mode), ("dtype", est.dtype), ("parameters", _count(est.total_params))]
-    rows.append(("weights", _gb(est.weights_gb)))
-    kv_label = f"KV cache ({est.batch_size} × {est.seq_len} tokens)"
-    rows.append((kv_label, _gb(est.kv_cache_gb) if est.shape_known else "unknown (no architecture shape)"))
-    rows.append(("inference total", _gb(est.infer_total_gb)))
-    if est.mode != "infer":
-        if est.mode in ("lora", "qlora"):
-            rows.append(("LoRA adapters", f"rank {est.lora_rank} on {est.lora_targets}, {_gb(est.adapter_weights_gb)}"))
-        rows.append(("trainable parameters", f"{est.trainable_params:,} ({est.trainable_percent:.4g}%)"))
-        rows += [("optimizer states", _gb(est.optimizer_gb)), ("gradients", _gb(est.gradients_gb))]
-        rows += [("activations", _gb(est.activations_gb)), ("training total", _gb(est.train_total_gb))]
-    plural = "s" if est.gpus > 1 else ""
-    sharding = f"ZeRO-{est.zero_stage} over {est.gpus} GPU{plural}" if est.mode != "infer" else "not sharded"
-    rows.append((f"per GPU ({sharding})", _gb(est.per_gpu_gb)))
-    rows.append(("training tokens", f"{_count(est.tokens)} (Chinchilla-optimal: {_count(est.chinchilla_tokens)})"))
-    rows.append(("training compute", f"{est.train_flops:.3g} FLOPs = {est.petaflop_s_days:.3g} petaflop/s-days"))
-    speed = f"{est.gpu_peak_tflops:g} TFLOP/s at {est.utilization:.0%}"
-    rows.append(("training time", f"{_duration(est.wall_clock_hours)} on {est.gpus} GPU{plural} ({speed})"))
-    rows.append(("GPU-hours", f"{est.gpu_hours:,.0f}" if est.gpu_hours >= 10 else f"{est.gpu_hours:.2g}"))
-    return rows
-
-
-def estimate_for(*, params: float | None = None, model: str | None = None, **settings: Any) -> Estimate:
-    """Estimate for a parameter count, or for a catalog model (which also gives the architecture)."""
-    from genlab.errors import InvalidValueError
-
-    if (params is None) == (model is None):
-        raise InvalidValueError("estimate: pass exactly one of --params N or --model NAME.")
-    shape = None
-    if model is not None:
-        from genlab.models.catalog import get_card
-
-        card = get_card(model)
-        if card.params is None:
-            raise InvalidValueError(f"estimate: the card of {model!r} has no parameter count; pass --params.")
-        params, shape = card.params, card.shape
-    return estimate(EstimateRequest(params=params, shape=shape, **settings))

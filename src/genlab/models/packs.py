@@ -20,6 +20,7 @@ from genlab.atomic import atomic_write_json
 from genlab.errors import ModelNotFoundError
 from genlab.home import cache_dir, models_dir
 from genlab.lineage.hashing import path_fingerprint
+from genlab.models.shape import shape_from_config
 
 PackKind = Literal["generator", "embedder", "classifier"]
 MANIFEST = "genlab-pack.json"
@@ -159,7 +160,6 @@ def _measure_generator(source: Path) -> dict[str, Any]:
 def _measure_embedder(source: Path) -> dict[str, Any]:
     from transformers import AutoConfig
 
-    from genlab.models.estimate import shape_from_config
     from genlab.models.weights import count_safetensors_params
 
     config = AutoConfig.from_pretrained(source)
@@ -208,7 +208,6 @@ def _convert_gguf_pack(pack: ModelPack, folder: Path) -> None:
 
     from genlab.atomic import atomic_directory
     from genlab.lineage.hashing import sha256_file
-    from genlab.models.estimate import shape_from_config
     from genlab.models.gguf import load_gguf
 
     from genlab.lineage import record_run

@@ -32,7 +32,8 @@ class SelectStage:
     def run(self, ctx: StepContext, run: Any) -> StepOutcome:
         from genlab.errors import ModelNotFoundError
         from genlab.models.catalog import get_card
-        from genlab.models.estimate import EstimateRequest, estimate, shape_from_config
+        from genlab.models.estimate import EstimateRequest, estimate
+        from genlab.models.shape import shape_from_config
         from genlab.models.load import load_model
 
         select = ctx.recipe.select

@@ -1,0 +1,1 @@
+"""Peak memory measured in a fresh process: three real training steps, or a real generation."""
