@@ -10,12 +10,13 @@ generator per request, as its Generator API does). Each engine runs in a child p
 its peak memory (VmHWM) is its own; the speed children alternate (A B C ..., then ... C B A) and the
 table gives medians over the rounds. Per engine:
 
-- single stream: one greedy chat request at a time, 128 new tokens, submit -> end (prompt included);
-- first token: a 300-token prompt, submit -> first text;
-- 8 clients: 8 threads, each sending 2 greedy chat requests one after the other (64 new tokens),
-  completion tokens of all / wall time, straight to the backend (no HTTP: the same for every engine);
-- quality (once per engine, greedy): ROUGE-1 of 50 DialogSum summaries, and agreement with genlab fp32:
-  the share of rows whose answer is the same text;
+- single stream: one greedy chat request at a time, 64 new tokens, submit -> end (prompt included),
+  the median of 3 after a warm-up;
+- first token: a 300-token prompt, submit -> first text (median of 3);
+- 8 clients: 8 threads sending a greedy chat request each at once (48 new tokens), completion tokens
+  of all / wall time, straight to the backend (no HTTP: the same for every engine);
+- quality (once per engine, greedy, 48 new tokens): ROUGE-1 of 50 DialogSum summaries, and agreement
+  with genlab fp32: the share of rows whose answer is the same text;
 - LoRA per request, and what installing the library costs (its folders in site-packages).
 
 The machine is shared: the load average is printed before and after, and the figures are noisy.
@@ -194,7 +195,7 @@ def dialogsum_prompts(rows: int) -> tuple[list[str], list[str]]:
     examples = load_examples(str(DATA), input_field="dialogue", target_field="summary", limit=rows)
     template = get_template("summarize")
     prompts = [build_prompt(template, row, None, 0, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
-                            max_new_tokens=64, chat=True).text for row in examples]  # fmt: skip
+                            max_new_tokens=48, chat=True).text for row in examples]  # fmt: skip
     return prompts, [row.target or "" for row in examples]
 
 
@@ -210,7 +211,7 @@ def long_prompt(backend: Any, tokens: int = 300) -> str:
     return backend.format_chat([{"role": "user", "content": f"Summarize this conversation:\n{cut}"}])
 
 
-def clients(backend: Any, prompts: list[str], count: int = 8, each: int = 2, max_tokens: int = 64) -> float:
+def clients(backend: Any, prompts: list[str], count: int = 8, each: int = 1, max_tokens: int = 48) -> float:
     from genlab.generation.settings import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=max_tokens)
@@ -236,7 +237,7 @@ def child_speed(engine: str, threads: int) -> dict[str, Any]:
 
     backend = build(engine, threads)
     backend.load()
-    single = measure_single_stream(backend, STORY, 128, model_id=MODEL, repeats=3)
+    single = measure_single_stream(backend, STORY, 64, model_id=MODEL, repeats=3)
     first = measure_single_stream(backend, long_prompt(backend), 8, model_id=MODEL, chat=False, repeats=3)
     chats = [backend.format_chat([{"role": "user", "content": q}]) for q in (
         "Explain photosynthesis to a child.", "Write a poem about the sea.", "List five uses of a brick.",
@@ -254,7 +255,7 @@ def child_quality(engine: str, threads: int, rows: int) -> dict[str, Any]:
     prompts, references = dialogsum_prompts(rows)
     backend = build(engine, threads)
     backend.load()
-    settings = GenerationSettings(max_new_tokens=64)
+    settings = GenerationSettings(max_new_tokens=48)
     handles = [backend.submit(MODEL, prompt, settings, formatted=True) for prompt in prompts]
     texts = [handle.result().text.strip() for handle in handles]
     return {"rouge1": float(rouge(texts, references)["rouge1"]), "texts": texts}
@@ -308,7 +309,11 @@ def main() -> int:
             result = run_child(engine, "speed", args)
             speeds[engine].append(result)
             print(f"  round {round_index + 1} {engine}: {json.dumps(result)} (load {os.getloadavg()[0]:.1f})", flush=True)
-    quality = {engine: run_child(engine, "quality", args) for engine in engines}
+    quality = {}
+    for engine in engines:
+        quality[engine] = run_child(engine, "quality", args)
+        print(f"  quality {engine}: ROUGE-1 {quality[engine].get('rouge1')} {quality[engine].get('error', '')} "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
     reference = quality.get("genlab-fp32", {}).get("texts")
     rows = []
     for engine in engines:

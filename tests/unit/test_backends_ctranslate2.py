@@ -183,3 +183,20 @@ def test_bad_models_and_adapters_are_one_sentence(base: Path, tmp_path: Path) ->
         ct2_model(str(optimized))
     with pytest.raises(InvalidValueError, match="quantization='int4' is not allowed"):
         ct2_model(str(base), "int4")
+
+
+def test_the_deploy_stage_serves_a_merged_model_with_ctranslate2_and_adapters_with_genlab(base: Path, tmp_path: Path) -> None:
+    from genlab.pipeline.candidates import Candidate
+    from genlab.pipeline.stages.deploy import serving_backend
+
+    plain = serving_backend(tmp_path / "a", {"model": str(base), "adapters": {}}, Candidate("base", str(base)))
+    assert plain[0] == "ctranslate2" and (Path(plain[1]) / "model.bin").is_file() and Path(plain[1]).is_relative_to(tmp_path / "a")
+    with_adapter = serving_backend(tmp_path / "b", {"model": str(base), "adapters": {"x": str(tmp_path)}}, Candidate("x", str(base)))
+    assert with_adapter[:2] == ("genlab", None) and "adapter" in with_adapter[2]
+    # An optimised folder only genlab's engine reads: CTranslate2 quantises the candidate's own weights.
+    optimized = tmp_path / "int8"
+    optimized.mkdir()
+    (optimized / "genlab_optimized.json").write_text(json.dumps({"method": "int8-dynamic", "loader": "int8-dynamic"}))
+    quantised = serving_backend(tmp_path / "c", {"model": str(optimized), "adapters": {}}, Candidate("base", str(base)))
+    assert quantised[0] == "ctranslate2" and "int8-dynamic" in quantised[2]
+    assert json.loads((Path(quantised[1]) / "genlab-ctranslate2.json").read_text())["source"] == str(base)

@@ -7,11 +7,21 @@ served under the candidate's name. With ``start: true`` the step starts that com
 background (its output in ``serve.log``), waits for ``/health``, and records the pid and URL; such a
 step is reused only while that server still answers (a server is not a file that stays put), and it
 refuses to start a second server on a port something already answers on.
+
+The backend: a model without adapters is served by CTranslate2 (``--backend ctranslate2``, int8), the
+fastest CPU backend of ``bench/backends.py`` for a merged model; the step converts it into its own
+folder (``ctranslate2/``), so the server starts without converting. When the optimised artifact is in
+a format only genlab's engine reads (torch int8, ONNX), CTranslate2 quantises the same candidate's
+fp32 weights to int8 itself (its adapter merged on the way, recorded as a merge run). A candidate
+served with its adapter stays on genlab's engine (adapters per request, several per batch), and so
+does anything CTranslate2 cannot convert; ``serve.json`` says which backend and why. ``model`` stays
+the deployed artifact; ``backend_model`` is the folder the command serves.
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -19,10 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_json
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, InvalidValueError
+from genlab.models.merge import merge_adapter_into_model
+from genlab.optimize.artifact import read_manifest
+from genlab.export.deploy import deploy_as_gguf
 from genlab.pipeline.candidates import Candidate, candidate_inputs, resolve_candidate
 from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
+from genlab.serving.backends import OPTIONAL_BACKENDS
+from genlab.serving.backends.ctranslate2_model import ct2_model
+
+FAST_BACKEND = "ctranslate2"  # chosen by bench/backends.py's table (README, "Which backend to pick")
 
 
 class DeployStage:
@@ -39,9 +56,13 @@ class DeployStage:
         return not server_answers(ctx.folder / "serve.json")
 
     def inputs(self, ctx: StepContext) -> dict[str, StepFile]:
-        if self._serves_optimised(ctx):
-            return {"model": StepFile(ctx.output("optimise", "model"), "model", "optimised model")}
+        if self._serves_optimised(ctx):  # and the candidate, which CTranslate2 may quantise itself
+            optimised = {"model": StepFile(ctx.output("optimise", "model"), "model", "optimised model")}
+            return optimised | candidate_inputs(ctx, self._optimised_candidate(ctx))
         return candidate_inputs(ctx, self._candidate(ctx))
+
+    def _optimised_candidate(self, ctx: StepContext) -> Candidate:
+        return resolve_candidate(ctx, ctx.state("optimise").summary["candidate"])
 
     def _serves_optimised(self, ctx: StepContext) -> bool:
         return ctx.recipe.deploy is not None and ctx.recipe.deploy.artifact == "optimized" and "optimise" in ctx.states
@@ -54,10 +75,17 @@ class DeployStage:
         settings = ctx.recipe.deploy
         assert settings is not None
         if self._serves_optimised(ctx):
-            served = {"model": str(ctx.output("optimise", "model")), "adapters": {}, "candidate": ctx.state("optimise").summary["candidate"]}
+            candidate = self._optimised_candidate(ctx)
+            served = {"model": str(ctx.output("optimise", "model")), "adapters": {}, "candidate": candidate.name}
         else:
-            served = self._candidate_config(self._candidate(ctx))
-        command = ["genlab", "serve", "--model", served["model"]]
+            candidate = self._candidate(ctx)
+            served = self._candidate_config(candidate)
+        if settings.artifact == "gguf":  # the candidate exported to GGUF and served by llama.cpp
+            return self._run_gguf(ctx, served)
+        ctx.progress("preparing the model for its serving backend")
+        backend, backend_model, why, sub_runs = serving_backend(ctx.folder, served, candidate)
+        served |= {"backend": backend, "backend_model": backend_model or served["model"], "backend_reason": why}
+        command = ["genlab", "serve", "--model", served["backend_model"], "--backend", backend]
         for name, path in served["adapters"].items():
             command += ["--adapter", f"{name}={path}"]
         command += ["--host", settings.host, "--port", str(settings.port)]
@@ -68,7 +96,30 @@ class DeployStage:
             config["pid"] = start_server(command, ctx.folder / "serve.log", url, settings.start_timeout)
             config["started"] = True
         serve_file = atomic_write_json(ctx.folder / "serve.json", config)
-        return StepOutcome(outputs={"serve": StepFile(serve_file, "deployment", "serve configuration")}, summary=config)
+        outputs = {"serve": StepFile(serve_file, "deployment", "serve configuration")}
+        if backend_model is not None:
+            outputs["backend_model"] = StepFile(Path(backend_model), "model", f"{backend} model")
+        return StepOutcome(outputs=outputs, summary=config, sub_runs=sub_runs)
+
+    def _run_gguf(self, ctx: StepContext, served: dict[str, Any]) -> StepOutcome:
+        """``deploy: {artifact: gguf}``: GGUF + Modelfile in the step's folder (an export run), served by llama.cpp."""
+        settings = ctx.recipe.deploy
+        assert settings is not None
+        ctx.progress(f"exporting {served['candidate']} to GGUF ({settings.quant})")
+        exported = deploy_as_gguf(served["model"], served["adapters"], ctx.folder, quant=settings.quant,
+                                  host=settings.host, port=settings.port)  # fmt: skip
+        url = f"http://{settings.host}:{settings.port}"
+        config = {**served, **exported, "host": settings.host, "port": settings.port, "url": url, "started": False, "pid": None}
+        if settings.start:
+            config["pid"] = start_server(shlex.split(exported["command"]), ctx.folder / "serve.log", url, settings.start_timeout)
+            config["started"] = True
+        serve_file = atomic_write_json(ctx.folder / "serve.json", config)
+        outputs = {
+            "serve": StepFile(serve_file, "deployment", "serve configuration"),
+            "gguf": StepFile(Path(exported["gguf"]), "gguf", f"GGUF model ({settings.quant})"),
+            "modelfile": StepFile(Path(exported["modelfile"]), "modelfile", "Ollama Modelfile"),
+        }
+        return StepOutcome(outputs=outputs, summary=config, sub_runs={"export": exported["export_run"]})
 
     def _candidate_config(self, candidate: Candidate) -> dict[str, Any]:
         if len(candidate.adapters) > 1:
@@ -78,6 +129,37 @@ class DeployStage:
             )
         adapters = {candidate.name: str(candidate.adapters[0])} if candidate.adapters else {}
         return {"model": candidate.model, "adapters": adapters, "candidate": candidate.name}
+
+
+def serving_backend(folder: Path, served: dict[str, Any], candidate: Candidate) -> tuple[str, str | None, str, dict[str, str]]:
+    """(backend, the folder it serves or None for ``served["model"]`` itself, why, merge runs) for a deployment."""
+    if served["adapters"]:
+        return "genlab", None, "the adapter is served per request by genlab's engine", {}
+    if not OPTIONAL_BACKENDS[FAST_BACKEND].is_installed():
+        return "genlab", None, f"{FAST_BACKEND} is not installed", {}
+    model, sub_runs = served["model"], {}
+    manifest = read_manifest(model) if Path(model).is_dir() else None
+    store = folder / "ctranslate2"
+    shutil.rmtree(store, ignore_errors=True)  # one converted model per deployment: the current one
+    try:
+        if manifest is None or not manifest.get("loader"):
+            converted = ct2_model(model, "int8", store=store)
+            return FAST_BACKEND, str(converted.folder), f"{FAST_BACKEND} int8 of the deployed model", {}
+        if len(candidate.adapters) > 1:
+            return "genlab", None, f"the {manifest.get('method')} model is read by genlab's engine only", {}
+        source = candidate.model
+        if candidate.adapters:
+            shutil.rmtree(folder / "merged", ignore_errors=True)  # left by a step that was killed
+            merged = merge_adapter_into_model(candidate.adapters[0], folder / "merged", model=candidate.model)
+            source, sub_runs = str(merged.output), ({"merge": merged.run_id} if merged.run_id else {})
+        converted = ct2_model(source, "int8", store=store)
+    except InvalidValueError as error:  # a model CTranslate2 cannot read (a GGUF file, an architecture it lacks)
+        return "genlab", None, f"{FAST_BACKEND} cannot serve it: {error}", {}
+    finally:
+        shutil.rmtree(folder / "merged", ignore_errors=True)
+    why = (f"{FAST_BACKEND} int8 of candidate {candidate.name!r}, quantised by CTranslate2 from its fp32 weights "
+           f"(the optimise step's {manifest.get('method')} folder is read by genlab's engine only)")  # fmt: skip
+    return FAST_BACKEND, str(converted.folder), why, sub_runs
 
 
 def start_server(command: list[str], log: Path, url: str, timeout: float) -> int:
