@@ -11,9 +11,10 @@ import pytest
 
 from genlab.errors import GenlabError, InvalidValueError
 from genlab.export import run as export_run
+from genlab.export.quantize import llama_cpp_available
 from genlab.export.run import ExportRequest, export_gguf
 from genlab.lineage import LineageStore
-from tests.conftest import run_cli
+from tests.conftest import IN_CI, run_cli
 from tests.ollama_template_support import parse_modelfile
 from tests.unit.test_export_support import build_base_and_lora
 
@@ -93,3 +94,17 @@ def test_mistakes_are_one_sentence_before_anything_is_recorded(built, tmp_path: 
     with LineageStore() as store:
         assert store.list_runs(kind="export") == []
     assert (taken / "file.txt").read_text() == "mine" and not (tmp_path / "x").exists()
+
+
+def test_a_k_quant_goes_through_llama_cpps_quantizer(built, tmp_path: Path) -> None:
+    if not llama_cpp_available() and not IN_CI:
+        pytest.skip("llama-cpp-python is not installed: `make setup-llamacpp` builds it")
+    import llama_cpp  # in CI, missing is a failure
+
+    result = export_gguf(ExportRequest(source=str(built["base"]), output=tmp_path / "q4", quant="q4_k_m"))
+    assert sorted(p.name for p in (tmp_path / "q4").iterdir()) == ["Modelfile", "base-q4_k_m.gguf"]  # no f16 left behind
+    reader = gguf.GGUFReader(result.model_gguf)
+    assert reader.fields["general.file_type"].contents() == llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    # The tiny model's 32-wide rows are too narrow for 256-value k-quant blocks: llama.cpp falls back per tensor.
+    assert {t.tensor_type for t in reader.tensors} - {gguf.GGMLQuantizationType.F32} <= {
+        gguf.GGMLQuantizationType.Q5_0, gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_K, gguf.GGMLQuantizationType.Q6_K}  # fmt: skip

@@ -34,10 +34,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from genlab.config import RecipeError, parse_override, read_recipe_file
 from genlab.errors import validation_error_message
+from genlab.export.quantize import QUANTS
 from genlab.models.packs import DEFAULT_GENERATOR
 from genlab.registry import get_method, methods
 from genlab.tracking.config import TrackingConfig
@@ -158,12 +159,21 @@ class OptimiseConfig(Section):
 
 
 class DeployConfig(Section):
-    artifact: Literal["optimized", "candidate"] = "optimized"  # the optimised model (if the recipe optimises) or the candidate
+    # the optimised model (if the recipe optimises), the candidate, or the candidate exported to GGUF (llama.cpp, Ollama)
+    artifact: Literal["optimized", "candidate", "gguf"] = "optimized"
+    quant: str = "f16"  # artifact gguf: f32, f16, q8_0, or a llama.cpp k-quant such as q4_k_m (genlab.export.quantize)
     candidate: str = "best"  # when serving a candidate: "best", "base" or a candidate's name
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     start: bool = False  # start `genlab serve` in the background and wait for /health
     start_timeout: float = Field(default=120.0, gt=0)  # seconds to wait for /health
+
+    @field_validator("quant")
+    @classmethod
+    def _known_quant(cls, value: str) -> str:
+        if value.lower() not in QUANTS:
+            raise ValueError(f"choose one of {', '.join(QUANTS)}")
+        return value.lower()
 
 
 class LifecycleRecipe(Section):
