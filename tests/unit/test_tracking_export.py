@@ -20,6 +20,7 @@ from genlab.cli import main
 from genlab.lineage import LineageStore, record_run
 from genlab.tracking.config import TrackingConfig
 from genlab.tracking.lineage_mapping import flatten_params
+from genlab.tracking.live import LiveTracking
 from genlab.tracking.mlflow_export import export_runs
 from genlab.tracking.mlflow_target import MlflowTarget, open_mlflow
 from tests.unit.mlflow_support import fresh_mlflow_uri
@@ -236,6 +237,24 @@ def test_a_missing_extra_is_one_sentence_with_the_install_command(monkeypatch: p
     with pytest.raises(TrackingUnavailableError, match=r"needs alembic: pip install 'genlab\[mlflow\]'"):
         open_mlflow(TrackingConfig(mlflow="sqlite:///never-made.db"))
     assert not Path("never-made.db").exists()
+
+
+def test_a_store_failing_mid_run_is_said_once_and_the_work_goes_on(lineage, mlflow_uri, monkeypatch, capsys) -> None:
+    store, ids = lineage
+    session = LiveTracking(TrackingConfig(mlflow=mlflow_uri, experiment="failing"), store)
+    mlflow_id = session.start(ids.finetune)
+    assert mlflow_id is not None
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("tracking server went away")
+
+    monkeypatch.setattr(session.mirror.client, "log_batch", refuse)
+    session.log(mlflow_id, {"train_loss": 1.0}, step=5)  # no exception reaches the training
+    session.log(mlflow_id, {"train_loss": 0.9}, step=6)
+    session.close()
+    err = capsys.readouterr().err
+    assert err.count("warning: MLflow tracking stopped (ConnectionError: tracking server went away)") == 1
+    assert "genlab runs export --mlflow" in err
 
 
 def test_params_are_the_flattened_config_clipped_to_mlflow_limits() -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -67,13 +67,13 @@ class LiveTracking:
         """Open the store now: a wrong URI or a missing extra fails before any work starts."""
         _ = self.mirror
 
-    def start(self, run_id: str) -> str:
-        """Create (or find) the MLflow run of ``run_id``, nested under the innermost open block."""
+    def start(self, run_id: str) -> str | None:
+        """Create (or find) the MLflow run of ``run_id``, nested under the innermost open block; its id."""
         parent = self._parents[-1] if self._parents else None
-        exported = self.mirror.upsert(run_id, parent=parent)
         if run_id not in self.touched:
             self.touched.append(run_id)
-        return exported.mlflow_run_id
+        exported = self._guarded(lambda: self.mirror.upsert(run_id, parent=parent))
+        return exported.mlflow_run_id if exported is not None else None
 
     @contextlib.contextmanager
     def nested(self, run_id: str) -> Iterator[None]:
@@ -87,27 +87,37 @@ class LiveTracking:
             self.sync([run_id])
 
     def log(self, mlflow_run_id: str, values: dict[str, float], step: int) -> None:
-        """Training metrics as they are logged; a failure is said once and live logging stops (the run goes on)."""
-        if self.broken is not None or not values:
-            return
-        try:
-            self.mirror.log_live_metrics(mlflow_run_id, values, step)
-        except Exception as error:  # noqa: BLE001 - tracking must not end a training; the lineage store has every point
-            self.broken = f"{type(error).__name__}: {error}"
-            print(
-                f"warning: live MLflow logging stopped ({self.broken}); the lineage store keeps every point: "
-                f"`genlab runs export --mlflow {self.config.mlflow}` sends them later.",
-                file=sys.stderr,
-            )
+        """Training metrics as they are logged (already under the lineage's names)."""
+        if values:
+            self._guarded(lambda: self.mirror.log_live_metrics(mlflow_run_id, values, step))
 
     def sync(self, run_ids: list[str]) -> None:
         """Bring the MLflow runs of ``run_ids`` and the runs linked below them up to the lineage store."""
-        for run_id in export_order(self.store, run_ids):
-            self.mirror.upsert(run_id)  # nested as the lineage links say by now; a run started nested keeps its parent
+
+        def upsert_all() -> None:
+            for run_id in export_order(self.store, run_ids):
+                self.mirror.upsert(run_id)  # nested as the lineage links say by now; a run started nested keeps its parent
+
+        self._guarded(upsert_all)
 
     def close(self) -> None:
-        if self.touched and self.broken is None:
+        if self.touched:
             self.sync(self.touched)
+
+    def _guarded(self, action: Callable[[], Any]) -> Any:
+        """``action()``; once the store failed, nothing more. A failure is said once and the work goes on."""
+        if self.broken is not None:
+            return None
+        try:
+            return action()
+        except Exception as error:  # noqa: BLE001 - tracking must not end a training; the lineage store has every point
+            self.broken = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            print(
+                f"warning: MLflow tracking stopped ({self.broken}); the lineage store keeps everything: "
+                f"`genlab runs export --mlflow {self.config.mlflow}` sends it later.",
+                file=sys.stderr,
+            )
+            return None
 
 
 @contextlib.contextmanager
