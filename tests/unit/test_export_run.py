@@ -88,6 +88,8 @@ def test_mistakes_are_one_sentence_before_anything_is_recorded(built, tmp_path: 
         export_gguf(ExportRequest(source=str(built["base"]), output=tmp_path / "x", lora=True))
     with pytest.raises(InvalidValueError, match="base_gguf is for a LoRA export"):
         ExportRequest(source=str(built["base"]), output=tmp_path / "x", base_gguf=taken / "file.txt")
+    with pytest.raises(GenlabError, match="unknown model 'smollm2-135m-instruc'; did you mean smollm2-135m-instruct"):
+        export_gguf(ExportRequest(source="smollm2-135m-instruc", output=tmp_path / "x"))
     monkeypatch.setattr(export_run, "llama_cpp_available", lambda: False)
     with pytest.raises(GenlabError, match="needs llama-cpp-python .*make setup-llamacpp"):
         ExportRequest(source=str(built["base"]), output=tmp_path / "x", quant="q4_k_m")

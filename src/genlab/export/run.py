@@ -42,7 +42,7 @@ from genlab.models.adapters import (
     read_adapter_info,
 )
 from genlab.models.gguf import check_gguf_file
-from genlab.models.load import LoadedModel, load_model
+from genlab.models.load import LoadedModel, load_model, resolve_model_source
 from genlab.models.packs import PACKS
 
 
@@ -123,6 +123,7 @@ def export_gguf(request: ExportRequest, *, store: LineageStore | None = None) ->
     base_name = request.base or (adapter.base_model if adapter is not None else request.source)
     if not base_name:
         raise InvalidValueError(f"adapter {adapter.name!r} does not record its base model: pass it with --base.")  # type: ignore[union-attr]
+    resolve_model_source(base_name)  # an unknown model is one sentence before any run is recorded
     config = {"source": request.source, "quant": request.quant, "lora": request.lora, "base": base_name,
               "base_gguf": str(request.base_gguf) if request.base_gguf else None, "output": str(request.output)}  # fmt: skip
     hashes: dict[str, str] = {}
