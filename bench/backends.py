@@ -186,15 +186,19 @@ def available(engine: str) -> str | None:
 
 def dialogsum_prompts(rows: int) -> tuple[list[str], list[str]]:
     """Chat-formatted zero-shot summary prompts of the first ``rows`` DialogSum rows, and their references."""
+    from transformers import AutoTokenizer
+
     from genlab.data.loaders import load_examples
-    from genlab.models.load import load_model
+    from genlab.models.packs import PACKS, ensure_converted
     from genlab.prompting.icl import build_prompt
     from genlab.prompting.templates import get_template
 
-    loaded = load_model(MODEL)
+    folder = ensure_converted(PACKS[MODEL])
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    window = json.loads((folder / "config.json").read_text())["max_position_embeddings"]
     examples = load_examples(str(DATA), input_field="dialogue", target_field="summary", limit=rows)
     template = get_template("summarize")
-    prompts = [build_prompt(template, row, None, 0, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
+    prompts = [build_prompt(template, row, None, 0, tokenizer=tokenizer, context_window=window,
                             max_new_tokens=48, chat=True).text for row in examples]  # fmt: skip
     return prompts, [row.target or "" for row in examples]
 
@@ -303,17 +307,25 @@ def main() -> int:
     print(f"load average before: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f} on {os.cpu_count()} cores; "
           f"{args.threads} threads per engine; {args.rounds} rounds")  # fmt: skip
     speeds: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
-    for round_index in range(args.rounds):
-        order = engines if round_index % 2 == 0 else engines[::-1]
-        for engine in order:
+    quality: dict[str, dict[str, Any]] = {}
+
+    def speed_round(round_index: int) -> None:
+        for engine in engines if round_index % 2 == 0 else engines[::-1]:
             result = run_child(engine, "speed", args)
             speeds[engine].append(result)
             print(f"  round {round_index + 1} {engine}: {json.dumps(result)} (load {os.getloadavg()[0]:.1f})", flush=True)
-    quality = {}
+
+    # Round 1, then quality (once: greedy answers do not change), then the other rounds in alternating order,
+    # so a run cut short still has every engine's figures.
+    speed_round(0)
     for engine in engines:
         quality[engine] = run_child(engine, "quality", args)
         print(f"  quality {engine}: ROUGE-1 {quality[engine].get('rouge1')} {quality[engine].get('error', '')} "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({"speeds": speeds, "quality": quality}, indent=2))
+    for round_index in range(1, args.rounds):
+        speed_round(round_index)
     reference = quality.get("genlab-fp32", {}).get("texts")
     rows = []
     for engine in engines:
