@@ -26,6 +26,7 @@ explicit ``MlflowClient``, the exporter's run mapping and the lineage's metric n
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -130,6 +131,9 @@ def live_tracking(config: TrackingConfig | None, store: LineageStore) -> Iterato
     active = _ACTIVE.get()
     if config is None or (active is not None and config == active.config):
         yield active
+        return
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun's other ranks: rank 0 records and tracks
+        yield None
         return
     session = LiveTracking(config, store)
     session.open()
