@@ -13,7 +13,7 @@ from genlab.export.deploy import deploy_as_gguf
 from genlab.lineage import LineageStore
 from genlab.pipeline.recipe import DeployConfig
 from tests.ollama_template_support import parse_modelfile
-from tests.unit.test_export_support import build_base_and_lora
+from tests.unit.test_export_support import shared_base_and_lora
 
 
 def test_the_recipe_takes_gguf_and_a_known_quant() -> None:
@@ -23,7 +23,7 @@ def test_the_recipe_takes_gguf_and_a_known_quant() -> None:
 
 
 def test_a_candidate_with_its_adapter_is_deployed_as_one_merged_gguf(tmp_path: Path) -> None:
-    built = build_base_and_lora(tmp_path / "built")
+    built = shared_base_and_lora()
     step = tmp_path / "deploy"
     (step / "gguf").mkdir(parents=True)
     (step / "gguf" / "stale.gguf").write_text("left by a killed attempt")

@@ -19,13 +19,13 @@ from genlab.export.gguf_lora import AdapterExportError, lora_alpha, write_lora_g
 from genlab.export.gguf_model import write_model_gguf
 from genlab.models.adapters import merge_adapter
 from genlab.models.load import load_model
-from tests.unit.test_export_support import LORA_ALPHA, LORA_RANK, build_base_and_lora
+from tests.unit.test_export_support import LORA_ALPHA, LORA_RANK, shared_base_and_lora
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gguf-lora")
-    built = build_base_and_lora(root)
+    built = shared_base_and_lora()
     base = load_model(str(built["base"]))
     merged = merge_adapter(base, built["adapter"])
     return {

@@ -16,12 +16,12 @@ from genlab.export.run import ExportRequest, export_gguf
 from genlab.lineage import LineageStore
 from tests.conftest import IN_CI, run_cli
 from tests.ollama_template_support import parse_modelfile
-from tests.unit.test_export_support import build_base_and_lora
+from tests.unit.test_export_support import shared_base_and_lora
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_base_and_lora(tmp_path_factory.mktemp("export-run"))
+@pytest.fixture
+def built() -> dict[str, Path]:
+    return shared_base_and_lora()
 
 
 def sha256(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from pathlib import Path
 
 import torch
@@ -28,3 +30,10 @@ def build_base_and_lora(root: Path, **lora_options) -> dict[str, Path]:
     peft_model = get_peft_model(loaded.model, config)
     adapter = save_adapter(peft_model, root / "tiny-lora", base=loaded, method="lora", run_id=None, fingerprint=fingerprint)
     return {"base": base, "adapter": adapter}
+
+
+
+@functools.cache
+def shared_base_and_lora() -> dict[str, Path]:
+    """One tiny base and LoRA per test process (in a temporary folder), for the export tests that only read them."""
+    return build_base_and_lora(Path(tempfile.mkdtemp(prefix="genlab-export-tiny-")))
