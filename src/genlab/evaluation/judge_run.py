@@ -4,7 +4,7 @@ The two runs must have predicted the same rows (same ids and inputs; one sentenc
 each row the judge sees the input and the two predictions, in both orders (:mod:`genlab.evaluation.judge`),
 and the result is the win rate of RUN_B over RUN_A (ties count half) with its 95% bootstrap interval,
 the wins, losses and ties, and the order-agreement rate. ``--judge`` is a local model (a pack, folder or
-hub id: the default model works), ``openai:MODEL`` for any OpenAI-compatible provider, or ``human``.
+hub id: the default model works; or a loaded model), ``openai:MODEL`` for any OpenAI-compatible provider, or ``human``.
 The verdicts are kept (``judgements.jsonl``) and the run is recorded in lineage with both runs' predictions
 as inputs.
 """
@@ -33,7 +33,7 @@ from genlab.evaluation.judge import (
 )  # fmt: skip
 from genlab.evaluation.paired import different_rows
 from genlab.lineage import LineageStore, record_run
-from genlab.models.load import load_model
+from genlab.models.load import LoadedModel, load_model
 
 HUMAN = "human"
 DEFAULT_INSTRUCTION = "Which reply is the better response to the text above (for a summary: the more accurate and complete)?"
@@ -56,7 +56,7 @@ def judge_runs(
     run_a: str,
     run_b: str,
     *,
-    judge: str = "smollm2-135m-instruct",
+    judge: str | LoadedModel = "smollm2-135m-instruct",
     limit: int | None = None,
     both_orders: bool = True,
     tie_margin: float = TIE_MARGIN,
@@ -77,7 +77,7 @@ def judge_runs(
         raise GenlabError(f"cannot judge {run_a} against {run_b}: {why}")
     by_id = {row["id"]: row for row in rows[1]}
     pairs = [(row, by_id[row["id"]]) for row in rows[0]][:limit]
-    config = {"runs": [run_a, run_b], "judge": judge, "limit": limit, "both_orders": both_orders,
+    config = {"runs": [run_a, run_b], "judge": judge if isinstance(judge, str) else judge.name, "limit": limit, "both_orders": both_orders,
               "tie_margin": tie_margin, "chat": chat, "instruction": instruction}  # fmt: skip
     with record_run("judge", config) as run:
         for path in files:
@@ -118,12 +118,14 @@ def _predictions(run_a: str, run_b: str) -> tuple[list[Path], list[list[dict[str
 
 
 def _judge(
-    spec: str, instruction: str, *, chat: bool, batch_size: int, ask_line: Callable[[str], str],
+    spec: str | LoadedModel, instruction: str, *, chat: bool, batch_size: int, ask_line: Callable[[str], str],
     show: Callable[[str], None], run: Any,
 ) -> AskFn:  # fmt: skip
     def question(text: str, first: str, second: str) -> str:
         return comparison_question(text, first, second, instruction)
 
+    if isinstance(spec, LoadedModel):
+        return local_judge(spec, question, chat=chat, batch_size=batch_size)
     if spec == HUMAN:
         return human_judge(ask_line, show)
     if spec.startswith(REMOTE_PREFIX):

@@ -88,9 +88,12 @@ def render(view: LifecycleView) -> str:
     recipe = view.run["config"].get("recipe", {})
     from markupsafe import Markup
 
+    from genlab.evaluation.compare import paired_text
     from genlab.pipeline.recipe import lower_is_better
 
-    return template.render(view=view, recipe=recipe, markup=Markup, lower_is_better=lower_is_better, size=format_gb)
+    return template.render(
+        view=view, recipe=recipe, markup=Markup, lower_is_better=lower_is_better, size=format_gb, paired_text=paired_text
+    )
 
 
 def format_gb(value: float | None) -> str:
@@ -165,16 +168,20 @@ def _comparison(view: LifecycleView) -> dict[str, Any] | None:
         return None
     data = json.loads(Path(state["outputs"]["comparison"]["path"]).read_text(encoding="utf-8"))
     names = data.pop("candidates")
+    data.pop("split", None)  # the rows' split, shown from the summary
     for run, name in zip(data["runs"], names, strict=True):
         run.update(model=name, adapter=None, shots=None)  # the chart's legend names the candidates
     comparison = Comparison(**data)
     shown = [m for m in comparison.metrics if is_score(m) or m in EFFICIENCY]
     rows = [
         {"metric": m, "score": is_score(m), "values": comparison.values[m], "changes": comparison.improvements[m],
-         "of_record": m == summary["metric"]}
+         "of_record": m == summary["metric"], "intervals": comparison.intervals.get(m)}
         for m in shown
     ]  # fmt: skip
     return {"names": names, "rows": rows, "chart": bar_chart_png(comparison), "samples": comparison.samples, **summary}
+
+
+MEMORY_BAND = 0.25  # an estimate within ±25% of the measured peak is in the band (issue 23)
 
 
 def _memory_rows(view: LifecycleView) -> list[dict[str, Any]]:
@@ -189,8 +196,7 @@ def _memory_rows(view: LifecycleView) -> list[dict[str, Any]]:
         if estimate:
             rows.append({
                 "what": f"training {section['summary']['candidate']} ({section['summary']['method']})",
-                "estimate_gb": estimate["train_total_gb"],
-                "measured_gb": mib_to_gb(measured),
+                **_beside(_process_gb(estimate, "train_total_gb"), mib_to_gb(measured)),
                 "how": "peak resident memory of the genlab process while it trained (with the interpreter and libraries)",
             })  # fmt: skip
     optimise = view.summary("optimise")
@@ -198,11 +204,22 @@ def _memory_rows(view: LifecycleView) -> list[dict[str, Any]]:
         measured = optimise["report"]["original"]["peak_memory_mb"] if optimise and optimise["measured"] else None
         rows.append({
             "what": "serving the chosen candidate (fp32)",
-            "estimate_gb": estimates["infer"]["infer_total_gb"],
-            "measured_gb": mib_to_gb(measured),
+            **_beside(_process_gb(estimates["infer"], "infer_total_gb"), mib_to_gb(measured)),
             "how": "peak resident memory of a fresh process that loaded it and generated (optimise step)",
         })  # fmt: skip
     return rows
+
+
+def _process_gb(estimate: dict[str, Any], older_key: str) -> float:
+    """The estimate of the whole process (work + interpreter and libraries); runs recorded before it had one: ``older_key``."""
+    return estimate.get("process_peak_gb") or estimate[older_key]
+
+
+def _beside(estimate_gb: float, measured_gb: float | None) -> dict[str, Any]:
+    """An estimate, the measured peak, their ratio, and whether it falls outside ±``MEMORY_BAND``."""
+    ratio = estimate_gb / measured_gb if measured_gb else None
+    outside = ratio is not None and abs(ratio - 1) > MEMORY_BAND
+    return {"estimate_gb": estimate_gb, "measured_gb": measured_gb, "ratio": ratio, "outside_band": outside}
 
 
 def mib_to_gb(mib: float | None) -> float | None:
