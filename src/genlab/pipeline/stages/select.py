@@ -1,9 +1,10 @@
 """Select: the model, its card, and what serving it and each planned adaptation will cost in memory.
 
 The estimates come from :mod:`genlab.models.estimate` for the architecture read from the model
-itself (parameters counted from its weights, dims from its config) -- one for inference and one per
-adapt candidate with that candidate's method, batch size, sequence length and LoRA settings -- so
-the report can put each estimate beside the peak memory measured when the step ran.
+itself (parameters counted from its weights, dims from its config) -- one for serving at the batch
+the optimise step measures, and one per adapt candidate with that candidate's method, batch size,
+sequence length (its ``max_length``), LoRA, prompt-tuning and checkpointing settings -- so the report
+can put each estimate of the whole process beside the peak memory measured when the step ran.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_json
+from genlab.optimize.measure import EvalSpec
 from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
 
 # adaptation method -> the estimate's mode (selective and continued pre-training train every weight they touch)
-ESTIMATE_MODES = {"lora": "lora", "qlora": "qlora", "full": "train", "selective": "train", "continued_pretraining": "train"}
+ESTIMATE_MODES = {
+    "lora": "lora", "qlora": "qlora", "prompt_tuning": "prompt-tuning",
+    "full": "train", "selective": "train", "continued_pretraining": "train",
+}  # fmt: skip
+SERVING_BATCH = EvalSpec().batch_size  # the optimise step measures serving at its eval batch (8)
 
 
 class SelectStage:
@@ -45,11 +51,12 @@ class SelectStage:
             card = None
         params = loaded.num_parameters
         shape = shape_from_config(loaded.model.config)
-        requests = {"infer": {"mode": "infer", "seq_len": select.infer_seq_len}} | planned_adaptations(ctx)
+        serving = {"mode": "infer", "batch_size": SERVING_BATCH, "seq_len": select.infer_seq_len}
+        requests = {"infer": serving} | planned_adaptations(ctx)
         estimates = {}
         for label, plan in requests.items():
             if plan is None:
-                continue  # prompt tuning: no estimate mode fits it
+                continue  # a method no estimate mode fits
             request = EstimateRequest(params=params, dtype=select.dtype, shape=shape, **plan)
             estimates[label] = estimate(request).to_dict()
         sha256 = run.store.content_hash(loaded.path) if loaded.path is not None else None
@@ -76,7 +83,9 @@ def planned_adaptations(ctx: StepContext) -> dict[str, dict[str, Any] | None]:
         targets = recipe.lora.target_modules
         plans[f"adapt.{name}"] = {
             "mode": mode, "batch_size": recipe.training.batch_size, "seq_len": recipe.data.max_length,
+            "gradient_checkpointing": recipe.training.gradient_checkpointing,
             "lora_rank": recipe.lora.r, "lora_targets": "all-linear" if targets == "all-linear" else "attention",
+            "lora_dropout": recipe.lora.dropout, "virtual_tokens": recipe.prompt_tuning.num_virtual_tokens,
         }  # fmt: skip
     return plans
 
