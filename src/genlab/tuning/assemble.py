@@ -8,12 +8,13 @@ their weights give. Continued pre-training reads raw text and packs it into bloc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genlab.atomic import atomic_write_text
 from genlab.data.example import Example
 from genlab.models.load import LoadedModel
+from genlab.tuning.data import hold_out_test
 from genlab.tuning.recipe import DataConfig, FinetuneRecipe
 
 
@@ -23,6 +24,8 @@ class TrainingData:
     validation: object  # FeatureSet
     validation_rows: list[Example]  # the held-out rows, for scoring generations after training
     sources: list[str]  # data files read (for lineage)
+    test_rows: list[Example] = field(default_factory=list)  # data.test_size: the held-out test part
+    test_path: str | None = None  # data.test: the separate test file
 
 
 def resolve_data_path(path: str, recipe_dir: Path | None) -> str:
@@ -49,11 +52,15 @@ def assemble(recipe: FinetuneRecipe, loaded: LoadedModel, recipe_dir: Path | Non
         limit=data.limit,
         require_target=not continued,
     )
+    test_rows: list[Example] = []
+    if data.test_size:  # held out before validation: never trained on, never used to stop or choose
+        rows, test_rows = hold_out_test(rows, data.test_size, data.split_seed)
+    test_path = resolve_data_path(data.test, recipe_dir) if data.test is not None else None
     size = int(data.validation_size) if data.validation_size >= 1 else data.validation_size
     train_rows, validation_rows = split_examples(rows, test_size=size, seed=data.split_seed)
     if continued:
         validation = _packed_validation(validation_rows, loaded, data)
-        return TrainingData(_packed(train_rows, loaded, data), validation, validation_rows, [main_path])
+        return TrainingData(_packed(train_rows, loaded, data), validation, validation_rows, [main_path], test_rows, test_path)
     train = _instructions(train_rows, loaded, data, data.template)
     validation = _instructions(validation_rows, loaded, data, data.template)
     sources = [main_path]
@@ -69,7 +76,7 @@ def assemble(recipe: FinetuneRecipe, loaded: LoadedModel, recipe_dir: Path | Non
         from genlab.tuning.data import mix_tasks
 
         train = mix_tasks(parts, seed=recipe.training.seed)
-    return TrainingData(train, validation, validation_rows, sources)
+    return TrainingData(train, validation, validation_rows, sources, test_rows, test_path)
 
 
 def _instructions(rows: list[Example], loaded: LoadedModel, data: DataConfig, template: str) -> object:
@@ -99,9 +106,16 @@ def _packed_validation(rows: list[Example], loaded: LoadedModel, data: DataConfi
     return _packed(rows, loaded, data)
 
 
-def write_validation_file(rows: list[Example], folder: Path, data: DataConfig) -> Path:
+def write_validation_file(rows: list[Example], folder: Path, data: DataConfig, name: str = "validation.jsonl") -> Path:
     """The held-out rows as JSONL with the recipe's field names, so ``genlab eval`` can read them too."""
     lines = [
         json.dumps({"id": row.id, data.input_field: row.input, data.target_field: row.target}) + "\n" for row in rows
     ]
-    return atomic_write_text(folder / "validation.jsonl", "".join(lines))
+    return atomic_write_text(folder / name, "".join(lines))
+
+
+def write_test_split(data: TrainingData, folder: Path, config: DataConfig) -> Path | None:
+    """The test split to score once after training: the separate file, or the held-out test rows written out."""
+    if data.test_path is not None:
+        return Path(data.test_path)
+    return write_validation_file(data.test_rows, folder, config, "test.jsonl") if data.test_rows else None

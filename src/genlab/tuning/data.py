@@ -218,3 +218,11 @@ def _continuation_ids(tokenizer: Any, context: str, continuation: str) -> list[i
     if joint_ids[: len(context_ids)] == context_ids:
         return joint_ids[len(context_ids) :]
     return list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+
+
+def hold_out_test(rows: Sequence[Example], test_size: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(rows left for training and validation, test rows): a seeded test part (a fraction < 1 or a count)."""
+    from genlab.data.splits import split_examples
+
+    size = int(test_size) if test_size >= 1 else test_size
+    return split_examples(list(rows), test_size=size, seed=seed)

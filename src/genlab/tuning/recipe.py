@@ -43,6 +43,18 @@ class DataConfig(Section):
     limit: int | None = Field(default=None, ge=1)  # read only the first N rows
     validation_size: float = Field(default=0.1, gt=0)  # a fraction (< 1) or a row count held out
     split_seed: int = 0
+    # The test split, scored once after training and never used for early stopping or choosing: a
+    # separate file (test_target_field may name several references, summary1,summary2,summary3), or
+    # test_size > 0 rows (a fraction < 1 or a count) held out of the main data, seeded, before validation.
+    test: str | None = None
+    test_size: float = Field(default=0, ge=0)
+    test_target_field: str | None = None
+
+    @model_validator(mode="after")
+    def _one_test_split(self) -> DataConfig:
+        if self.test is not None and self.test_size:
+            raise ValueError("data.test and data.test_size both name a test split; give one of them")
+        return self
     max_length: int = Field(default=512, ge=8)  # tokens per training row; longer rows are dropped, never cut
     block_size: int = Field(default=256, ge=8)  # continued pre-training: tokens per packed block
     chat: bool = True  # format prompts with the tokenizer's chat template, as evaluation does

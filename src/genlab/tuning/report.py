@@ -50,6 +50,7 @@ def write_report(run: Any, recipe: FinetuneRecipe, result: Any, baseline: Any | 
     html = template.render(
         recipe=recipe, result=result, chart=loss_curves_png(result.loss_history),
         tuned_scores=tuned_scores, base_scores=base_scores,
+        test_scores={k.removeprefix("test_"): v for k, v in result.metrics.items() if k.startswith("test_")},
     )  # fmt: skip
     path = atomic_write_text(run.dir / "report.html", html)
     run.log_artifact(path, "report", {"recipe": recipe.name})

@@ -85,7 +85,7 @@ def _finetune(
     from transformers import set_seed
 
     from genlab.models.load import load_model
-    from genlab.tuning.assemble import assemble, write_validation_file
+    from genlab.tuning.assemble import assemble, write_test_split, write_validation_file
     from genlab.tuning.output import save_output
 
     loaded = load_model(recipe.model)
@@ -154,6 +154,13 @@ def _finetune(
         result.eval_run_id = scored.run_id
         result.metrics.update({f"val_{k}": v for k, v in scored.metrics.items() if k.startswith(("rouge", "bleu"))})
         run.log_metrics({f"val_{k}": v for k, v in scored.metrics.items() if k.startswith(("rouge", "bleu"))})
+        test_file = write_test_split(data, run.dir, recipe.data)
+        if test_file is not None:  # scored once, after training: never used to stop or choose
+            run.use(test_file, "dataset", {"role": "test"})
+            tested = _score(tuned, test_file, recipe, run, label="test", target_field=recipe.data.test_target_field)
+            test_metrics = {f"test_{k}": v for k, v in tested.metrics.items() if k.startswith(("rouge", "bleu"))}
+            result.metrics.update(test_metrics)
+            run.log_metrics(test_metrics)
         if second_task_before is not None:
             from genlab.tuning.forgetting import forgetting_metrics
 
@@ -207,7 +214,9 @@ def _trained_model(model: Any, loaded: Any, recipe: FinetuneRecipe) -> Any:
     return replace(loaded, name=name, model=model)
 
 
-def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, run: Any, *, label: str) -> Any:
+def _score(
+    loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, run: Any, *, label: str, target_field: str | None = None
+) -> Any:
     from genlab.evaluation.run import evaluate
     from genlab.generation import GenerationSettings
 
@@ -215,7 +224,8 @@ def _score(loaded: Any, validation_file: Path | None, recipe: FinetuneRecipe, ru
     settings = recipe.evaluation
     result = evaluate(
         loaded, str(validation_file), task="summarize", metrics=settings.metrics, limit=settings.limit,
-        template=recipe.data.template, input_field=recipe.data.input_field, target_field=recipe.data.target_field,
+        template=recipe.data.template, input_field=recipe.data.input_field,
+        target_field=target_field or recipe.data.target_field,
         settings=GenerationSettings(max_new_tokens=settings.max_new_tokens), batch_size=settings.batch_size,
         chat=recipe.data.chat and not loaded.is_encoder_decoder,  # scored in the format it was trained on
     )  # fmt: skip
