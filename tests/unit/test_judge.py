@@ -93,3 +93,14 @@ def test_rlaif_judges_with_the_same_code() -> None:
     from genlab.evaluation import judge
 
     assert rlaif.Judgement is judge.Judgement and rlaif.judge_context is judge.judge_context
+
+
+def test_human_rankings_are_counted_as_the_same_pairwise_judgements(tmp_path: Path) -> None:
+    from genlab.alignment.feedback_collect import rank_prompts
+    from genlab.evaluation.judge import judgements_from_ranking
+
+    verdicts = [(i, j, v.outcome()) for i, j, v in judgements_from_ranking([2, 1, None, 1])]
+    assert verdicts == [(0, 1, "second"), (0, 3, "second"), (1, 3, "tie")]
+    answers = iter(["2=1 3"])  # completions 1 and 2 tie, both above 3: three pairs, one tie
+    tally = rank_prompts(["p"], lambda i, p: ["x", "y", "z"], tmp_path / "ranks.jsonl", ask=lambda _: next(answers), show=lambda _: None)
+    assert (tally.ranked, tally.pairs, tally.ties) == (1, 3, 1)

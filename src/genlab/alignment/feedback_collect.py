@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from genlab.alignment.feedback import RUN_KIND, Rank, Ranking, RankingsError, _json_lines, _read_text
 from genlab.errors import InvalidValueError
+from genlab.evaluation.judge import judgements_from_ranking
 from genlab.lineage import record_run
 
 if TYPE_CHECKING:
@@ -119,6 +120,8 @@ class CollectTally:
     skipped: int = 0  # prompts skipped by the person, or with fewer than 2 distinct completions
     already_ranked: int = 0  # prompts found in the output file, not asked again
     stopped: bool = False  # the person quit (or the input ended) before the last prompt
+    pairs: int = 0  # pairwise judgements the rankings imply (genlab.evaluation.judge), ties included
+    ties: int = 0
 
 
 def rank_prompts(
@@ -152,6 +155,8 @@ def rank_prompts(
             continue
         append_line(output, Ranking(prompt, tuple(completions), tuple(answer)).to_row())
         tally.ranked += 1
+        verdicts = [judgement.outcome() for _, _, judgement in judgements_from_ranking(answer)]
+        tally.pairs, tally.ties = tally.pairs + len(verdicts), tally.ties + verdicts.count("tie")
     return tally
 
 
@@ -245,7 +250,7 @@ def collect_rankings(
             tally = rank_prompts(prompts, sample, output, ask=ask, show=show)
         if output.is_file():
             run.log_artifact(output, "dataset", {"role": "rankings", "prompts": len(_ranked_prompts(output))})
-        run.log_metrics({"ranked": tally.ranked, "skipped": tally.skipped})
+        run.log_metrics({"ranked": tally.ranked, "skipped": tally.skipped, "pairs": tally.pairs, "ties": tally.ties})
     return CollectResult(
         run.id, output, len(prompts), tally.ranked, tally.skipped, tally.already_ranked, tally.stopped
     )

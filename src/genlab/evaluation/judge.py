@@ -160,6 +160,21 @@ def human_judge(ask_line: Callable[[str], str], show: Callable[[str], None]) -> 
     return ask
 
 
+def judgements_from_ranking(ranks: Sequence[int | None]) -> list[tuple[int, int, Judgement]]:
+    """A person's ranking (1 best, equal ranks tie, None unranked) as the pairwise judgements it implies.
+
+    For completions i < j that are both ranked: ``Judgement(p)`` with p = P(i ≻ j) = 1, 0 or ½ (a tie),
+    the same verdicts a model or provider judge gives, so human feedback is counted the same way.
+    """
+    ranked = [(i, rank) for i, rank in enumerate(ranks) if rank is not None]
+    pairs = []
+    for n, (i, rank_i) in enumerate(ranked):
+        for j, rank_j in ranked[n + 1 :]:
+            p = 0.5 if rank_i == rank_j else (1.0 if rank_i < rank_j else 0.0)
+            pairs.append((i, j, Judgement(p, (p,))))
+    return pairs
+
+
 # --- the tally ----------------------------------------------------------------------------------
 
 
