@@ -33,8 +33,16 @@ from genlab.lineage.records import RunRecord
 from genlab.lineage.store import LineageStore
 from genlab.tracking.config import TrackingConfig
 from genlab.tracking.lineage_mapping import (
-    GENLAB_RUN_ID, PARENT_RUN_ID, export_order, flatten_params, lineage_tags, mlflow_key, mlflow_status,
-    nesting_parent, run_name, to_millis,
+    GENLAB_RUN_ID,
+    PARENT_RUN_ID,
+    export_order,
+    flatten_params,
+    lineage_tags,
+    mlflow_key,
+    mlflow_status,
+    nesting_parent,
+    run_name,
+    to_millis,
 )  # fmt: skip
 from genlab.tracking.mlflow_target import MlflowTarget, open_mlflow
 
