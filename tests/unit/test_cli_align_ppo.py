@@ -66,13 +66,6 @@ def test_align_ppo_json_adapter_and_lineage(tiny_folder: Path, genlab_home: Path
         assert store.metrics(run.id)["after_rouge1"] == pytest.approx(report["after"]["rouge1"])
 
 
-def test_align_ppo_table_for_people(tiny_folder: Path, genlab_home: Path) -> None:
-    result = run_cli("align", "ppo", str(RECIPE), f"model={tiny_folder}", *QUICK, "ppo.steps=1", env=home(genlab_home))
-    assert result.returncode == 0, result.stderr
-    for label in ("toxicity mean", "ROUGE-1", "KL from reference", "before", "after", "change"):
-        assert label in result.stdout
-
-
 def test_bad_minibatch_override_is_one_sentence_and_exit_2(tiny_folder: Path) -> None:
     result = run_cli("align", "ppo", str(RECIPE), f"model={tiny_folder}", "ppo.batch_size=4", "ppo.mini_batch_size=3")
     assert result.returncode == 2

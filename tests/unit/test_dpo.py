@@ -12,8 +12,15 @@ from safetensors.torch import load_file
 
 from genlab.alignment.dpo.training import DpoRecipe, DpoResult, run_dpo
 from genlab.alignment.dpo_data import (
-    PairLogProbs, PairsError, PreferencePair, fitting_pairs, pair_logprobs, preference_metrics, read_pairs,
-    split_pairs, write_pairs,
+    PairLogProbs,
+    PairsError,
+    PreferencePair,
+    fitting_pairs,
+    pair_logprobs,
+    preference_metrics,
+    read_pairs,
+    split_pairs,
+    write_pairs,
 )  # fmt: skip
 from genlab.config import load_recipe
 from genlab.errors import InvalidValueError

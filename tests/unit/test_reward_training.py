@@ -116,12 +116,6 @@ def test_the_run_is_recorded_in_lineage(trained: dict[str, Any], monkeypatch: py
         assert store.metric_history(result.run_id, "train_loss")
 
 
-def test_a_second_run_never_overwrites_the_first(tiny_causal: Path, separable_pairs: Path) -> None:
-    first = train_reward_model(recipe(tiny_causal, separable_pairs, training__max_steps=1), store=LineageStore(), progress=False)
-    second = train_reward_model(recipe(tiny_causal, separable_pairs, training__max_steps=1), store=LineageStore(), progress=False)
-    assert (Path(first.model_path).name, Path(second.model_path).name) == ("tiny-rm", "tiny-rm-2")
-
-
 def test_full_training_and_chat_formatting(tiny_causal: Path, separable_pairs: Path) -> None:
     result = train_reward_model(
         recipe(tiny_causal, separable_pairs, lora__enabled=False, data__formatting="chat", training__max_steps=3),
@@ -188,7 +182,11 @@ def test_reward_head_sits_on_the_bases_own_weights() -> None:
 def test_last_layers_adapts_only_the_top_blocks_and_trains_the_head() -> None:
     from peft import get_peft_model
 
-    from genlab.alignment.reward_model.training import RewardLoraConfig, _peft_config, build_reward_model
+    from genlab.alignment.reward_model.training import (
+        RewardLoraConfig,
+        _peft_config,
+        build_reward_model,
+    )
     from genlab.models.tiny import tiny_model
 
     model = build_reward_model(tiny_model("causal"), seed=0)

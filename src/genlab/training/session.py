@@ -31,8 +31,16 @@ from typing import Any
 from transformers import PrinterCallback, ProgressCallback
 
 from genlab.tracking.live import tracking_callbacks
-from genlab.training.callbacks import CheckpointOnInterrupt, LineageLosses, LossProgressBar
-from genlab.training.checkpoints import TrainingInterrupted, checkpoint_step, checkpoint_to_start_from
+from genlab.training.callbacks import (
+    CheckpointOnInterrupt,
+    LineageLosses,
+    LossProgressBar,
+)
+from genlab.training.checkpoints import (
+    TrainingInterrupted,
+    checkpoint_step,
+    checkpoint_to_start_from,
+)
 
 # Trainer log keys -> the run's metric names; a trainer that logs more passes its own mapping.
 LOSS_METRICS = {"loss": "train_loss", "eval_loss": "eval_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}

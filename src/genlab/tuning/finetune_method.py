@@ -31,10 +31,7 @@ def finetune_method(
     def train(recipe: FinetuneRecipe, options: RunOptions) -> MethodResult:
         if recipe.method != name:
             raise InvalidValueError(f"method={recipe.method!r} is not allowed here: this runs the {name} method.")
-        result = finetune(
-            recipe, prepare=prepare, store=options.store, resume=options.resume, recipe_dir=options.recipe_dir,
-            callbacks=options.callbacks, progress=options.progress,
-        )  # fmt: skip
+        result = finetune(recipe, prepare=prepare, **options.keywords())
         return finetune_result(result, recipe)
 
     return Method(name, "adapt", FinetuneRecipe, train, help, DATA_FIELDS, check_available)

@@ -8,15 +8,16 @@ supervised revisions).
 
 from __future__ import annotations
 
-from genlab.alignment.constitutional.pipeline import ConstitutionalRecipe, ConstitutionalResult, run_constitutional
+from genlab.alignment.constitutional.pipeline import (
+    ConstitutionalRecipe,
+    ConstitutionalResult,
+    run_constitutional,
+)
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 
 def _train(recipe: ConstitutionalRecipe, options: RunOptions) -> MethodResult:
-    result = run_constitutional(
-        recipe, store=options.store, recipe_dir=options.recipe_dir, resume=options.resume,
-        progress=options.progress, callbacks=options.callbacks,
-    )  # fmt: skip
+    result = run_constitutional(recipe, **options.keywords())
     return constitutional_method_result(result)
 
 

@@ -29,7 +29,14 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from genlab.alignment.dpo.training import (
-    DpoLoraConfig, DpoRecipe, DpoResult, DpoTrainingConfig, LossType, PairsDataConfig, dpo_session, train_dpo,
+    DpoLoraConfig,
+    DpoRecipe,
+    DpoResult,
+    DpoTrainingConfig,
+    LossType,
+    PairsDataConfig,
+    dpo_session,
+    train_dpo,
 )  # fmt: skip
 from genlab.errors import GenlabError
 from genlab.lineage import LineageStore, record_run
@@ -233,7 +240,10 @@ class _Stage:
         return {"recipe": self.recipe.name, "constitution": self.constitution.model_dump()}
 
     def critique_revise(self) -> None:
-        from genlab.alignment.critique_revision import critique_and_revise, write_revisions
+        from genlab.alignment.critique_revision import (
+            critique_and_revise,
+            write_revisions,
+        )
 
         recipe, result = self.recipe, self.result
         with self._child("critique_revision", self._config()) as child:

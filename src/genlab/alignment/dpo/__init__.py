@@ -15,10 +15,7 @@ def dpo_method_result(result: DpoResult, *, method: str = "dpo") -> MethodResult
 
 
 def _train(recipe: DpoRecipe, options: RunOptions) -> MethodResult:
-    result = run_dpo(
-        recipe, store=options.store, recipe_dir=options.recipe_dir, resume=options.resume,
-        progress=options.progress, callbacks=options.callbacks,
-    )  # fmt: skip
+    result = run_dpo(recipe, **options.keywords())
     return dpo_method_result(result)
 
 

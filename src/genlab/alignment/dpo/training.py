@@ -176,7 +176,12 @@ def _train_dpo(
     from transformers import set_seed
 
     from genlab.alignment.dpo_data import (
-        fitting_pairs, pair_logprobs, preference_metrics, split_pairs, uses_chat, write_pairs,
+        fitting_pairs,
+        pair_logprobs,
+        preference_metrics,
+        split_pairs,
+        uses_chat,
+        write_pairs,
     )  # fmt: skip
     from genlab.errors import GenlabError
     from genlab.models.adapters import base_fingerprint

@@ -4,15 +4,16 @@ RewardTrainer, :mod:`.training`. Scoring with it is :class:`genlab.alignment.rew
 
 from __future__ import annotations
 
-from genlab.alignment.reward_model.training import RewardRecipe, RewardResult, train_reward_model
+from genlab.alignment.reward_model.training import (
+    RewardRecipe,
+    RewardResult,
+    train_reward_model,
+)
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 
 def _train(recipe: RewardRecipe, options: RunOptions) -> MethodResult:
-    result = train_reward_model(
-        recipe, store=options.store, recipe_dir=options.recipe_dir, resume=options.resume,
-        progress=options.progress, callbacks=options.callbacks,
-    )  # fmt: skip
+    result = train_reward_model(recipe, **options.keywords())
     return reward_method_result(result)
 
 

@@ -41,8 +41,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from genlab.alignment.reward import REWARD_RECORD, Formatting, reward_models_dir, score_token_ids
-from genlab.alignment.reward_data import BUILTIN_SUMMARY_PREFERENCES, TokenizedPairs, tokenize_pairs
+from genlab.alignment.reward import (
+    REWARD_RECORD,
+    Formatting,
+    reward_models_dir,
+    score_token_ids,
+)
+from genlab.alignment.reward_data import (
+    BUILTIN_SUMMARY_PREFERENCES,
+    TokenizedPairs,
+    tokenize_pairs,
+)
 from genlab.errors import InvalidValueError, ModelLoadError
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
@@ -225,7 +234,12 @@ REWARD_METRICS = {"loss": "train_loss", "accuracy": "train_accuracy", "margin": 
 
 
 def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any, session: TrainerSession) -> RewardResult:
-    from genlab.alignment.reward_data import load_preference_pairs, resolve_data_path, split_by_prompt, write_pairs
+    from genlab.alignment.reward_data import (
+        load_preference_pairs,
+        resolve_data_path,
+        split_by_prompt,
+        write_pairs,
+    )
     from genlab.models.fingerprint import base_fingerprint
     from genlab.models.load import load_model
     from genlab.training.parameters import count_parameters
@@ -262,19 +276,19 @@ def _train_reward_model(recipe: RewardRecipe, recipe_dir: Path | None, run: Any,
     pad_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else 0)
     before = pairwise_metrics(model, validation, pad_id, recipe.training.eval_batch_size)
 
-    trained = _train(recipe, model, tokenizer, train, session)
-    trainer, seconds = trained.trainer, trained.seconds
+    run_result = _train(recipe, model, tokenizer, train, session)
+    trainer, seconds = run_result.trainer, run_result.seconds
     trainable, total = count_parameters(trainer.model)  # before merging, which leaves nothing trainable
     trained = trainer.model.merge_and_unload() if recipe.lora.enabled else trainer.model
     trained.eval()
     after = pairwise_metrics(trained, validation, pad_id, recipe.training.eval_batch_size)
 
-    steps = trained.steps
-    history = [entry for entry in trained.loss_history if "loss" in entry]
+    steps = run_result.steps
+    history = [entry for entry in run_result.loss_history if "loss" in entry]
     metrics = {
         "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
         "margin_before": before["margin"], "margin_after": after["margin"],
-        "train_seconds": seconds, "steps": float(steps), "seconds_per_step": trained.seconds_per_step,
+        "train_seconds": seconds, "steps": float(steps), "seconds_per_step": run_result.seconds_per_step,
         "trainable_params": float(trainable), "total_params": float(total),
         "train_pairs": float(len(train.rows)), "validation_pairs": float(len(validation.rows)),
         "dropped_pairs": float(train.dropped + validation.dropped),

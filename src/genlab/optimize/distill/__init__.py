@@ -9,10 +9,7 @@ from genlab.optimize.distill.run import DistillRecipe, DistillResult, distill
 
 
 def _train(recipe: DistillRecipe, options: RunOptions) -> MethodResult:
-    result = distill(
-        recipe, store=options.store, resume=options.resume, recipe_dir=options.recipe_dir,
-        progress=options.progress, callbacks=options.callbacks,
-    )  # fmt: skip
+    result = distill(recipe, **options.keywords())
     return distill_method_result(result)
 
 

@@ -220,7 +220,11 @@ def _distill(
 
 def _student(recipe: DistillRecipe, teacher: Any, run: Any) -> tuple[Any, dict[str, Any]]:
     """The student model and what it is, for the manifest and report."""
-    from genlab.optimize.distill.student import check_same_kind, check_same_tokenizer, shrink_teacher
+    from genlab.optimize.distill.student import (
+        check_same_kind,
+        check_same_tokenizer,
+        shrink_teacher,
+    )
 
     if recipe.student.model is None:
         shrunk = shrink_teacher(teacher.model, recipe.student.layers)
