@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import BackendUnavailableError, ModelLoadError
-from genlab.export.quantize import llama_cpp_available
+from genlab.export.quantize import llama_cpp_available, quiet_llama_cpp
 
 
 def llama_cpp_greedy(
@@ -33,6 +33,11 @@ def llama_cpp_greedy(
         raise BackendUnavailableError("checking a GGUF in llama.cpp needs llama-cpp-python (`make setup-llamacpp` builds it).")
     import llama_cpp
 
+    with quiet_llama_cpp():
+        return _greedy(llama_cpp, Path(gguf), prompts, max_new_tokens, lora_path, threads)
+
+
+def _greedy(llama_cpp, gguf, prompts, max_new_tokens, lora_path, threads) -> list[list[int]]:
     llama_cpp.llama_backend_init()
     model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), llama_cpp.llama_model_default_params())
     if not model:

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
@@ -66,6 +69,22 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+@contextlib.contextmanager
+def quiet_llama_cpp() -> Iterator[None]:
+    """llama.cpp's log lines (per-tensor progress, fallbacks) kept to errors, as ``Llama(verbose=False)`` does.
+
+    llama-cpp-python prints llama.cpp's log through its logger ``llama-cpp-python``: errors only, then
+    the level it had.
+    """
+    logger = logging.getLogger("llama-cpp-python")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def quantize_with_llama_cpp(source: Path, target: Path, quant: str, *, threads: int = 0) -> None:
     """Quantise the f16 GGUF ``source`` to ``target`` with llama.cpp's own quantizer."""
     name = check_quant(quant)
@@ -79,6 +98,7 @@ def quantize_with_llama_cpp(source: Path, target: Path, quant: str, *, threads: 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name.upper()}")
     params.nthread = threads
-    code = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params)
+    with quiet_llama_cpp():
+        code = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), params)
     if code != 0:
         raise BackendUnavailableError(f"llama.cpp's quantizer failed on {source} (code {code}) while writing {name}.")
