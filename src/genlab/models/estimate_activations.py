@@ -7,18 +7,22 @@ the dtype's bytes. PyTorch saves a matmul's input only when the weight needs a g
 saved depends on what trains. The counts were read with ``torch.autograd.graph.saved_tensors_hooks``
 on the default model's shape (storage sizes, two layers against four, torch 2.13, transformers 5.25):
 
-=====================  ==============================================================  ============
-what trains            saved per layer and token                                       SmolLM2-135M
-=====================  ==============================================================  ============
-every weight (full)    norms, residuals and projection inputs (6h + 2q), rotated k       11,147
+=====================  ==============================================================  ==============
+what trains            saved per layer and token                                       SmolLM2-135M,
+                                                                                       counted (seen)
+=====================  ==============================================================  ==============
+every weight (full)    norms, residuals and projection inputs (6h + 2q), rotated k     11,136 (11,147)
                        and v (2kv), gate, up, SiLU(gate), SiLU(gate)·up (4i)
-LoRA                   residuals and attention tensors (2h + 2q + 2kv), gate, up and     17,403
-                       SiLU(gate) (3i); per adapted matrix its dropout's output and      (r=16,
-                       mask (2 × d_in: on CPU torch's dropout keeps a float mask; CUDA's  all-linear)
-                       fused kernel keeps a byte, 1.25 × d_in) and A's output (r)
-prompt tuning          as LoRA's frozen layer plus o_proj's input (3h + 2q + 2kv + 3i):   7,878
-                       the gradient still flows through every layer to the soft prompt
-=====================  ==============================================================  ============
+LoRA                   residuals and attention tensors (2h + 2q + 2kv), gate, up and   17,392 (17,403)
+                       SiLU(gate) (3i); per adapted matrix its dropout's output and    r=16, all-linear
+                       mask (2 × d_in: on CPU torch's dropout keeps a float mask;
+                       CUDA's fused kernel keeps a byte, 1.25 × d_in) and A's output (r)
+prompt tuning          as LoRA's frozen layer (2h + 2q + 2kv + 3i): the gradient still   7,296 (7,307)
+                       flows through every layer to the soft prompt's virtual tokens
+=====================  ==============================================================  ==============
+
+The few floats "seen" beyond the count are per-token scalars (RMSNorm's rsqrt, the attention's
+log-sum-exp per head), left out. ``tests/unit/test_estimate_measured.py`` repeats the check on a tiny shape.
 
 ``sdpa`` keeps no attention scores: without padding transformers passes no mask and torch's flash
 kernel keeps a log-sum-exp per head and token instead of heads × length² scores. ``eager`` attention
@@ -96,7 +100,7 @@ def saved_floats_per_token_layer(shape: ArchitectureShape, mode: str, *, lora_ra
     if mode in ("lora", "qlora"):
         per_input = (1 + DROPOUT_MASK_FLOATS) if lora_dropout else 0.0  # without dropout A reads a kept tensor
         return frozen + sum(per_input * d_in + lora_rank for d_in in lora_inputs(shape, lora_targets))
-    return frozen + w.h  # prompt tuning: nothing in the layer trains
+    return frozen  # prompt tuning: nothing in the layer trains
 
 
 def attention_scores_bytes(shape: ArchitectureShape, batch_size: int, seq_len: int, bytes_per_value: float) -> float:
