@@ -137,8 +137,12 @@ def run_harness(
     num_fewshot: int | None = None,
     limit: int | None = None,
     batch_size: int = 8,
+    resolved: tuple[Any, list[str | dict[str, Any]]] | None = None,
 ) -> HarnessOutcome:
-    """Score ``loaded`` on lm-eval ``tasks`` with ``lm_eval.simple_evaluate`` (seeded, samples logged)."""
+    """Score ``loaded`` on lm-eval ``tasks`` with ``lm_eval.simple_evaluate`` (seeded, samples logged).
+
+    ``resolved``: what :func:`task_specs` returned for these tasks, when the caller checked them already.
+    """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
@@ -146,7 +150,7 @@ def run_harness(
         raise InvalidValueError(f"limit={limit!r} is not allowed: evaluate at least 1 example.")
     if num_fewshot is not None and num_fewshot < 0:
         raise InvalidValueError(f"num_fewshot={num_fewshot!r} is not allowed: use 0 or more.")
-    manager, specs = task_specs(tasks, include)
+    manager, specs = resolved or task_specs(tasks, include)
     backend = "seq2seq" if loaded.is_encoder_decoder else "causal"
     lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, backend=backend, batch_size=batch_size)
     try:

@@ -32,6 +32,7 @@ from genlab.evaluation.harness import (
     HARNESS_TASKS_DIR,
     parse_harness_tasks,
     run_harness,
+    task_specs,
 )
 from genlab.evaluation.row_scores import (
     generation_intervals,
@@ -119,10 +120,13 @@ def evaluate_harness(
         "harness_include": [str(Path(d).expanduser().resolve()) for d in include], "num_fewshot": num_fewshot,
         "limit": limit, "data": ",".join(names),
     }  # fmt: skip
+    resolved = task_specs(names, include)  # unknown or unreachable tasks fail here, before a model loads
     with record_run("eval", config) as run:
         loaded = _load(model, adapter_path, run)
         start = time.perf_counter()
-        outcome = run_harness(loaded, names, include=include, num_fewshot=num_fewshot, limit=limit, batch_size=batch_size)
+        outcome = run_harness(
+            loaded, names, include=include, num_fewshot=num_fewshot, limit=limit, batch_size=batch_size, resolved=resolved
+        )
         seconds = time.perf_counter() - start
         for name in names:
             for folder in (HARNESS_TASKS_DIR, *map(Path, include)):
