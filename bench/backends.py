@@ -295,6 +295,7 @@ def main() -> int:
     parser.add_argument("--child")
     parser.add_argument("--phase", choices=["speed", "quality"])
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--no-quality", action="store_true", help="speed only (quality measured by another run)")
     args = parser.parse_args()
     if args.child:
         result = child_speed(args.child, args.threads) if args.phase == "speed" else child_quality(args.child, args.threads, args.rows)
@@ -318,7 +319,7 @@ def main() -> int:
     # Round 1, then quality (once: greedy answers do not change), then the other rounds in alternating order,
     # so a run cut short still has every engine's figures.
     speed_round(0)
-    for engine in engines:
+    for engine in [] if args.no_quality else engines:
         quality[engine] = run_child(engine, "quality", args)
         print(f"  quality {engine}: ROUGE-1 {quality[engine].get('rouge1')} {quality[engine].get('error', '')} "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -331,7 +332,7 @@ def main() -> int:
     for engine in engines:
         good = [r for r in speeds[engine] if "error" not in r]
         med = {key: statistics.median(r[key] for r in good) for key in ("single", "first_token", "clients8", "peak_mb")} if good else {}
-        q = quality[engine]
+        q = quality.get(engine, {})
         agree = (sum(a == b for a, b in zip(q["texts"], reference)) / len(reference)) if reference and "texts" in q else None
         rows.append({"engine": engine, **med, "rouge1": q.get("rouge1"), "agreement": agree, "lora": LORA[engine],
                      "install": install_mb(engine), "errors": [r["error"] for r in speeds[engine] if "error" in r] + ([q["error"]] if "error" in q else [])})  # fmt: skip
