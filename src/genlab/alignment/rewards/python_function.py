@@ -32,7 +32,7 @@ def check_function_name(spec: str) -> str:
     """``<module>:<function>`` from ``python:<module>:<function>``; a malformed name is one sentence."""
     name = spec.removeprefix(PREFIX).strip()
     if not NAME.match(name):
-        raise ValueError("write a Python reward as python:<module>:<function>, e.g. python:my_rewards:brevity")
+        raise ValueError(f"reward {spec!r}: write a Python reward as python:<module>:<function>, e.g. python:my_rewards:brevity")
     return name
 
 
