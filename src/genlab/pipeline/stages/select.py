@@ -39,8 +39,8 @@ class SelectStage:
         from genlab.errors import ModelNotFoundError
         from genlab.models.catalog import get_card
         from genlab.models.estimate import EstimateRequest, estimate
-        from genlab.models.shape import shape_from_config
         from genlab.models.load import load_model
+        from genlab.models.shape import shape_from_config
 
         select = ctx.recipe.select
         ctx.progress(f"loading {select.model}")
