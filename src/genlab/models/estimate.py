@@ -28,7 +28,8 @@ still caches in fp16); on CPU genlab's engine also holds a reordered copy of eve
 (:mod:`genlab.generation.growing_cache`), and runs prefill over the whole prompt at once.
 
 The process on CPU (``process_peak_gb``, what ``--measure`` compares with the peak resident memory):
-the work above plus the interpreter, torch, transformers and peft once imported,
+the work above, shape-based activations times the allocator overhead measured on CPU (1.4, see
+:mod:`genlab.models.estimate_activations`), plus the interpreter, torch, transformers and peft once imported,
 ``FRAMEWORK_CPU_BYTES`` (measured once here: 0.57 GB, ``python -c "import torch, transformers, peft"``
 plus genlab's model and generation modules, VmHWM, torch 2.13 CPU, transformers 5.25). A GPU's memory
 does not hold those, so ``train_total_gb`` / ``infer_total_gb`` / ``per_gpu_gb`` leave them out.
@@ -75,7 +76,7 @@ from pydantic import (
 
 from genlab.errors import invalid_value
 from genlab.models.card import ArchitectureShape
-from genlab.models.estimate_activations import training_activation_bytes
+from genlab.models.estimate_activations import CPU_ACTIVATION_OVERHEAD, training_activation_bytes
 from genlab.models.estimate_serving import serving_extra_bytes
 
 Dtype = Literal["fp32", "fp16", "bf16", "int8", "int4"]
@@ -194,7 +195,7 @@ class Estimate:
     per_gpu_gb: float
     serving_extra_gb: float  # CPU engine: reordered weights, cache headroom, prefill (0 when training)
     framework_gb: float  # interpreter and libraries on CPU
-    process_peak_gb: float  # the whole CPU process: the work + serving extras + framework
+    process_peak_gb: float  # the whole CPU process: the work, its allocator overhead, serving extras, framework
     trainable_params: int
     total_params: int  # base + adapters, as peft's print_trainable_parameters counts them
     trainable_percent: float
@@ -335,7 +336,8 @@ def estimate(request: EstimateRequest) -> Estimate:
     serving_extra = 0.0
     if not training and shape is not None:
         serving_extra = serving_extra_bytes(shape, request.batch_size, request.seq_len, request.dtype, kv_cache)
-    process = (memory.total if training else infer_total + serving_extra) + FRAMEWORK_CPU_BYTES
+    allocator = (CPU_ACTIVATION_OVERHEAD - 1) * memory.activations if request.activation_rule == RULE_SHAPE else 0.0
+    process = (memory.total + allocator if training else infer_total + serving_extra) + FRAMEWORK_CPU_BYTES
 
     chinchilla_tokens = CHINCHILLA_TOKENS_PER_PARAM * request.params
     tokens = request.tokens if request.tokens is not None else chinchilla_tokens

@@ -125,9 +125,12 @@ def training_activation_bytes(
     lora_targets: str = "attention",
     lora_dropout: bool = True,
     eager_attention: bool = False,
-    overhead: float = CPU_ACTIVATION_OVERHEAD,
+    overhead: float = 1.0,
 ) -> float:
-    """Activations of one training step: every layer's saved tensors (or checkpoints + one layer) and the logits."""
+    """Activations of one training step: every layer's saved tensors (or checkpoints + one layer) and the logits.
+
+    ``overhead=CPU_ACTIVATION_OVERHEAD`` gives what a CPU process really holds for them (see the module docstring).
+    """
     per_layer = saved_floats_per_token_layer(shape, mode, lora_rank=lora_rank, lora_targets=lora_targets,
                                              lora_dropout=lora_dropout)  # fmt: skip
     scores = attention_scores_bytes(shape, batch_size, seq_len, bytes_per_value) if eager_attention else 0.0
