@@ -63,7 +63,10 @@ def main() -> None:
     fp32 = [list(c.choices[0].token_ids) for c in completions]
     fp32_rouge = rouge([c.text for c in completions], references)["rouge1"]
     size = sum(p.stat().st_size for p in Path(loaded.path).glob("*.safetensors")) / 1e6
-    table = [("fp32 (genlab engine)", size, len(rows), len(rows), fp32_rouge, 0.0, sum(map(len, fp32)) / seconds)]
+    print(f"Default model, {len(rows)} DialogSum dev rows, greedy, {args.max_new_tokens} new tokens at most", flush=True)
+    print(f"{'format':22} {'size MB':>8} {'agree@32':>9} {'agree all':>9} {'ROUGE-1':>8} {'vs fp32':>8} {'tokens/s':>9}")
+    row = _row_printer(len(rows))
+    row("fp32 (genlab engine)", size, len(rows), len(rows), fp32_rouge, 0.0, sum(map(len, fp32)) / seconds)
 
     with tempfile.TemporaryDirectory(prefix="genlab-export-bench-") as folder:
         for quant in args.quants.split(","):
@@ -73,18 +76,16 @@ def main() -> None:
             seconds = time.perf_counter() - start
             texts = [loaded.tokenizer.decode(ids, skip_special_tokens=True) for ids in answers]
             score = rouge(texts, references)["rouge1"]
-            table.append((
-                f"{quant} (llama.cpp)", Path(result.model_gguf).stat().st_size / 1e6, agreeing(fp32, answers, FIRST),
+            row(f"{quant} (llama.cpp)", Path(result.model_gguf).stat().st_size / 1e6, agreeing(fp32, answers, FIRST),
                 sum(a == b for a, b in zip(fp32, answers, strict=True)), score, 100 * (score - fp32_rouge),
-                sum(map(len, answers)) / seconds,
-            ))  # fmt: skip
-            print(f"  {quant}: exported and answered in {seconds:.0f} s", flush=True)
+                sum(map(len, answers)) / seconds)  # fmt: skip
 
-    print(f"\nDefault model, {len(rows)} DialogSum dev rows, greedy, {args.max_new_tokens} new tokens at most")
-    print(f"{'format':22} {'size MB':>8} {'agree@32':>9} {'agree all':>9} {'ROUGE-1':>8} {'vs fp32':>8} {'tokens/s':>9}")
-    for name, megabytes, first, whole, score, delta, speed in table:
-        print(f"{name:22} {megabytes:8.0f} {first:>6}/{len(rows):<2} {whole:>6}/{len(rows):<2} {score:8.4f} {delta:+7.2f}p {speed:9.1f}")
 
+def _row_printer(n_rows: int):
+    def row(name: str, megabytes: float, first: int, whole: int, score: float, delta: float, speed: float) -> None:
+        print(f"{name:22} {megabytes:8.0f} {first:>6}/{n_rows:<2} {whole:>6}/{n_rows:<2} {score:8.4f} {delta:+7.2f}p {speed:9.1f}", flush=True)
+
+    return row
 
 if __name__ == "__main__":
     main()
