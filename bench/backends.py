@@ -45,7 +45,7 @@ LORA = {"genlab-fp32": "yes, several per batch", "genlab-int8": "yes, several pe
 LIBRARIES = {"genlab": ["torch"], "llama.cpp": ["llama_cpp", "llama_cpp_python.libs"], "ctranslate2": ["ctranslate2", "ctranslate2.libs"],
              "ort-genai": ["onnxruntime_genai"]}  # fmt: skip
 # Minutes to install, measured in this session: the wheels from PyPI; llama-cpp-python compiles llama.cpp.
-INSTALL_MINUTES = {"genlab": "(torch: part of genlab)", "llama.cpp": "10-20 (compiles)", "ctranslate2": "< 0.1 (wheel)", "ort-genai": "< 0.1 (wheel)"}
+INSTALL_MINUTES = {"genlab": "torch, part of genlab", "llama.cpp": "10-20 min (compiles)", "ctranslate2": "< 0.1 min (wheel)", "ort-genai": "< 0.1 min (wheel)"}
 
 
 def store() -> Path:
@@ -283,7 +283,7 @@ def install_mb(engine: str) -> str:
     key = "genlab" if key == "genlab" else key
     folders = [Path(site.getsitepackages()[0]) / name for name in LIBRARIES[key]]
     size = sum(f.stat().st_size for folder in folders if folder.exists() for f in folder.rglob("*") if f.is_file())
-    return f"{size / 2**20:.0f} MB, {INSTALL_MINUTES[key]} min"
+    return f"{size / 2**20:.0f} MB; {INSTALL_MINUTES[key]}"
 
 
 def main() -> int:
