@@ -40,11 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
 
 # Known exceptions, each with the issue that removes it. Keep this list short and shrinking.
 ALLOWED_CYCLES: list[set[str]] = []
-ALLOWED_UPWARD: set[tuple[str, str]] = {
-    # issue 22, not done yet: an optimised folder's manifest and loaders live in optimize/ (quantize registers
-    # its loaders there); they belong in the models layer, with the int8/ONNX loaders moved down beside them.
-    ("genlab.models.load", "genlab.optimize.artifact"),
-}
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from genlab.errors import InvalidValueError, ModelLoadError, ModelNotFoundError
 from genlab.models.catalog import find_hub_card, unknown_model_error
 from genlab.models.hub import download_from_hub, looks_like_hub_id
+from genlab.models.optimized import loader_for
 from genlab.models.packs import PACKS, ensure_converted
 
 SourceKind = Literal["pack", "folder", "gguf", "hub"]
@@ -127,8 +128,6 @@ def load_folder(folder: Path, dtype: Any) -> tuple[Any, Any]:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # a 0.4 s load needs no progress bar
-
-    from genlab.optimize.artifact import loader_for
 
     optimized_loader = loader_for(folder)  # a quantised folder stored in its runtime's own form
     if optimized_loader is not None:

@@ -8,3 +8,5 @@
   and how the model layer loads the ones transformers cannot load alone;
 - :mod:`genlab.optimize.quantize`, :mod:`genlab.optimize.distill` (a registered method, one folder), :mod:`genlab.optimize.prune`.
 """
+
+from genlab.optimize import quantize  # noqa: F401 - registers the loaders of quantised folders with genlab.models

@@ -92,15 +92,14 @@ from genlab.optimize.int8_layers import (
     quantize_weight,
     rescored_head_class,
 )
-from genlab.optimize.artifact import register_loader
+from genlab.models.optimized import register_loader
 from genlab.optimize.measure import EvalSpec
+from genlab.optimize.quantize_onnx import load_onnx
 from genlab.optimize.report import OptimizationReport
 
 INT8_WEIGHTS = "model.int8.safetensors"
 INT8_LOADER = "int8-dynamic"
 
-register_loader(INT8_LOADER, "genlab.optimize.quantize:load_quantized")
-register_loader("onnx-int8", "genlab.optimize.quantize_onnx:load_onnx")
 
 
 # --- configuration and methods ---------------------------------------------------------------------
@@ -372,3 +371,8 @@ def _initialise_meta_buffers(model: Any) -> None:
         if any(buffer.is_meta for buffer in module.buffers(recurse=False)):
             module.to_empty(device="cpu", recurse=False)
             model._init_weights(module)
+
+
+# Loaders for the folders these methods write, registered with the model layer (genlab.models.optimized).
+register_loader(INT8_LOADER, load_quantized)
+register_loader("onnx-int8", load_onnx)
