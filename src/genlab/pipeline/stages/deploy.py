@@ -30,9 +30,9 @@ from typing import Any
 
 from genlab.atomic import atomic_write_json
 from genlab.errors import GenlabError, InvalidValueError
+from genlab.export.deploy import deploy_as_gguf
 from genlab.models.merge import merge_adapter_into_model
 from genlab.optimize.artifact import read_manifest
-from genlab.export.deploy import deploy_as_gguf
 from genlab.pipeline.candidates import Candidate, candidate_inputs, resolve_candidate
 from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile

@@ -42,7 +42,13 @@ from typing import Any
 from genlab.errors import InvalidValueError, ModelNotFoundError, PromptTooLongError
 from genlab.generation.settings import GenerationSettings
 from genlab.prompting.chat import count_tokens
-from genlab.serving.backend import ChoiceResult, FinishReason, GenerationResult, Message, QueueHandle
+from genlab.serving.backend import (
+    ChoiceResult,
+    FinishReason,
+    GenerationResult,
+    Message,
+    QueueHandle,
+)
 from genlab.serving.backends import import_library
 from genlab.serving.backends.ctranslate2_model import ct2_model
 from genlab.serving.tool_prompt import render_chat
