@@ -6,7 +6,7 @@ DPO, the reward model, GRPO, RLOO, KTO, ORPO) builds its trainer with ``session.
 
     session = TrainerSession(checkpoints, name=recipe.name, resume=options.resume, run=run,
                              progress=options.progress, callbacks=options.callbacks)
-    trainer = DPOTrainer(..., args=DPOConfig(**session.arguments(save_every=...), ...), callbacks=session.callbacks)
+    trainer = DPOTrainer(..., args=DPOConfig(**session.arguments_for(recipe.training), ...), callbacks=session.callbacks)
     trained = session.train(trainer)   # raises TrainingInterrupted after a Ctrl-C (a checkpoint is written)
     ...save the output...
     session.finish()                   # the run is complete: its checkpoints go
@@ -73,6 +73,47 @@ def last_value(history: list[dict[str, float]], key: str) -> float:
     return values[-1] if values else float("nan")
 
 
+def checkpoint_arguments(
+    checkpoints: Path, *, save_every: int, keep_checkpoints: int | None = None, log_every: int = 1, seed: int = 42
+) -> dict[str, Any]:
+    """TrainingArguments every method shares: checkpoints in ``checkpoints`` every ``save_every`` steps,
+    logging, seeds, on CPU unless CUDA, no reporting to outside services, no tqdm of the Trainer's own."""
+    import torch
+
+    return {
+        "output_dir": str(checkpoints),
+        "save_strategy": "steps",
+        "save_steps": save_every,
+        "save_total_limit": keep_checkpoints,
+        "logging_steps": log_every,
+        "logging_first_step": True,
+        "seed": seed,
+        "data_seed": seed,
+        "use_cpu": not torch.cuda.is_available(),
+        "dataloader_num_workers": 0,
+        "report_to": "none",
+        "disable_tqdm": True,  # LossProgressBar shows the loss instead
+    }
+
+
+def trainer_arguments(checkpoints: Path, training: Any) -> dict[str, Any]:
+    """:func:`checkpoint_arguments` and the schedule from a recipe's training section: the fields the
+    fine-tuning, DPO and reward-model sections share (epochs, max_steps, batch_size, gradient_accumulation,
+    learning_rate, warmup, save_every, log_every, seed; keep_checkpoints where the section has it)."""
+    return {
+        **checkpoint_arguments(
+            checkpoints, save_every=training.save_every, keep_checkpoints=getattr(training, "keep_checkpoints", None),
+            log_every=training.log_every, seed=training.seed,
+        ),
+        "num_train_epochs": training.epochs,
+        "max_steps": training.max_steps,
+        "per_device_train_batch_size": training.batch_size,
+        "gradient_accumulation_steps": training.gradient_accumulation,
+        "learning_rate": training.learning_rate,
+        "warmup_steps": training.warmup,
+    }  # fmt: skip
+
+
 class TrainerSession:
     """A method's Trainer run; see the module docstring. ``run`` is the lineage run (None on other DDP ranks).
 
@@ -105,22 +146,11 @@ class TrainerSession:
 
     def arguments(self, *, save_every: int, keep_checkpoints: int | None = None, log_every: int = 1, seed: int = 42) -> dict[str, Any]:
         """The TrainingArguments every method shares: checkpoints here, every ``save_every`` steps, on CPU unless CUDA."""
-        import torch
+        return checkpoint_arguments(self.checkpoints, save_every=save_every, keep_checkpoints=keep_checkpoints, log_every=log_every, seed=seed)
 
-        return {
-            "output_dir": str(self.checkpoints),
-            "save_strategy": "steps",
-            "save_steps": save_every,
-            "save_total_limit": keep_checkpoints,
-            "logging_steps": log_every,
-            "logging_first_step": True,
-            "seed": seed,
-            "data_seed": seed,
-            "use_cpu": not torch.cuda.is_available(),
-            "dataloader_num_workers": 0,
-            "report_to": "none",
-            "disable_tqdm": True,  # LossProgressBar shows the loss instead
-        }
+    def arguments_for(self, training: Any) -> dict[str, Any]:
+        """:meth:`arguments` and the schedule, from a recipe's training section (see :func:`trainer_arguments`)."""
+        return trainer_arguments(self.checkpoints, training)
 
     def train(self, trainer: Any) -> TrainedRun:
         """Train (from the newest complete checkpoint when resuming); raise TrainingInterrupted after Ctrl-C."""

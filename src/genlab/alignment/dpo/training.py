@@ -279,13 +279,7 @@ def _dpo_config(recipe: DpoRecipe, session: TrainerSession) -> Any:
 
     training = recipe.training
     return DPOConfig(
-        **session.arguments(save_every=training.save_every, log_every=training.log_every, seed=training.seed),
-        num_train_epochs=training.epochs,
-        max_steps=training.max_steps,
-        per_device_train_batch_size=training.batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation,
-        learning_rate=training.learning_rate,
-        warmup_steps=training.warmup,
+        **session.arguments_for(training),
         beta=recipe.beta,
         loss_type=[recipe.loss_type],
         max_length=recipe.data.max_length,  # pairs longer than this were dropped already; a safety net only

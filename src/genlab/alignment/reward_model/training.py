@@ -325,10 +325,7 @@ def _train(recipe: RewardRecipe, model: Any, tokenizer: Any, train: TokenizedPai
 
     t = recipe.training
     args = RewardConfig(
-        **session.arguments(save_every=t.save_every, log_every=t.log_every, seed=t.seed),
-        num_train_epochs=t.epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation,
-        learning_rate=t.learning_rate, lr_scheduler_type=t.schedule, warmup_steps=t.warmup,
+        **session.arguments_for(t), lr_scheduler_type=t.schedule,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, center_rewards_coefficient=t.center_rewards,
         eval_strategy="no", bf16=False, fp16=False, activation_checkpointing=False,
         max_length=None,  # pairs were filtered by data.max_length when tokenized
