@@ -22,7 +22,7 @@ from genlab.tracking.config import TrackingConfig
 from genlab.tracking.lineage_mapping import flatten_params
 from genlab.tracking.live import LiveTracking
 from genlab.tracking.mlflow_export import export_runs
-from genlab.tracking.mlflow_target import MlflowTarget, open_mlflow
+from genlab.tracking.mlflow_target import MlflowTarget, open_mlflow, sqlite_database
 from tests.unit.mlflow_support import fresh_mlflow_uri
 
 
@@ -36,10 +36,16 @@ def client(mlflow_uri: str) -> MlflowClient:
     return open_mlflow(TrackingConfig(mlflow=mlflow_uri, experiment="first-open")).client
 
 
+def new_experiment(client: MlflowClient, uri: str, name: str) -> MlflowTarget:
+    """An experiment whose artifacts go beside the database, as open_mlflow makes them (not ./mlruns)."""
+    artifacts = (sqlite_database(uri).parent / f"mlartifacts-{name}").as_uri()
+    return MlflowTarget(client, client.create_experiment(name, artifact_location=artifacts), uri)
+
+
 @pytest.fixture
 def target(client: MlflowClient, mlflow_uri: str, request: pytest.FixtureRequest) -> MlflowTarget:
     """An experiment of this test's own in the module's MLflow store."""
-    return MlflowTarget(client, client.create_experiment(request.node.name), mlflow_uri)
+    return new_experiment(client, mlflow_uri, request.node.name)
 
 
 @dataclass
@@ -186,11 +192,12 @@ def test_copy_artifacts_uploads_each_output_once_and_only_as_recorded(lineage, t
     assert copied[ids.finetune] == 1 and copied[ids.step] == 1 and first.warnings == []
     mlflow_id = next(run.mlflow_run_id for run in first.runs if run.genlab_run_id == ids.finetune)
     files = target.client.list_artifacts(mlflow_id, "outputs/adapter/adapter")
+    assert target.client.get_run(mlflow_id).info.artifact_uri.startswith(Path(target.uri.removeprefix("sqlite:///")).parent.as_uri())
     assert [(f.path, f.file_size) for f in files] == [("outputs/adapter/adapter/adapter_model.safetensors", 7)]
 
     assert sum(run.artifacts_copied for run in export_runs(store, config, copy_artifacts=True, target=target).runs) == 0
     (ids.adapter / "adapter_model.safetensors").write_bytes(b"other weights")  # overwritten by something else
-    fresh = MlflowTarget(target.client, target.client.create_experiment("copy-after-change"), target.uri)
+    fresh = new_experiment(target.client, target.uri, "copy-after-change")
     refused = export_runs(store, config, [ids.finetune], copy_artifacts=True, target=fresh)
     assert sum(run.artifacts_copied for run in refused.runs) == 0
     assert any("changed since the run wrote it" in warning for warning in refused.warnings)
