@@ -20,7 +20,7 @@ SMALL = (
 )  # fmt: skip
 
 
-def test_demo_runs_the_lifecycle_and_ends_with_the_table_and_the_report() -> None:
+def test_demo_runs_the_lifecycle_and_ends_with_the_table_and_the_report(tmp_path: Path) -> None:
     result = run_cli("demo", "--no-progress", *SMALL)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -41,7 +41,43 @@ def test_demo_runs_the_lifecycle_and_ends_with_the_table_and_the_report() -> Non
     best = out.split("best: ", 1)[1].split(";")[0].split(")")[0]
     assert best in ("base", "lora") and (("merge" in kinds) == (best == "lora"))  # an adapter is merged before int8
 
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exported = export_to_mlflow(uri, lifecycle["id"])
+    assert all(run["created"] for run in exported) and exported[0]["genlab_run_id"] == lifecycle["id"]
+
     again = run_cli("demo", "--no-progress", *SMALL)  # nothing changed: every step is reused
     assert again.returncode == 0, again.stderr
     statuses = [line for line in again.stdout.splitlines() if "lifecycle." in line]
     assert len(statuses) == 7 and all("reused" in line for line in statuses)
+    assert_demo_in_mlflow(uri, lifecycle["id"], len(exported))
+
+
+def export_to_mlflow(uri: str, *run_ids: str) -> list[dict]:
+    result = run_cli("runs", "export", *run_ids, "--mlflow", uri, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["runs"]
+
+
+def assert_demo_in_mlflow(uri: str, lifecycle_id: str, first_count: int) -> None:
+    """`genlab runs export` after `genlab demo`, read back by MLflow's client (issue 23's check)."""
+    from mlflow import MlflowClient
+
+    again = export_to_mlflow(uri)  # everything: the second pass's lifecycle run is new, the rest is found again
+    assert sum(run["created"] for run in again) == len(again) - first_count
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("genlab").experiment_id], max_results=1000)
+    by_id = {run.data.tags["genlab.run_id"]: run for run in runs}
+    assert len(by_id) == len(runs) == len(again)  # one MLflow run per lineage run, after two exports
+    life = by_id[lifecycle_id]
+    steps = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == life.info.run_id}
+    assert set(steps) == {"scope", "select", "prompt", "adapt.lora", "evaluate", "optimise", "deploy"}
+    (finetune,) = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == steps["adapt.lora"].info.run_id
+                   and run.data.tags["genlab.kind"] == "finetune"]  # fmt: skip
+    from genlab.lineage import LineageStore
+
+    with LineageStore() as store:  # the curve as the lineage store holds it, point for point
+        curve = store.metric_history(finetune.data.tags["genlab.run_id"], "train_loss")
+    assert curve and sorted((m.step, m.value) for m in client.get_metric_history(finetune.info.run_id, "train_loss")) == sorted(curve)
+    assert finetune.data.tags["genlab.base_model"] == "smollm2-135m-instruct"
+    assert len(finetune.data.tags["genlab.adapter.sha256"]) == 64 and finetune.data.params["recipe.method"] == "lora"
+    assert finetune.data.tags["genlab.input.dataset.sha256"] == steps["adapt.lora"].data.tags["genlab.input.dataset.sha256"]
