@@ -37,6 +37,7 @@ from genlab.lineage import LineageStore, record_run
 from genlab.tracking.config import TrackingConfig
 from genlab.tuning.recipe import LoraConfig, Section
 
+
 class PpoDataConfig(Section):
     path: str = "builtin:heated"  # heated dialogues with rude language; a data file or hub id works too
     input_field: str = "dialogue"
