@@ -55,7 +55,7 @@ def test_metadata_describes_the_model_and_its_tokenizer(tiny, exported) -> None:
     assert field(reader, "llama.context_length") == 512 and field(reader, "llama.rope.dimension_count") == 8
     assert field(reader, "llama.rope.freq_base") == pytest.approx(config.rope_parameters["rope_theta"])
     assert field(reader, "general.file_type") == gguf.LlamaFileType.ALL_F32
-    assert field(reader, "tokenizer.ggml.model") == "gpt2" and field(reader, "tokenizer.ggml.pre") == "gpt2"
+    assert field(reader, "tokenizer.ggml.model") == "gpt2" and field(reader, "tokenizer.ggml.pre") == "gpt-2"  # llama-vocab.cpp names
     tokens, types = field(reader, "tokenizer.ggml.tokens"), field(reader, "tokenizer.ggml.token_type")
     assert len(tokens) == len(types) == config.vocab_size
     assert tokens == [tokenizer.convert_ids_to_tokens(i) for i in range(config.vocab_size)]

@@ -27,7 +27,7 @@ import gguf
 from genlab.errors import GenlabError
 
 # tokenizer.json "pre_tokenizer" layouts -> llama.cpp's pre-tokenizer names (llama-vocab.cpp).
-GPT2 = "gpt2"  # ByteLevel with GPT-2's regex: 's|'t|... ?\p{L}+| ?\p{N}+|...
+GPT2 = "gpt-2"  # ByteLevel with GPT-2's regex: 's|'t|... ?\p{L}+| ?\p{N}+|...
 SMOLLM = "smollm"  # each digit split off first (Digits individual_digits), then GPT-2's regex
 
 
