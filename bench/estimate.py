@@ -14,15 +14,28 @@ checkpointing off and on, then serving at batch 1 and 8 (512 tokens). Peak resid
 depend on how busy the machine is, only on what the process allocates, so a loaded machine makes the
 run slow, not the figures noisy; each row is one run.
 
-Measured 2026-12-06 on the shared 2-core machine (load 10-13; each training row took 5-15 minutes
-there), default model, fp32 (estimate / measured GB = ratio):
+Measured 2026-12-06 on the shared 2-core machine (load 10-26; a training row took 5-15 minutes), default
+model, fp32, estimate / measured GB = ratio. ``python bench/estimate.py --rows all`` (the first rows of
+the matrix; the run did not reach the rest before the session ended):
 
-    serving  batch 1 × 256                        1.68 / 1.62 = 1.04
-    LoRA     batch 1 × 256                        2.15 / 2.16 = 0.99   (calibrates the 1.4 overhead)
-    LoRA     batch 4 × 384                        6.94 / 7.05 = 0.98   (calibrates the 1.4 overhead)
-    full     batch 1 × 256                        3.41 / 3.33 = 1.03
-    prompt   batch 1 × 256                        1.67 / 1.69 = 0.99
-    LoRA     batch 1 × 256, checkpointing         1.45 / 1.66 = 0.87
+    infer         batch 1 × 512                   1.72 / 1.65 = 1.04
+    infer         batch 8 × 512                   2.24 / 1.95 = 1.15
+    train         batch 1 × 256                   3.41 / 3.05 = 1.12
+    lora          batch 1 × 256                   2.15 / 2.11 = 1.02
+
+and single runs of the same workload module while the formulas were being written (the two LoRA rows
+set ``CPU_ACTIVATION_OVERHEAD``, so they are not a check of it):
+
+    lora          batch 1 × 256                   2.15 / 2.16 = 0.99   (calibration)
+    lora          batch 4 × 384                   6.94 / 7.05 = 0.98   (calibration; the demo's setting)
+    train         batch 1 × 256                   3.41 / 3.33 = 1.03
+    prompt-tuning batch 1 × 256                   1.67 / 1.69 = 0.99
+    lora          batch 1 × 256, checkpointing    1.45 / 1.66 = 0.87
+    infer         batch 1 × 256                   1.68 / 1.62 = 1.04
+    infer         batch 8 × 512                   2.24 / 1.91 = 1.17
+
+Not yet measured: batch 4 and length 512 for full and prompt tuning, checkpointing beyond the one
+LoRA row.
 """
 
 from __future__ import annotations
