@@ -13,7 +13,9 @@ whole run (model load, training, saving), measured in this one process, and give
 
     python bench/align_grpo_vs_ppo.py [--steps 8] [--held-out 20]
 
-It takes about 30-40 minutes on 2 cores with the default 8 steps.
+Measured here with ``--steps 4 --held-out 10`` (one run each, 2 cores at load 17-27, GRPO's run
+overlapping a test run): toxicity mean 0.1177 -> PPO 0.1319 (+12.0%), GRPO 0.0854 (-27.5%); ROUGE-1
+0.1315 -> 0.1372 / 0.1284; KL 1.419 / 0.290 nats; 16.8 / 28.0 min; about an hour in all.
 """
 
 from __future__ import annotations

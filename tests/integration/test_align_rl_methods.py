@@ -29,7 +29,7 @@ def _lora_b_changed(adapter: Path) -> bool:
 
 
 def test_grpo_through_the_cli_on_the_default_model(genlab_home: Path) -> None:
-    done = run_cli("align", "grpo", str(RECIPES / "grpo.yaml"), *SAMPLED, "--json")
+    done = run_cli("align", "grpo", str(RECIPES / "grpo.yaml"), *SAMPLED, "--json", timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["method"] == "grpo" and result["output_kind"] == "adapter"
