@@ -15,13 +15,20 @@ depend on how busy the machine is, only on what the process allocates, so a load
 run slow, not the figures noisy; each row is one run.
 
 Measured 2026-12-06 on the shared 2-core machine (load 10-26; a training row took 5-15 minutes), default
-model, fp32, estimate / measured GB = ratio. ``python bench/estimate.py --rows all`` (the first rows of
-the matrix; the run did not reach the rest before the session ended):
+model, fp32, estimate / measured GB = ratio. ``python bench/estimate.py --rows all`` (the first 11 rows of
+the matrix, every one inside ±25%; the run was stopped at the session's end):
 
     infer         batch 1 × 512                   1.72 / 1.65 = 1.04
     infer         batch 8 × 512                   2.24 / 1.95 = 1.15
     train         batch 1 × 256                   3.41 / 3.05 = 1.12
     lora          batch 1 × 256                   2.15 / 2.11 = 1.02
+    prompt-tuning batch 1 × 256                   1.67 / 1.68 = 1.00
+    train         batch 1 × 512                   4.10 / 3.68 = 1.11
+    lora          batch 1 × 512                   3.10 / 3.21 = 0.97
+    prompt-tuning batch 1 × 512                   2.20 / 2.16 = 1.02
+    train         batch 4 × 256                   5.48 / 4.68 = 1.17
+    lora          batch 4 × 256                   5.02 / 5.13 = 0.98
+    prompt-tuning batch 4 × 256                   3.37 / 3.20 = 1.05
 
 and single runs of the same workload module while the formulas were being written (the two LoRA rows
 set ``CPU_ACTIVATION_OVERHEAD``, so they are not a check of it):
@@ -34,8 +41,7 @@ set ``CPU_ACTIVATION_OVERHEAD``, so they are not a check of it):
     infer         batch 1 × 256                   1.68 / 1.62 = 1.04
     infer         batch 8 × 512                   2.24 / 1.91 = 1.17
 
-Not yet measured: batch 4 and length 512 for full and prompt tuning, checkpointing beyond the one
-LoRA row.
+Not yet measured in the matrix: batch 4 × 512 and every gradient-checkpointing row but the one above.
 """
 
 from __future__ import annotations
