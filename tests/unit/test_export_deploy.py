@@ -13,7 +13,7 @@ from genlab.export.deploy import deploy_as_gguf
 from genlab.lineage import LineageStore
 from genlab.pipeline.recipe import DeployConfig
 from tests.ollama_template_support import parse_modelfile
-from tests.unit.test_export_support import shared_base_and_lora
+from tests.unit.export_support import shared_base_and_lora
 
 
 def test_the_recipe_takes_gguf_and_a_known_quant() -> None:

@@ -19,7 +19,7 @@ from genlab.export.gguf_lora import AdapterExportError, lora_alpha, write_lora_g
 from genlab.export.gguf_model import write_model_gguf
 from genlab.models.adapters import merge_adapter
 from genlab.models.load import load_model
-from tests.unit.test_export_support import LORA_ALPHA, LORA_RANK, shared_base_and_lora
+from tests.unit.export_support import LORA_ALPHA, LORA_RANK, shared_base_and_lora
 
 
 @pytest.fixture(scope="module")
