@@ -176,6 +176,27 @@ def fitting_pairs(
     return kept, dropped
 
 
+def fit_and_split(
+    loaded: LoadedModel, pairs: Sequence[PreferencePair], data: Any, *, method: str
+) -> tuple[bool, list[PreferencePair], list[PreferencePair], list[PreferencePair]]:
+    """(chat, dropped, train, held out) for a preference method's recipe ``data`` section (DPO, KTO, ORPO).
+
+    Refuses an encoder-decoder model and a set where fewer than 2 pairs fit ``data.max_length``, in one
+    sentence naming ``method``.
+    """
+    if loaded.is_encoder_decoder:
+        raise GenlabError(f"{method} in genlab trains decoder-only models, and {loaded.name!r} is an encoder-decoder model.")
+    chat = uses_chat(loaded, data.chat)
+    kept, dropped = fitting_pairs(loaded, pairs, data.max_length, chat=chat)
+    if len(kept) < 2:
+        raise GenlabError(
+            f"only {len(kept)} of {len(pairs)} pairs fit data.max_length={data.max_length} tokens: "
+            f"{method} needs at least 2 (raise max_length or shorten the pairs)."
+        )
+    train, held_out = split_pairs(kept, data.validation_size, data.split_seed)
+    return chat, dropped, train, held_out
+
+
 # --- scoring --------------------------------------------------------------------------------------
 
 

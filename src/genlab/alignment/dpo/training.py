@@ -176,27 +176,15 @@ def _train_dpo(
     from transformers import set_seed
 
     from genlab.alignment.dpo_data import (
-        fitting_pairs,
+        fit_and_split,
         pair_logprobs,
         preference_metrics,
-        split_pairs,
-        uses_chat,
         write_pairs,
-    )  # fmt: skip
-    from genlab.errors import GenlabError
+    )
     from genlab.models.adapters import base_fingerprint
     from genlab.training.parameters import count_parameters
 
-    if loaded.is_encoder_decoder:
-        raise GenlabError(f"DPO in genlab trains decoder-only models, and {loaded.name!r} is an encoder-decoder model.")
-    chat = uses_chat(loaded, recipe.data.chat)
-    kept, dropped = fitting_pairs(loaded, pairs, recipe.data.max_length, chat=chat)
-    if len(kept) < 2:
-        raise GenlabError(
-            f"only {len(kept)} of {len(pairs)} pairs fit data.max_length={recipe.data.max_length} tokens: "
-            "DPO needs at least 2 (raise max_length or shorten the pairs)."
-        )
-    train, held_out = split_pairs(kept, recipe.data.validation_size, recipe.data.split_seed)
+    chat, dropped, train, held_out = fit_and_split(loaded, pairs, recipe.data, method="DPO")
     if held_out:
         held_out_file = write_pairs(run.dir / "held-out-pairs.jsonl", held_out)
         run.log_artifact(held_out_file, "dataset", {"role": "validation", "rows": len(held_out)})

@@ -20,11 +20,9 @@ import datasets
 from transformers import set_seed
 
 from genlab.alignment.dpo_data import (
-    fitting_pairs,
+    fit_and_split,
     pair_logprobs,
     preference_metrics,
-    split_pairs,
-    uses_chat,
     write_pairs,
 )
 from genlab.alignment.grpo.prompts import load_starting_model
@@ -35,7 +33,6 @@ from genlab.alignment.grpo.trl_outputs import (
 )
 from genlab.alignment.kto.data import read_preference_pairs
 from genlab.alignment.kto.recipe import PreferenceRecipe
-from genlab.errors import GenlabError
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
@@ -78,16 +75,7 @@ def run_preference_method(recipe: PreferenceRecipe, options: RunOptions, algorit
 
 
 def _run(recipe: Any, options: RunOptions, algorithm: PreferenceAlgorithm, loaded: Any, pairs: list[Any], run: Any) -> MethodResult:
-    if loaded.is_encoder_decoder:
-        raise GenlabError(f"{algorithm.title} in genlab trains decoder-only models, and {loaded.name!r} is an encoder-decoder model.")
-    chat = uses_chat(loaded, recipe.data.chat)
-    kept, dropped = fitting_pairs(loaded, pairs, recipe.data.max_length, chat=chat)
-    if len(kept) < 2:
-        raise GenlabError(
-            f"only {len(kept)} of {len(pairs)} pairs fit data.max_length={recipe.data.max_length} tokens: "
-            f"{algorithm.title} needs at least 2 (raise max_length or shorten the pairs)."
-        )
-    train, held_out = split_pairs(kept, recipe.data.validation_size, recipe.data.split_seed)
+    chat, dropped, train, held_out = fit_and_split(loaded, pairs, recipe.data, method=algorithm.title)
     if held_out:
         run.log_artifact(write_pairs(run.dir / "held-out-pairs.jsonl", held_out), "dataset", {"role": "validation"})
     fingerprint = base_fingerprint(loaded)  # before LoRA wraps any weight
