@@ -18,6 +18,12 @@ A method says:
   so the lifecycle hashes and records them without knowing the method;
 - ``help``: one line for ``--help``.
 
+A method folder's ``__init__`` imports only light modules at its top: the recipe schema (a
+``recipe.py`` of pydantic models) and this contract. Its ``train`` imports the module that does the
+work inside the function, when the method runs. The registry, and with it the CLI (``genlab --help``
+and every command), imports every method folder at start-up, and trl, transformers, peft and torch
+take about 10 s to import; ``tests/unit/test_cli_startup.py`` checks that the CLI starts without them.
+
 Callers use :meth:`Method.run` (``run(recipe, *, store, ...)``), which validates a raw mapping
 against the schema first, so a bad value is one sentence naming the field, and honours a recipe's
 ``tracking:`` section (MLflow, :mod:`genlab.tracking`) for every method alike.

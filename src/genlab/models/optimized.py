@@ -4,7 +4,7 @@ An optimised folder (``genlab optimize``) is a Hugging Face folder plus ``genlab
 quantised one may store its weights in its runtime's own form (packed int8 tensors, an ONNX graph);
 its manifest then names a ``loader``, and :func:`genlab.models.load.load_folder` hands the folder to
 the function registered under that name. The optimise layer registers its loaders here when it is
-imported (``genlab.optimize`` imports ``genlab.optimize.quantize``), as functions: the model layer
+imported (``genlab.optimize`` imports ``genlab.optimize.loaders``), as functions: the model layer
 never imports the layer above it.
 """
 

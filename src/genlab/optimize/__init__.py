@@ -9,4 +9,4 @@
 - :mod:`genlab.optimize.quantize`, :mod:`genlab.optimize.distill` (a registered method, one folder), :mod:`genlab.optimize.prune`.
 """
 
-from genlab.optimize import quantize  # noqa: F401 - registers the loaders of quantised folders with genlab.models
+from genlab.optimize import loaders  # noqa: F401 - registers the loaders of quantised folders with genlab.models

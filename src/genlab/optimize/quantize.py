@@ -85,6 +85,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import InvalidValueError, ModelLoadError
+from genlab.optimize.artifact import INT8_LOADER, ONNX_LOADER
 from genlab.optimize.int8_layers import (
     HEAD_RESCORE_TOP_K,
     int8_embedding_class,
@@ -92,14 +93,10 @@ from genlab.optimize.int8_layers import (
     quantize_weight,
     rescored_head_class,
 )
-from genlab.models.optimized import register_loader
 from genlab.optimize.measure import EvalSpec
-from genlab.optimize.quantize_onnx import load_onnx
 from genlab.optimize.report import OptimizationReport
 
 INT8_WEIGHTS = "model.int8.safetensors"
-INT8_LOADER = "int8-dynamic"
-
 
 
 # --- configuration and methods ---------------------------------------------------------------------
@@ -209,7 +206,7 @@ METHODS: dict[str, QuantMethod] = {
     "fp16": QuantMethod("fp16", _save_cast("fp16"), None, "fp16", "weights cast to float16"),
     "bf16": QuantMethod("bf16", _save_cast("bf16"), None, "bf16", "weights cast to bfloat16"),
     "onnx-int8": QuantMethod(
-        "onnx-int8", _save_onnx_int8, "onnx-int8", "fp32", "ONNX graph with KV cache, onnxruntime dynamic int8"
+        "onnx-int8", _save_onnx_int8, ONNX_LOADER, "fp32", "ONNX graph with KV cache, onnxruntime dynamic int8"
     ),
 }
 
@@ -372,7 +369,3 @@ def _initialise_meta_buffers(model: Any) -> None:
             module.to_empty(device="cpu", recurse=False)
             model._init_weights(module)
 
-
-# Loaders for the folders these methods write, registered with the model layer (genlab.models.optimized).
-register_loader(INT8_LOADER, load_quantized)
-register_loader("onnx-int8", load_onnx)

@@ -30,7 +30,7 @@ from typing import Any
 
 from transformers import PrinterCallback, ProgressCallback
 
-from genlab.tracking.live import tracking_callbacks
+from genlab.tracking.live_callbacks import tracking_callbacks
 from genlab.training.callbacks import (
     CheckpointOnInterrupt,
     LineageLosses,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genlab.errors import InvalidValueError
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 from genlab.tuning.recipe import FinetuneRecipe
-from genlab.tuning.trainer import FinetuneResult, PrepareModel, finetune
+
+if TYPE_CHECKING:
+    from genlab.tuning.trainer import FinetuneResult, PrepareModel
 
 # peft still reads a transformers attribute deprecated in 5.x; the warning is theirs and says nothing to users.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
@@ -31,6 +33,9 @@ def finetune_method(
     def train(recipe: FinetuneRecipe, options: RunOptions) -> MethodResult:
         if recipe.method != name:
             raise InvalidValueError(f"method={recipe.method!r} is not allowed here: this runs the {name} method.")
+        # transformers, peft and torch are imported when the method runs, not when the CLI starts (genlab.methods).
+        from genlab.tuning.trainer import finetune
+
         result = finetune(recipe, prepare=prepare, **options.keywords())
         return finetune_result(result, recipe)
 

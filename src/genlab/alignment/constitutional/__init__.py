@@ -8,15 +8,19 @@ supervised revisions).
 
 from __future__ import annotations
 
-from genlab.alignment.constitutional.pipeline import (
-    ConstitutionalRecipe,
-    ConstitutionalResult,
-    run_constitutional,
-)
+from typing import TYPE_CHECKING
+
+from genlab.alignment.constitutional.recipe import ConstitutionalRecipe
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+if TYPE_CHECKING:
+    from genlab.alignment.constitutional.pipeline import ConstitutionalResult
 
 
 def _train(recipe: ConstitutionalRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.constitutional.pipeline import run_constitutional
+
     result = run_constitutional(recipe, **options.keywords())
     return constitutional_method_result(result)
 

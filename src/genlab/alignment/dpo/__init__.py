@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from genlab.alignment.dpo.training import DpoRecipe, DpoResult, run_dpo
+from typing import TYPE_CHECKING
+
+from genlab.alignment.dpo.recipe import DpoRecipe
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+if TYPE_CHECKING:
+    from genlab.alignment.dpo.training import DpoResult
 
 
 def dpo_method_result(result: DpoResult, *, method: str = "dpo") -> MethodResult:
@@ -15,6 +20,9 @@ def dpo_method_result(result: DpoResult, *, method: str = "dpo") -> MethodResult
 
 
 def _train(recipe: DpoRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.dpo.training import run_dpo
+
     result = run_dpo(recipe, **options.keywords())
     return dpo_method_result(result)
 

@@ -18,15 +18,24 @@ adapter (the reference is the model with it switched off), the held-out before/a
 PPO's lab reports, checkpoints and resume (:mod:`genlab.training`) and the lineage record.
 """
 
+from __future__ import annotations
+
 from genlab.alignment.grpo.recipe import GrpoRecipe
-from genlab.alignment.grpo.train import train_grpo
-from genlab.methods import Method
+from genlab.methods import Method, MethodResult, RunOptions
+
+
+def _train(recipe: GrpoRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.grpo.train import train_grpo
+
+    return train_grpo(recipe, options)
+
 
 METHOD = Method(
     name="grpo",
     group="align",
     recipe_schema=GrpoRecipe,
-    train=train_grpo,
+    train=_train,
     help="GRPO (trl): sampled groups of completions scored by genlab's rewards, a KL penalty to the reference.",
     data_fields=("data.path",),
 )

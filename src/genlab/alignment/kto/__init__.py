@@ -14,15 +14,24 @@ is the starting model: the LoRA adapter switched off. The run (held-out pairs be
 checkpoints, lineage) is :mod:`genlab.alignment.kto.preference_run`, shared with ORPO.
 """
 
+from __future__ import annotations
+
 from genlab.alignment.kto.recipe import KtoRecipe
-from genlab.alignment.kto.train import train_kto
-from genlab.methods import Method
+from genlab.methods import Method, MethodResult, RunOptions
+
+
+def _train(recipe: KtoRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.kto.train import train_kto
+
+    return train_kto(recipe, options)
+
 
 METHOD = Method(
     name="kto",
     group="align",
     recipe_schema=KtoRecipe,
-    train=train_kto,
+    train=_train,
     help="KTO (trl): desirable / undesirable answers made from genlab's preference pairs or rankings.",
     data_fields=("data.path",),
 )

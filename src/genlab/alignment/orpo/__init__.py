@@ -12,15 +12,24 @@ and lineage are genlab's preference run (:mod:`genlab.alignment.kto.preference_r
 The held-out implicit-reward row compares with the starting model, which ORPO itself never reads.
 """
 
+from __future__ import annotations
+
 from genlab.alignment.orpo.recipe import OrpoRecipe
-from genlab.alignment.orpo.train import train_orpo
-from genlab.methods import Method
+from genlab.methods import Method, MethodResult, RunOptions
+
+
+def _train(recipe: OrpoRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.orpo.train import train_orpo
+
+    return train_orpo(recipe, options)
+
 
 METHOD = Method(
     name="orpo",
     group="align",
     recipe_schema=OrpoRecipe,
-    train=train_orpo,
+    train=_train,
     help="ORPO (trl): supervised loss on the chosen answer plus an odds-ratio preference term, no reference model.",
     data_fields=("data.path",),
 )

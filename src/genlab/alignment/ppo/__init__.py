@@ -5,9 +5,14 @@ Rollouts are :mod:`genlab.alignment.ppo_rollout`, shared with GRPO's held-out me
 
 from __future__ import annotations
 
-from genlab.alignment.ppo.lab import PpoRecipe, PpoResult, run_ppo
+from typing import TYPE_CHECKING
+
+from genlab.alignment.ppo.recipe import PpoRecipe
 from genlab.errors import InvalidValueError
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+if TYPE_CHECKING:
+    from genlab.alignment.ppo.lab import PpoResult
 
 
 def _train(recipe: PpoRecipe, options: RunOptions) -> MethodResult:
@@ -15,6 +20,9 @@ def _train(recipe: PpoRecipe, options: RunOptions) -> MethodResult:
         raise InvalidValueError("resume is not allowed for ppo: its hand-written loop writes no checkpoints; run it again.")
     if options.callbacks:
         raise InvalidValueError("callbacks are not allowed for ppo: its loop is not a transformers Trainer.")
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.ppo.lab import run_ppo
+
     result = run_ppo(recipe, store=options.store, recipe_dir=options.recipe_dir, progress=options.progress)
     return ppo_method_result(result)
 

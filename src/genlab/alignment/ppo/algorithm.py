@@ -58,46 +58,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from genlab.alignment.ppo.recipe import PPOConfig
 from genlab.alignment.ppo_rollout import Rollout, Sampler
 from genlab.errors import InvalidValueError
 
 RewardFn = Callable[[list[str], list[str]], Sequence[float]]
 
-
-class PPOConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(default=20, ge=1)  # rollout + update rounds
-    batch_size: int = Field(default=8, ge=1)  # prompts per step, one sampled response each
-    mini_batch_size: int = Field(default=4, ge=1)  # sequences per gradient step
-    ppo_epochs: int = Field(default=4, ge=1)  # passes over each rollout (the paper's K)
-    learning_rate: float = Field(default=1e-4, gt=0, lt=1)
-    clip_range: float = Field(default=0.2, gt=0, lt=1)  # eps of the clipped surrogate
-    clip_range_value: float = Field(default=0.2, gt=0)  # eps_v of the clipped value loss
-    vf_coef: float = Field(default=0.1, ge=0)  # the value loss shares the policy's trunk: keep it small
-    gamma: float = Field(default=1.0, gt=0, le=1)  # 1: a response is one short episode, no discount
-    lam: float = Field(default=0.95, ge=0, le=1)  # GAE's bias/variance trade-off
-    kl_coef: float = Field(default=0.2, ge=0)  # beta; 0 switches the penalty off
-    adaptive_kl: bool = False  # steer beta so the KL approaches target_kl
-    target_kl: float = Field(default=6.0, gt=0)  # nats per sequence (Ziegler et al. used 6 for style tasks)
-    kl_horizon: int = Field(default=10_000, ge=1)  # sequences over which beta may change by ~20%
-    whiten_advantages: bool = True
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    max_new_tokens: int = Field(default=48, ge=1)  # response length cap while sampling
-    temperature: float = Field(default=1.0, gt=0, le=10)  # sampling is required: no greedy rollouts
-    top_k: int = Field(default=0, ge=0)  # 0: off (see the module docstring)
-    top_p: float = Field(default=1.0, gt=0, le=1)  # 1: off
-    seed: int = 0
-
-    @field_validator("mini_batch_size")
-    @classmethod
-    def _divides_the_batch(cls, value: int, info: ValidationInfo) -> int:
-        batch_size = info.data.get("batch_size")
-        if batch_size is not None and batch_size % value:
-            raise ValueError(f"it must divide batch_size={batch_size}")
-        return value
 
 
 class AdaptiveKLController:

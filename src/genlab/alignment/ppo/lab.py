@@ -30,42 +30,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from genlab.alignment.ppo.algorithm import PPOConfig, PPOStats, PPOTrainer
+from genlab.alignment.ppo.algorithm import PPOStats, PPOTrainer
+from genlab.alignment.ppo.recipe import PpoRecipe
 from genlab.lineage import LineageStore, record_run
-from genlab.tracking.config import TrackingConfig
-from genlab.tuning.recipe import LoraConfig, Section
-
-
-class PpoDataConfig(Section):
-    path: str = "builtin:heated"  # heated dialogues with rude language; a data file or hub id works too
-    input_field: str = "dialogue"
-    target_field: str = "summary"
-    template: str = "summarize"
-    chat: bool = True  # format prompts with the tokenizer's chat template (when it has one)
-    limit: int | None = Field(default=None, ge=1)  # read only the first N rows
-    validation_size: float = Field(default=0.25, gt=0)  # a fraction (< 1) or a row count held out
-    split_seed: int = 0
-
-
-class PpoEvaluationConfig(Section):
-    limit: int | None = Field(default=None, ge=1)  # held-out rows to score (None: all)
-    max_new_tokens: int = Field(default=64, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-
-
-class PpoRecipe(Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    model: str = "smollm2-135m-instruct"
-    adapter: str | None = None  # a LoRA adapter (name or folder) merged into the base before PPO
-    data: PpoDataConfig = Field(default_factory=PpoDataConfig)
-    reward: str = "non-toxicity"  # any genlab.alignment.reward spec: non-toxicity, classifier:..., a reward model
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    ppo: PPOConfig = Field(default_factory=PPOConfig)
-    evaluation: PpoEvaluationConfig = Field(default_factory=PpoEvaluationConfig)
-    tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
-    description: str = ""
 
 
 @dataclass

@@ -4,15 +4,19 @@ RewardTrainer, :mod:`.training`. Scoring with it is :class:`genlab.alignment.rew
 
 from __future__ import annotations
 
-from genlab.alignment.reward_model.training import (
-    RewardRecipe,
-    RewardResult,
-    train_reward_model,
-)
+from typing import TYPE_CHECKING
+
+from genlab.alignment.reward_model.recipe import RewardRecipe
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+
+if TYPE_CHECKING:
+    from genlab.alignment.reward_model.training import RewardResult
 
 
 def _train(recipe: RewardRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.reward_model.training import train_reward_model
+
     result = train_reward_model(recipe, **options.keywords())
     return reward_method_result(result)
 

@@ -12,15 +12,24 @@ advantages (ε, ``iterations`` updates per batch). The prompts, rewards, LoRA ad
 check, checkpoints and lineage are GRPO's (:mod:`genlab.alignment.grpo.sampled_run`).
 """
 
+from __future__ import annotations
+
 from genlab.alignment.rloo.recipe import RlooRecipe
-from genlab.alignment.rloo.train import train_rloo
-from genlab.methods import Method
+from genlab.methods import Method, MethodResult, RunOptions
+
+
+def _train(recipe: RlooRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.alignment.rloo.train import train_rloo
+
+    return train_rloo(recipe, options)
+
 
 METHOD = Method(
     name="rloo",
     group="align",
     recipe_schema=RlooRecipe,
-    train=train_rloo,
+    train=_train,
     help="RLOO (trl): REINFORCE with a leave-one-out baseline over sampled completions scored by genlab's rewards.",
     data_fields=("data.path",),
 )

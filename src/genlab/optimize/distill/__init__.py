@@ -4,11 +4,19 @@ softened outputs and the targets (:mod:`.run`), with its loss (:mod:`.loss`) and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
-from genlab.optimize.distill.run import DistillRecipe, DistillResult, distill
+from genlab.optimize.distill.recipe import DistillRecipe
+
+if TYPE_CHECKING:
+    from genlab.optimize.distill.run import DistillResult
 
 
 def _train(recipe: DistillRecipe, options: RunOptions) -> MethodResult:
+    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    from genlab.optimize.distill.run import distill
+
     result = distill(recipe, **options.keywords())
     return distill_method_result(result)
 
