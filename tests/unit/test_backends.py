@@ -33,7 +33,7 @@ def test_unknown_backend_names_the_choices() -> None:
     with pytest.raises(InvalidValueError) as caught:
         get_backend("tensorrt")
     message = str(caught.value)
-    assert "'tensorrt'" in message and "genlab, ctranslate2, llama.cpp, vllm" in message
+    assert "'tensorrt'" in message and "genlab, onnxruntime-genai, ctranslate2, llama.cpp, vllm" in message
 
 
 def test_vllm_missing_says_how_to_install_it_and_that_it_needs_a_gpu() -> None:

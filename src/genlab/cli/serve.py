@@ -45,7 +45,7 @@ def serve_command(
         Path | None, typer.Option(help="Allow POST /v1/load_lora_adapter to load adapters from folders under this one.")
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="genlab (default; adapters, soft prompts), ctranslate2 (fastest for a merged model on CPU), llama.cpp or vllm.")
+        str, typer.Option(help="genlab (default; adapters, soft prompts), onnxruntime-genai (fastest for a merged model on CPU, int4), ctranslate2 (int8), llama.cpp or vllm.")
     ] = "genlab",
     embedder: Annotated[str | None, typer.Option(help="Model of /v1/embeddings (default: the MiniLM pack).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level: debug, info, warning, error.")] = "info",
@@ -68,7 +68,7 @@ def serve_command(
     typer.echo(f"genlab serve: {url}  (OpenAI base URL {url}/v1, playground {url}/)", err=False)
     typer.echo(f"models: {', '.join(state.backend.models())}; embeddings: {state.embeddings.model_id}")
     batching = f"up to {config.batch_size} requests" if config.batch_size > 1 else "off"
-    if config.backend not in ("genlab", "ctranslate2"):
+    if config.backend not in ("genlab", "onnxruntime-genai", "ctranslate2"):
         batching = f"as {config.backend} does it"
     typer.echo(f"backend: {config.backend}; batching: {batching}; API key: {'required' if config.api_key else 'none'}")
     if config.adapter_root is not None:

@@ -53,7 +53,7 @@ def make_backend(config: ServeConfig) -> Backend:
     from genlab.serving.backends import get_backend
 
     options: dict[str, Any] = {}
-    if config.backend == "ctranslate2":  # it batches requests and sets its own threads, as genlab's engine does
+    if config.backend in ("ctranslate2", "onnxruntime-genai"):  # they batch requests and set their own threads, as genlab's engine does
         options = {"max_batch": config.batch_size, "threads": config.threads}
     backend: Backend = get_backend(config.backend)(config.model, adapters=config.adapters, **options)
     backend.load()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from genlab.errors import invalid_value
 
-BackendName = Literal["genlab", "ctranslate2", "llama.cpp", "vllm"]
+BackendName = Literal["genlab", "onnxruntime-genai", "ctranslate2", "llama.cpp", "vllm"]
 API_KEY_ENV = "GENLAB_API_KEY"
 
 

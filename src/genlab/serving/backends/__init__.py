@@ -1,16 +1,17 @@
 """Optional serving backends, each import-guarded: ``get_backend(name)`` returns the backend's class.
 
-===============  ============================================  ===============  =============================
-name             library (how to get it)                       runs on          adapters
-===============  ============================================  ===============  =============================
-``ctranslate2``  ctranslate2 (a dependency of genlab)          CPU, int8        none: merge them first
-``llama.cpp``    llama-cpp-python (``make setup-llamacpp``)    CPU, GGUF files  none
-``vllm``         vllm (``pip install vllm``)                   NVIDIA GPU       LoRA (``LoRARequest``)
-===============  ============================================  ===============  =============================
+=====================  ============================================  ===============  =============================
+name                   library (how to get it)                       runs on          adapters
+=====================  ============================================  ===============  =============================
+``onnxruntime-genai``  onnxruntime-genai (a dependency of genlab)    CPU, int4        none: merge them first
+``ctranslate2``        ctranslate2 (a dependency of genlab)          CPU, int8        none: merge them first
+``llama.cpp``          llama-cpp-python (``make setup-llamacpp``)    CPU, GGUF files  none
+``vllm``               vllm (``pip install vllm``)                   NVIDIA GPU       LoRA (``LoRARequest``)
+=====================  ============================================  ===============  =============================
 
 genlab's own engine (``--backend genlab``, the default) lives with the server in
 :mod:`genlab.serving`; it is the only backend that serves every adapter kind trained here, several
-per batch (ctranslate2 batches requests on one merged model). Each backend class here implements :class:`genlab.serving.backend.Backend` and is
+per batch (onnxruntime-genai and ctranslate2 batch requests on one merged model). Each backend class here implements :class:`genlab.serving.backend.Backend` and is
 built as ``cls(model, adapters={name: path}, context_window=None)``.
 
 Nothing here imports an optional library at import time: ``get_backend`` checks that the library
@@ -43,6 +44,14 @@ class OptionalBackend:
 OPTIONAL_BACKENDS: dict[str, OptionalBackend] = {
     backend.name: backend
     for backend in [
+        OptionalBackend(
+            name="onnxruntime-genai",
+            module="genlab.serving.backends.ort_genai_backend",
+            class_name="OrtGenaiBackend",
+            library="onnxruntime_genai",
+            missing="the onnxruntime-genai backend needs ONNX Runtime GenAI, which is not installed: run "
+            "`pip install onnxruntime-genai` (a wheel, about 40 MB; make setup installs it).",
+        ),
         OptionalBackend(
             name="ctranslate2",
             module="genlab.serving.backends.ctranslate2_backend",

@@ -1,0 +1,149 @@
+"""A model genlab can read, as an ONNX Runtime GenAI model folder (converted once, kept in the model store).
+
+ONNX Runtime GenAI runs an ONNX graph plus ``genai_config.json``; its own model builder
+(``python -m onnxruntime_genai.models.builder -i SRC -o OUT -p int4 -e cpu``) writes both from a
+transformers folder, quantising the MatMuls to 4 bits (``MatMulNBits``, block-wise with a scale per
+block) when asked. genlab adds only where the input comes from and where the result goes, as
+:mod:`genlab.serving.backends.ctranslate2_model` does for CTranslate2:
+
+- **input**: a model pack, a plain transformers folder (a merged model: ``genlab adapters merge``, a
+  pruned or distilled model), or a folder this module already wrote (used as it is). A GGUF file, a
+  hub id and a genlab optimised folder in a runtime's own format are refused in one sentence (the
+  builder quantises to int4 itself, from the fp32 model).
+- **output**: ``$GENLAB_HOME/models/onnxruntime-genai/<name>-<content hash>-<precision>/``, keyed by
+  the SHA-256 of the source's files (:func:`genlab.lineage.hashing.sha256_path`, a second or two for
+  the default model), written to a temporary folder and renamed under a file lock (two servers
+  starting at once convert once), with the HF tokenizer files and the chat template beside the graph
+  (the server formats chats with the HF tokenizer, as every genlab backend does) and :data:`MANIFEST`
+  saying what it was made from.
+
+The builder runs in a child process: it is a script (``__main__``) that loads the whole model with
+torch and writes gigabytes of temporary files, and a failure there must not take the server with it.
+Converting the default model to int4 takes about a minute on 2 cores (about 140 MB on disk).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock
+
+from genlab.atomic import atomic_directory, atomic_write_json
+from genlab.errors import InvalidValueError, ModelNotFoundError
+from genlab.home import models_dir
+from genlab.lineage.hashing import sha256_path
+from genlab.models.packs import PACKS, ensure_converted
+from genlab.optimize.artifact import read_manifest
+from genlab.serving.backends import import_library
+from genlab.serving.backends.ctranslate2_model import TOKENIZER_FILES
+
+Precision = Literal["int4", "fp32"]
+PRECISIONS: tuple[str, ...] = ("int4", "fp32")  # int4: deployment; fp32: exact against genlab's engine (tests)
+MANIFEST = "genlab-ort-genai.json"
+GENAI_CONFIG = "genai_config.json"
+
+
+@dataclass(frozen=True)
+class OrtModel:
+    """A converted model: its folder and what :data:`MANIFEST` says about it."""
+
+    folder: Path
+    source: str  # what it was converted from
+    precision: str  # the builder's -p
+    context_window: int  # the source config's max_position_embeddings
+
+    @classmethod
+    def read(cls, folder: Path) -> OrtModel:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        return cls(folder, str(data["source"]), str(data["precision"]), int(data["context_window"]))
+
+
+def is_ort_folder(path: Path) -> bool:
+    return (path / GENAI_CONFIG).is_file() and (path / MANIFEST).is_file()
+
+
+def ort_model(model: str, precision: str = "int4", *, store: Path | None = None) -> OrtModel:
+    """``model`` as an ONNX Runtime GenAI folder: converted now (once) unless it is one already."""
+    if precision not in PRECISIONS:
+        raise InvalidValueError(f"precision={precision!r} is not allowed: choose one of {', '.join(PRECISIONS)}.")
+    path = Path(model).expanduser()
+    if path.is_dir() and is_ort_folder(path):
+        return OrtModel.read(path)
+    source = transformers_folder(model)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", PACKS[model].name if model in PACKS else source.name).strip("-") or "model"
+    target = (store or models_dir() / "onnxruntime-genai") / f"{name}-{sha256_path(source)[:12]}-{precision}"
+    if is_ort_folder(target):
+        return OrtModel.read(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not is_ort_folder(target):  # another process may have finished while we waited
+            convert(source, target, precision)
+    return OrtModel.read(target)
+
+
+def transformers_folder(model: str) -> Path:
+    """The plain transformers folder behind ``model`` (a pack or a folder), or one sentence saying why not."""
+    if model in PACKS:
+        pack = PACKS[model]
+        if pack.kind != "generator":
+            raise InvalidValueError(f"the pack {model!r} is an {pack.kind}, not a text generator.")
+        return ensure_converted(pack)
+    path = Path(model).expanduser()
+    if path.is_file():
+        raise InvalidValueError(
+            f"{path.name} is a file: the onnxruntime-genai backend converts model folders (a GGUF file is served by "
+            "--backend llama.cpp or --backend genlab)."
+        )
+    if not path.is_dir():
+        raise ModelNotFoundError(f"the onnxruntime-genai backend needs a model pack or a local model folder: {model!r} is neither.")
+    if not (path / "config.json").is_file():
+        raise InvalidValueError(f"{path} is not a transformers model folder (it has no config.json).")
+    optimized = read_manifest(path)
+    if optimized is not None and optimized.get("loader"):
+        raise InvalidValueError(
+            f"{path} holds genlab's {optimized.get('method')} weights, which only genlab's engine reads: serve it with "
+            "--backend genlab, or give onnxruntime-genai the fp32 model it was made from (it quantises to int4 itself)."
+        )
+    return path
+
+
+def convert(source: Path, target: Path, precision: str) -> None:
+    """ORT GenAI's model builder on ``source``; the folder appears at ``target`` complete or not at all."""
+    og = import_library("onnxruntime-genai")  # the builder is its module: one sentence here if it is missing
+
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    with atomic_directory(target) as tmp, tempfile.TemporaryDirectory(prefix="ort-genai-cache-") as cache:
+        command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(tmp),
+                   "-p", precision, "-e", "cpu", "-c", cache]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not (tmp / GENAI_CONFIG).is_file():
+            raise InvalidValueError(f"ONNX Runtime GenAI's model builder cannot convert {source}: {_last_error(done.stderr)}.")
+        for name in TOKENIZER_FILES:  # the builder copies the tokenizer; keep everything the HF tokenizer reads
+            if (source / name).is_file() and not (tmp / name).is_file():
+                shutil.copy2(source / name, tmp / name)
+        atomic_write_json(tmp / MANIFEST, {
+            "source": str(source), "source_sha256": sha256_path(source), "precision": precision,
+            "context_window": _context_window(config), "onnxruntime_genai": og.__version__,
+        })  # fmt: skip
+
+
+def _context_window(config: dict[str, Any]) -> int:
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 2048
+
+
+def _last_error(stderr: str) -> str:
+    """The builder's own sentence: the last line of its traceback (its progress bars come before)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "it exited without saying why").rstrip(".")
