@@ -7,7 +7,7 @@ through genlab's engine with its reordered weights held (serving). The peak is t
 ``VmHWM``; the estimate is ``process_peak_gb`` of :func:`genlab.models.estimate.estimate` (the work
 plus the interpreter and libraries). Target (issue 23): every row within ±25%; rows outside are marked.
 
-    python bench/estimate.py [--model NAME] [--rows all|training|serving|quick] [--jsonl FILE]
+    python bench/estimate.py [--model NAME] [--rows all|training|serving|quick] [--start N] [--jsonl FILE]
 
 The matrix: full, LoRA and prompt tuning × batch 1 and 4 × length 256 and 512 × gradient
 checkpointing off and on, then serving at batch 1 and 8 (512 tokens). Peak resident memory does not
@@ -83,6 +83,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--rows", choices=["all", "training", "serving", "quick"], default="all")
     parser.add_argument("--jsonl", help="append each row as a JSON line to this file")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N rows of the matrix (continue a stopped run)")
     args = parser.parse_args(argv)
 
     loaded = load_model(args.model)
@@ -90,7 +91,7 @@ def main(argv: list[str]) -> int:
     del loaded
     outside = 0
     print(f"{'work':<42} {'estimate':>9} {'measured':>9} {'ratio':>6}  seconds")
-    for settings in matrix(args.rows):
+    for settings in matrix(args.rows)[args.start :]:
         est = estimate(EstimateRequest(params=params, shape=shape, **settings))
         start = time.perf_counter()
         measured = measure_peak(workload_for(args.model, est)) / 1e9

@@ -147,9 +147,7 @@ CASES: dict[str, MethodCase] = {
     ),
     "dpo": MethodCase(dpo_recipe),
     "reward": MethodCase(reward_recipe),
-    "ppo": MethodCase(
-        ppo_recipe, watch_parameters=False, resume_refused="issue 22: PPO's hand-written loop writes no checkpoints yet"
-    ),
+    "ppo": MethodCase(ppo_recipe),  # its loop calls the Trainer callbacks (genlab.alignment.ppo.checkpointing)
     "constitutional": MethodCase(constitutional_recipe),
     "distill": MethodCase(distill_recipe),
     "grpo": MethodCase(sampled_reward_recipe),

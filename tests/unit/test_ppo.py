@@ -228,3 +228,42 @@ def test_seq2seq_ppo_runs_with_finite_stats(tokenizer: Any) -> None:
     for stats in history:
         assert all(math.isfinite(v) for v in stats.to_dict().values()), stats
     assert trainer.kl_from_reference(PROMPTS) >= 0
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_continues_to_the_uninterrupted_run(tokenizer: Any, tmp_path: Any) -> None:
+    from genlab.alignment.ppo.checkpointing import load_checkpoint, save_checkpoint
+
+    settings = config(steps=3, batch_size=2, mini_batch_size=1, ppo_epochs=1, kl_coef=0.1, adaptive_kl=True, target_kl=0.01)
+    straight = PPOTrainer(lora_policy("causal", tokenizer), tokenizer, letter_count, settings)
+    straight_stats = straight.train(PROMPTS[:3])  # 3 prompts, batches of 2: the prompt order spans steps
+
+    first = PPOTrainer(lora_policy("causal", tokenizer), tokenizer, letter_count, settings)
+    first_stats = first.train(PROMPTS[:3], steps=1)
+    checkpoint = save_checkpoint(first, tmp_path / "checkpoints", first_stats)
+    assert checkpoint.name == "checkpoint-1" and (checkpoint / "trainer_state.json").is_file()
+
+    again = PPOTrainer(lora_policy("causal", tokenizer), tokenizer, letter_count, settings)  # a fresh process's trainer
+    history = load_checkpoint(again, checkpoint)
+    assert again.steps_done == 1 and [s.step for s in history] == [1]
+    assert again.beta == first.beta != settings.kl_coef  # the adaptive beta moved and was restored
+    rest = again.train(PROMPTS[:3])
+    assert [s.step for s in rest] == [2, 3]  # only the steps after the checkpoint ran
+    assert [s.reward_mean for s in history + rest] == [s.reward_mean for s in straight_stats]
+    for (name, expected), (_, got) in zip(straight.model.named_parameters(), again.model.named_parameters(), strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6, msg=name)
+    torch.testing.assert_close(again.value_head.linear.weight, straight.value_head.linear.weight, rtol=0, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_model_is_refused(tokenizer: Any, tmp_path: Any) -> None:
+    from genlab.alignment.ppo.checkpointing import save_checkpoint
+    from genlab.errors import InvalidValueError
+
+    settings = config(steps=1, batch_size=2, mini_batch_size=1, ppo_epochs=1)
+    trainer = PPOTrainer(lora_policy("causal", tokenizer), tokenizer, letter_count, settings)
+    checkpoint = save_checkpoint(trainer, tmp_path, trainer.train(PROMPTS[:2]))
+    other = PPOTrainer(peaked_model("causal", tokenizer), tokenizer, letter_count, settings)  # full weights, no LoRA
+    with pytest.raises(InvalidValueError, match="does not fit"):
+        other.load_state_dict(torch.load(checkpoint / "ppo_state.pt", weights_only=True))

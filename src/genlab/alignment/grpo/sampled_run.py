@@ -2,7 +2,7 @@
 
 1. build the recipe's reward functions (first: a bad spec fails before any model is loaded);
 2. load the starting policy (a LoRA adapter merged in when the recipe names one), split the prompts;
-3. score the held-out prompts' greedy answers (:mod:`genlab.alignment.grpo.held_out`);
+3. score the held-out prompts' greedy answers (:mod:`genlab.alignment.held_out`);
 4. train a fresh LoRA adapter with trl's trainer inside genlab's :class:`TrainerSession`
    (lineage losses, progress, Ctrl-C checkpoint, ``--resume``); the reference is the same model with
    the adapter switched off, so the weights are held once;
@@ -20,21 +20,21 @@ from typing import Any
 import datasets
 from transformers import set_seed
 
-from genlab.alignment.grpo.held_out import kl_from_reference, score_answers
-from genlab.alignment.grpo.prompts import (
+from genlab.alignment.grpo.recipe import SampledRewardRecipe
+from genlab.alignment.held_out import kl_from_reference, score_answers
+from genlab.alignment.prompt_rows import (
     load_starting_model,
     prompt_texts,
     split_prompt_rows,
     trl_prompt_rows,
     uses_chat,
 )  # fmt: skip
-from genlab.alignment.grpo.recipe import SampledRewardRecipe
-from genlab.alignment.grpo.trl_outputs import (
+from genlab.alignment.rewards import build_reward_functions
+from genlab.alignment.trl_outputs import (
     checkpoints_dir,
     run_figures,
     save_adapter_output,
 )
-from genlab.alignment.rewards import build_reward_functions
 from genlab.atomic import atomic_write_text
 from genlab.errors import GenlabError
 from genlab.lineage import record_run

@@ -25,14 +25,14 @@ from genlab.alignment.dpo_data import (
     preference_metrics,
     write_pairs,
 )
-from genlab.alignment.grpo.prompts import load_starting_model
-from genlab.alignment.grpo.trl_outputs import (
+from genlab.alignment.kto.data import read_preference_pairs
+from genlab.alignment.kto.recipe import PreferenceRecipe
+from genlab.alignment.prompt_rows import load_starting_model
+from genlab.alignment.trl_outputs import (
     checkpoints_dir,
     run_figures,
     save_adapter_output,
 )
-from genlab.alignment.kto.data import read_preference_pairs
-from genlab.alignment.kto.recipe import PreferenceRecipe
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint

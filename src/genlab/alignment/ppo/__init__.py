@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from genlab.alignment.ppo.recipe import PpoRecipe
-from genlab.errors import InvalidValueError
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 if TYPE_CHECKING:
@@ -16,14 +15,10 @@ if TYPE_CHECKING:
 
 
 def _train(recipe: PpoRecipe, options: RunOptions) -> MethodResult:
-    if options.resume:
-        raise InvalidValueError("resume is not allowed for ppo: its hand-written loop writes no checkpoints; run it again.")
-    if options.callbacks:
-        raise InvalidValueError("callbacks are not allowed for ppo: its loop is not a transformers Trainer.")
-    # trl/transformers/torch are imported when the method runs, not when the CLI starts (genlab.methods).
+    # torch and transformers are imported when the method runs, not when the CLI starts (genlab.methods).
     from genlab.alignment.ppo.lab import run_ppo
 
-    result = run_ppo(recipe, store=options.store, recipe_dir=options.recipe_dir, progress=options.progress)
+    result = run_ppo(recipe, **options.keywords())
     return ppo_method_result(result)
 
 

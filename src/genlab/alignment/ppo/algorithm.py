@@ -153,6 +153,8 @@ class PPOTrainer:
         self.optimizer = torch.optim.AdamW(self.trainable, lr=config.learning_rate)
         self.kl_controller = AdaptiveKLController(config.kl_coef, config.target_kl, config.kl_horizon)
         self.steps_done = 0
+        self._order = random.Random(config.seed)  # the prompt order: reshuffled each pass over the prompts
+        self._queue: list[int] = []  # prompt indices left in this pass
         self.model.eval()  # dropout off throughout (see the module docstring); gradients still flow
 
     @property
@@ -243,27 +245,59 @@ class PPOTrainer:
                 updates += 1
         return {name: total / updates for name, total in totals.items()}
 
+    def next_batch(self, prompts: Sequence[str]) -> list[str]:
+        """``batch_size`` prompts, drawn without replacement from a pass over ``prompts`` reshuffled each time."""
+        batch = []
+        while len(batch) < self.config.batch_size:
+            if not self._queue:
+                self._queue = list(range(len(prompts)))
+                self._order.shuffle(self._queue)
+            batch.append(prompts[self._queue.pop()])
+        return batch
+
     def train(
         self, prompts: Sequence[str], *, steps: int | None = None, callback: Callable[[PPOStats], None] | None = None
     ) -> list[PPOStats]:
-        """``steps`` (default: the config's) PPO steps on batches drawn from ``prompts``, reshuffled each pass."""
+        """PPO steps on batches of ``prompts`` until ``steps`` (default: the config's) are done in all,
+        counting those of a loaded checkpoint (:meth:`load_state_dict`)."""
         if not prompts:
             raise InvalidValueError("PPO needs at least one prompt to sample responses for.")
-        rng = random.Random(self.config.seed)
-        queue: list[int] = []
         history = []
-        for _ in range(steps if steps is not None else self.config.steps):
-            batch = []
-            while len(batch) < self.config.batch_size:
-                if not queue:
-                    queue = list(range(len(prompts)))
-                    rng.shuffle(queue)
-                batch.append(prompts[queue.pop()])
-            stats = self.step(batch)
+        while self.steps_done < (steps if steps is not None else self.config.steps):
+            stats = self.step(self.next_batch(prompts))
             history.append(stats)
             if callback is not None:
                 callback(stats)
         return history
+
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next step depends on: trainable weights, value head, optimiser, beta, step and prompt order.
+
+        Sampling and minibatch order are seeded by the step number, so a trainer loaded from this state
+        takes the same steps as the one that wrote it."""
+        trainable = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+        return {
+            "model": trainable, "value_head": self.value_head.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "beta": self.kl_controller.beta, "steps_done": self.steps_done, "order": self._order.getstate(),
+            "queue": list(self._queue),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        parameters = dict(self.model.named_parameters())
+        missing = sorted(set(state["model"]) ^ {name for name, p in parameters.items() if p.requires_grad})
+        if missing:
+            raise InvalidValueError(f"the PPO checkpoint does not fit this model: its trainable weights differ ({missing[0]}, ...).")
+        with torch.no_grad():
+            for name, tensor in state["model"].items():
+                parameters[name].copy_(tensor)
+        self.value_head.load_state_dict(state["value_head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_controller.beta = float(state["beta"])
+        self.steps_done = int(state["steps_done"])
+        self._order.setstate(state["order"])
+        self._queue = list(state["queue"])
 
     def kl_from_reference(self, prompts: Sequence[str], *, seed: int = 0) -> float:
         """KL(pi_theta || pi_ref) per sequence on ``prompts``, in nats (see :meth:`Sampler.kl_from_reference`)."""

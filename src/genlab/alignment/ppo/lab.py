@@ -12,7 +12,8 @@ dialogues with heated, rude language, so a summary that repeats the insults scor
 1. split the data (seeded) into prompts to train on and held-out prompts;
 2. score the held-out summaries of the starting policy (greedy): toxicity mean and spread, ROUGE-1;
 3. run PPO (:mod:`genlab.alignment.ppo.algorithm`) with reward = the recipe's reward on each sampled summary,
-   logging reward, KL, entropy, value loss and beta per step;
+   logging reward, KL, entropy, value loss and beta per step, with checkpoints every
+   ``ppo.save_every`` steps and at Ctrl-C that ``--resume`` continues from (:mod:`.checkpointing`);
 4. save the adapter (with its base's fingerprint), score the held-out summaries again, and measure
    the KL of the final policy from the reference on the held-out prompts.
 
@@ -23,15 +24,19 @@ inputs, the new adapter and the before/after summaries as outputs, the per-step 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from genlab.alignment.held_out import score_answers
 from genlab.alignment.ppo.algorithm import PPOStats, PPOTrainer
+from genlab.alignment.ppo.checkpointing import PpoCheckpoints
 from genlab.alignment.ppo.recipe import PpoRecipe
+from genlab.alignment.prompt_rows import load_starting_model, prompt_texts, split_prompt_rows, uses_chat
+from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 
 
@@ -65,13 +70,32 @@ class PpoResult:
 # --- the lab -------------------------------------------------------------------------------------
 
 
-def run_ppo(recipe: PpoRecipe, *, store: LineageStore, recipe_dir: Path | None = None, progress: bool = True) -> PpoResult:
-    """Run the lab (see the module docstring), recording into ``store``; return the before/after figures."""
-    with record_run("ppo", {"recipe": recipe.model_dump()}, store=store) as run:
-        return _run(recipe, recipe_dir, run, progress)
+def run_ppo(
+    recipe: PpoRecipe,
+    *,
+    store: LineageStore,
+    recipe_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> PpoResult:
+    """Run the lab (see the module docstring), recording into ``store``; return the before/after figures.
+
+    Checkpoints go to ``$GENLAB_HOME/ppo/<name>/checkpoints`` every ``ppo.save_every`` steps and at a
+    Ctrl-C; ``resume`` continues from the newest complete one (:mod:`.checkpointing`). ``callbacks``
+    are transformers TrainerCallbacks, called as a Trainer would around PPO's steps.
+    """
+    checkpoints = PpoCheckpoints(genlab_home() / "ppo" / recipe.name / "checkpoints", name=recipe.name, resume=resume)
+    config: dict[str, Any] = {"recipe": recipe.model_dump()}
+    if checkpoints.start_from is not None:
+        config["resumed_from"] = str(checkpoints.start_from)
+    with record_run("ppo", config, store=store) as run:
+        return _run(recipe, recipe_dir, run, progress, checkpoints, callbacks)
 
 
-def _run(recipe: PpoRecipe, recipe_dir: Path | None, run: Any, progress: bool) -> PpoResult:
+def _run(
+    recipe: PpoRecipe, recipe_dir: Path | None, run: Any, progress: bool, checkpoints: PpoCheckpoints, callbacks: Sequence[Any]
+) -> PpoResult:
     from transformers import set_seed
 
     from genlab.alignment.reward import load_reward
@@ -80,23 +104,25 @@ def _run(recipe: PpoRecipe, recipe_dir: Path | None, run: Any, progress: bool) -
 
     start = time.perf_counter()
     reward_fn = load_reward(recipe.reward)  # first: a bad spec fails before any model is loaded
-    loaded = _load_policy_base(recipe, run)
+    loaded = load_starting_model(recipe.model, recipe.adapter, run)
     train_rows, held_out = _split(recipe, recipe_dir, run)
-    chat = _uses_chat(recipe, loaded)
-    train_prompts = _prompts(train_rows, loaded, recipe, chat, recipe.ppo.max_new_tokens)
-    held_out_prompts = _prompts(held_out, loaded, recipe, chat, recipe.evaluation.max_new_tokens)
+    chat = uses_chat(recipe.data, loaded)
+    train_prompts = prompt_texts(train_rows, loaded, recipe.data, recipe.ppo.max_new_tokens)
+    held_out_prompts = prompt_texts(held_out, loaded, recipe.data, recipe.evaluation.max_new_tokens)
 
-    before, before_texts = _score(loaded, held_out, held_out_prompts, recipe, chat)
+    before, before_texts = score_answers(loaded, held_out, held_out_prompts, recipe, None, chat=chat)
     before["kl"] = 0.0  # the new adapter starts with B = 0: the policy is the reference exactly
     fingerprint = base_fingerprint(loaded)  # before peft wraps the weights
     set_seed(recipe.ppo.seed)  # LoRA's A matrices are drawn here
     policy = prepare(loaded, recipe.lora)
     trainer = PPOTrainer(policy, loaded.tokenizer, reward_fn, recipe.ppo, add_special_tokens=not chat)
-    history = trainer.train(train_prompts, callback=_step_logger(run, recipe.ppo.steps, progress))
+    logger = _step_logger(run, recipe.ppo.steps, progress)
+    history = checkpoints.train(trainer, train_prompts, save_every=recipe.ppo.save_every, callbacks=callbacks, on_stats=logger)
 
     adapter = _save(policy, loaded, recipe, run, fingerprint)
+    checkpoints.finish()
     tuned = replace(loaded, name=f"{loaded.name}+{recipe.name}", model=policy)
-    after, after_texts = _score(tuned, held_out, held_out_prompts, recipe, chat)
+    after, after_texts = score_answers(tuned, held_out, held_out_prompts, recipe, None, chat=chat)
     after["kl"] = trainer.kl_from_reference(held_out_prompts, seed=recipe.ppo.seed)
     _write_summaries(run, held_out, before_texts, after_texts)
 
@@ -111,93 +137,10 @@ def _run(recipe: PpoRecipe, recipe_dir: Path | None, run: Any, progress: bool) -
     return PpoResult(run.id, str(adapter), before, after, change, points, [s.to_dict() for s in history], seconds)
 
 
-def _load_policy_base(recipe: PpoRecipe, run: Any) -> Any:
-    from genlab.models.adapters import merge_adapter, resolve_adapter
-    from genlab.models.load import load_model
-
-    loaded = load_model(recipe.model)
-    if loaded.path is not None:
-        run.use(loaded.path, "model", {"model": loaded.name})
-    if recipe.adapter is not None:
-        folder = resolve_adapter(recipe.adapter)
-        run.use(folder, "adapter", {"base": loaded.name, "role": "starting policy"})
-        loaded = merge_adapter(loaded, folder)
-    return loaded
-
-
 def _split(recipe: PpoRecipe, recipe_dir: Path | None, run: Any) -> tuple[list[Any], list[Any]]:
-    from genlab.data.loaders import load_examples
-    from genlab.data.splits import split_examples
-    from genlab.tuning.assemble import resolve_data_path
-
-    data = recipe.data
-    path = resolve_data_path(data.path, recipe_dir)
-    rows = load_examples(path, input_field=data.input_field, target_field=data.target_field, limit=data.limit)
-    size = int(data.validation_size) if data.validation_size >= 1 else data.validation_size
-    train_rows, held_out = split_examples(rows, test_size=size, seed=data.split_seed)
-    source = _data_file(path)
-    if source is not None:
-        run.use(source, "dataset", {"input_field": data.input_field, "target_field": data.target_field})
+    train_rows, held_out = split_prompt_rows(recipe.data, recipe_dir, run)
     limit = recipe.evaluation.limit
     return train_rows, held_out[:limit] if limit else held_out
-
-
-def _data_file(path: str) -> Path | None:
-    """The file behind a data path, for lineage: a builtin set's JSONL, or the file itself."""
-    from genlab.data.builtin import BUILTIN_DIALOGUES, BUILTIN_HEATED
-
-    builtin = {"builtin": BUILTIN_DIALOGUES, "builtin:dialogues": BUILTIN_DIALOGUES, "builtin:heated": BUILTIN_HEATED}
-    if path in builtin:
-        return builtin[path]
-    return Path(path) if Path(path).is_file() else None
-
-
-def _uses_chat(recipe: PpoRecipe, loaded: Any) -> bool:
-    from genlab.prompting.chat import has_chat_template
-
-    return recipe.data.chat and has_chat_template(loaded.tokenizer) and not loaded.is_encoder_decoder
-
-
-def _prompts(rows: list[Any], loaded: Any, recipe: PpoRecipe, chat: bool, max_new_tokens: int) -> list[str]:
-    from genlab.prompting.icl import build_prompt
-    from genlab.prompting.templates import get_template
-
-    template = get_template(recipe.data.template)
-    return [
-        build_prompt(
-            template, row, None, 0, tokenizer=loaded.tokenizer, context_window=loaded.context_window,
-            max_new_tokens=max_new_tokens, chat=chat, is_encoder_decoder=loaded.is_encoder_decoder,
-        ).text  # fmt: skip
-        for row in rows
-    ]
-
-
-def _score(
-    loaded: Any, rows: list[Any], prompts: list[str], recipe: PpoRecipe, chat: bool
-) -> tuple[dict[str, float], list[str]]:
-    """Greedy summaries of the held-out prompts: toxicity mean and (population) std, ROUGE-1."""
-    from genlab.evaluation.metrics.rouge import rouge
-    from genlab.evaluation.metrics.toxicity import load_toxicity_scorer
-    from genlab.generation import GenerationEngine, GenerationSettings
-    from genlab.prompting.templates import get_template
-
-    settings = GenerationSettings(max_new_tokens=recipe.evaluation.max_new_tokens)
-    stop = get_template(recipe.data.template).stop
-    if not chat and stop:  # a plain prompt's answer ends where the template's next shot would start
-        settings = settings.with_overrides(stop=stop)
-    was_training = loaded.model.training
-    loaded.model.eval()
-    engine = GenerationEngine(loaded, batch_size=recipe.evaluation.batch_size)
-    completions = engine.generate(prompts, settings, preformatted=chat)
-    loaded.model.train(was_training)
-    texts = [c.text.strip() for c in completions]
-    toxic = load_toxicity_scorer().score(texts)
-    scores = {
-        "toxicity_mean": statistics.fmean(toxic),
-        "toxicity_std": statistics.pstdev(toxic),
-        "rouge1": rouge(texts, [row.target or "" for row in rows])["rouge1"],
-    }
-    return scores, texts
 
 
 def _step_logger(run: Any, steps: int, progress: bool) -> Any:
@@ -220,7 +163,6 @@ def _step_logger(run: Any, steps: int, progress: bool) -> Any:
 
 
 def _save(policy: Any, loaded: Any, recipe: PpoRecipe, run: Any, fingerprint: str) -> Path:
-    from genlab.home import genlab_home
     from genlab.models.adapters import save_adapter
     from genlab.training.saving import free_folder
 

@@ -35,6 +35,7 @@ class PPOConfig(BaseModel):
     top_k: int = Field(default=0, ge=0)  # 0: off (see the module docstring)
     top_p: float = Field(default=1.0, gt=0, le=1)  # 1: off
     seed: int = 0
+    save_every: int = Field(default=10, ge=1)  # steps between checkpoints (Ctrl-C writes one too)
 
     @field_validator("mini_batch_size")
     @classmethod

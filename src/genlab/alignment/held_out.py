@@ -1,8 +1,8 @@
-"""The held-out check of a sampled-reward run: the same measurements as the PPO lab's, before and after.
+"""The held-out check of an RL run (PPO, GRPO, RLOO), before and after training, the same for each.
 
 On the held-out prompts, greedy answers give the toxicity mean and (population) std, ROUGE-1 against
-the references (when the data has them) and the mean of the recipe's own weighted reward
-``Σ_k w_k · r_k``; the KL of the policy from the reference is measured as PPO measures it
+the references (when the data has them) and, for GRPO and RLOO, the mean of the recipe's own weighted
+reward ``Σ_k w_k · r_k``; the KL of the policy from the reference is measured as PPO measures it
 (:meth:`genlab.alignment.ppo_rollout.Sampler.kl_from_reference`: sampled answers, the exact
 per-position KL summed along each), so GRPO, RLOO and PPO compare on one scale.
 """
@@ -39,11 +39,11 @@ def score_answers(
     rows: list[Example],
     prompts: list[str],
     recipe: Any,
-    rewards: tuple[list[Callable[..., list[float]]], list[float]],
+    rewards: tuple[list[Callable[..., list[float]]], list[float]] | None,
     *,
     chat: bool,
 ) -> tuple[dict[str, float], list[str]]:
-    """Greedy answers to ``prompts``: toxicity mean/std, ROUGE-1 (with references) and the recipe's reward."""
+    """Greedy answers to ``prompts``: toxicity mean/std, ROUGE-1 (with references) and the recipe's reward (if given)."""
     settings = GenerationSettings(max_new_tokens=recipe.evaluation.max_new_tokens)
     stop = get_template(recipe.data.template).stop
     if not chat and stop:  # a plain prompt's answer ends where the template's next shot would start
@@ -60,6 +60,8 @@ def score_answers(
     references = [row.target or "" for row in rows]
     if all(references):
         scores["rouge1"] = rouge(texts, references)["rouge1"]
+    if rewards is None:
+        return scores, texts
     functions, weights = rewards
     total = [0.0] * len(texts)
     for function, weight in zip(functions, weights, strict=True):

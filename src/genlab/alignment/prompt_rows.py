@@ -1,7 +1,7 @@
-"""The starting policy and the prompts of a sampled-reward run (GRPO, RLOO): loaded, split, formatted.
+"""The starting policy and the prompts of an RL run (PPO, GRPO, RLOO; KTO and ORPO load their policy here too).
 
-Prompts are built exactly as the PPO lab builds them (genlab's prompt template, in the tokenizer's
-chat format when it has one), so the methods sample from the same prompts. trl receives them as
+Prompts are genlab's prompt template, in the tokenizer's chat format when it has one, built the same
+way for every method, so they all sample from the same prompts. trl receives them as
 plain text (already formatted) with each row's reference answer in a ``reference`` column, which
 trl hands to the reward functions by name.
 """
