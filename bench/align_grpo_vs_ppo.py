@@ -6,7 +6,7 @@ same non-toxicity reward, with the same data split, LoRA settings, sampling leng
 and the same budget: ``--steps`` optimizer steps of 8 sampled summaries each (PPO: 8 prompts x 1;
 GRPO: 2 prompts x 4). Each method's own held-out check is cut to one row; this script then scores
 the base model and both adapters on the same held-out dialogues with the same code
-(:mod:`genlab.alignment.grpo.held_out`): toxicity mean of the greedy summaries before/after, ROUGE-1
+(:mod:`genlab.alignment.held_out`): toxicity mean of the greedy summaries before/after, ROUGE-1
 against the reference summaries, and the KL of the policy from the reference (the base), measured
 as PPO measures it (sampled summaries, exact per-position KL summed). Wall time is each method's
 whole run (model load, training, saving), measured in this one process, and given as a ratio to PPO's.
@@ -39,8 +39,8 @@ def main() -> None:
 
     from peft import PeftModel
 
-    from genlab.alignment.grpo.held_out import kl_from_reference, score_answers
-    from genlab.alignment.grpo.prompts import prompt_texts, uses_chat
+    from genlab.alignment.held_out import kl_from_reference, score_answers
+    from genlab.alignment.prompt_rows import prompt_texts, uses_chat
     from genlab.alignment.rewards import build_reward_functions
     from genlab.config import load_recipe, read_recipe_file
     from genlab.data.loaders import load_examples
