@@ -5,8 +5,7 @@
 
 Engines: genlab's engine (fp32, and torch dynamic int8), llama.cpp (the pack's own Q4_1 GGUF, and the
 q8_0 GGUF of `genlab export gguf`), CTranslate2 int8 (`--backend ctranslate2`) and ONNX Runtime GenAI
-int4 (its model builder's MatMulNBits; not a genlab backend: a bench-only wrapper below runs one
-generator per request, as its Generator API does). Each engine runs in a child process of its own, so
+int4 (`--backend onnxruntime-genai`: its model builder's MatMulNBits, batched by its Engine). Each engine runs in a child process of its own, so
 its peak memory (VmHWM) is its own; the speed children alternate (A B C ..., then ... C B A) and the
 table gives medians over the rounds. Per engine:
 
@@ -41,7 +40,7 @@ MODEL = "smollm2-135m-instruct"
 STORY = "Write a long story about a lighthouse keeper, a storm and a lost ship."
 ENGINES = ["genlab-fp32", "genlab-int8", "llama.cpp-q8_0", "llama.cpp-q4_1", "ctranslate2-int8", "ort-genai-int4"]
 LORA = {"genlab-fp32": "yes, several per batch", "genlab-int8": "yes, several per batch", "llama.cpp-q8_0": "no (GGUF LoRA at load)",
-        "llama.cpp-q4_1": "no (GGUF LoRA at load)", "ctranslate2-int8": "no (merge first)", "ort-genai-int4": "per generator (onnx adapters)"}  # fmt: skip
+        "llama.cpp-q4_1": "no (GGUF LoRA at load)", "ctranslate2-int8": "no (merge first)", "ort-genai-int4": "no (merge first)"}  # fmt: skip
 LIBRARIES = {"genlab": ["torch"], "llama.cpp": ["llama_cpp", "llama_cpp_python.libs"], "ctranslate2": ["ctranslate2", "ctranslate2.libs"],
              "ort-genai": ["onnxruntime_genai"]}  # fmt: skip
 # Minutes to install, measured in this session: the wheels from PyPI; llama-cpp-python compiles llama.cpp.
@@ -79,78 +78,6 @@ def q8_gguf() -> Path:
     return found[0]
 
 
-def ort_genai_folder(threads: int) -> Path:
-    """The default model through ONNX Runtime GenAI's model builder (int4 MatMulNBits, CPU), made once."""
-    from genlab.models.packs import PACKS, ensure_converted
-
-    folder = store() / "ort-genai-int4"
-    if not (folder / "genai_config.json").is_file():
-        source = ensure_converted(PACKS[MODEL])
-        subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(folder),
-                        "-p", "int4", "-e", "cpu", "-c", str(store() / "ort-cache")], check=True, capture_output=True)  # fmt: skip
-    config_file = folder / "genai_config.json"
-    config = json.loads(config_file.read_text())
-    config["model"]["decoder"]["session_options"]["intra_op_num_threads"] = threads
-    config_file.write_text(json.dumps(config, indent=2))
-    return folder
-
-
-class OrtGenaiBench:
-    """ONNX Runtime GenAI behind the :class:`genlab.serving.backend.Backend` calls this bench makes (greedy only)."""
-
-    name = "onnxruntime-genai"
-
-    def __init__(self, folder: Path) -> None:
-        import onnxruntime_genai as og
-        from transformers import AutoTokenizer
-
-        from genlab.prompting.chat import format_chat
-
-        self._og, self._format = og, format_chat
-        config = og.Config(str(folder))
-        config.clear_providers()  # CPU
-        self.model = og.Model(config)
-        self.tokenizer = og.Tokenizer(self.model)
-        self._hf = AutoTokenizer.from_pretrained(str(folder))
-
-    def models(self) -> list[str]:
-        return [MODEL]
-
-    def load(self) -> None:
-        pass
-
-    def format_chat(self, messages: list[dict[str, str]]) -> str:
-        return self._format(self._hf, messages)
-
-    def submit(self, model_id: str, prompt: str, settings: Any, *, formatted: bool = False, group: Any = None) -> Any:
-        from genlab.serving.backend import ChoiceResult, GenerationResult, QueueHandle
-
-        handle = QueueHandle()
-
-        def run() -> None:
-            og = self._og
-            ids = self.tokenizer.encode(prompt)
-            params = og.GeneratorParams(self.model)
-            params.set_search_options(max_length=len(ids) + settings.max_new_tokens, do_sample=False)
-            generator = og.Generator(self.model, params)
-            generator.append_tokens(ids)
-            stream, tokens, text = self.tokenizer.create_stream(), 0, ""
-            while not generator.is_done():
-                generator.generate_next_token()
-                token = int(generator.get_next_tokens()[0])
-                if token == self._hf.eos_token_id:
-                    break
-                tokens += 1
-                piece = stream.decode(token)
-                text += piece
-                handle.put(0, piece)
-            finish = "length" if tokens >= settings.max_new_tokens else "stop"
-            handle.finish(GenerationResult(len(ids), [ChoiceResult(text, tokens, finish)]))  # type: ignore[arg-type]
-
-        threading.Thread(target=run, daemon=True).start()
-        return handle
-
-
 def build(engine: str, threads: int) -> Any:
     if engine.startswith("genlab-"):
         from genlab.serving.genlab_backend import GenlabBackend
@@ -167,7 +94,9 @@ def build(engine: str, threads: int) -> Any:
 
         return CTranslate2Backend(MODEL, threads=threads, max_batch=8, model_id=MODEL)
     if engine == "ort-genai-int4":
-        return OrtGenaiBench(ort_genai_folder(threads))
+        from genlab.serving.backends.ort_genai_backend import OrtGenaiBackend
+
+        return OrtGenaiBackend(MODEL, threads=threads, max_batch=8, model_id=MODEL)
     raise SystemExit(f"unknown engine {engine!r}: choose among {', '.join(ENGINES)}")
 
 
@@ -352,7 +281,8 @@ def main() -> int:
     for engine, why in missing.items():
         print(f"| {engine} | not measured: {why} |||||||")
     by = {row["engine"]: row for row in rows if "single" in row}
-    ratios = [("ctranslate2-int8", "llama.cpp-q8_0", "single"), ("ctranslate2-int8", "llama.cpp-q4_1", "single"),
+    ratios = [("ort-genai-int4", "llama.cpp-q4_1", "single"), ("ort-genai-int4", "llama.cpp-q8_0", "single"),
+              ("ort-genai-int4", "genlab-fp32", "clients8"), ("ctranslate2-int8", "llama.cpp-q8_0", "single"), ("ctranslate2-int8", "llama.cpp-q4_1", "single"),
               ("ctranslate2-int8", "genlab-fp32", "clients8"), ("ctranslate2-int8", "genlab-int8", "single")]  # fmt: skip
     print()
     for a, b, key in ratios:
