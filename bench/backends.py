@@ -5,7 +5,7 @@
 
 Engines: genlab's engine (fp32, and torch dynamic int8), llama.cpp (the pack's own Q4_1 GGUF, and the
 q8_0 GGUF of `genlab export gguf`), CTranslate2 int8 (`--backend ctranslate2`) and ONNX Runtime GenAI
-int4 (`--backend onnxruntime-genai`: its model builder's MatMulNBits, batched by its Engine). Each engine runs in a child process of its own, so
+int4 and int8 (`--backend onnxruntime-genai`: its model builder's MatMulNBits, batched by its Engine). Each engine runs in a child process of its own, so
 its peak memory (VmHWM) is its own; the speed children alternate (A B C ..., then ... C B A) and the
 table gives medians over the rounds. Per engine:
 
@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "dialogsum" / "dev.jsonl"
 MODEL = "smollm2-135m-instruct"
 STORY = "Write a long story about a lighthouse keeper, a storm and a lost ship."
-ENGINES = ["genlab-fp32", "genlab-int8", "llama.cpp-q8_0", "llama.cpp-q4_1", "ctranslate2-int8", "ort-genai-int4"]
+ENGINES = ["genlab-fp32", "genlab-int8", "llama.cpp-q8_0", "llama.cpp-q4_1", "ctranslate2-int8", "ort-genai-int4", "ort-genai-int8"]
 LORA = {"genlab-fp32": "yes, several per batch", "genlab-int8": "yes, several per batch", "llama.cpp-q8_0": "no (GGUF LoRA at load)",
-        "llama.cpp-q4_1": "no (GGUF LoRA at load)", "ctranslate2-int8": "no (merge first)", "ort-genai-int4": "no (merge first)"}  # fmt: skip
+        "llama.cpp-q4_1": "no (GGUF LoRA at load)", "ctranslate2-int8": "no (merge first)", "ort-genai-int4": "no (merge first)", "ort-genai-int8": "no (merge first)"}  # fmt: skip
 LIBRARIES = {"genlab": ["torch"], "llama.cpp": ["llama_cpp", "llama_cpp_python.libs"], "ctranslate2": ["ctranslate2", "ctranslate2.libs"],
              "ort-genai": ["onnxruntime_genai"]}  # fmt: skip
 # Minutes to install, measured in this session: the wheels from PyPI; llama-cpp-python compiles llama.cpp.
@@ -93,10 +93,10 @@ def build(engine: str, threads: int) -> Any:
         from genlab.serving.backends.ctranslate2_backend import CTranslate2Backend
 
         return CTranslate2Backend(MODEL, threads=threads, max_batch=8, model_id=MODEL)
-    if engine == "ort-genai-int4":
+    if engine in ("ort-genai-int4", "ort-genai-int8"):
         from genlab.serving.backends.ort_genai_backend import OrtGenaiBackend
 
-        return OrtGenaiBackend(MODEL, threads=threads, max_batch=8, model_id=MODEL)
+        return OrtGenaiBackend(MODEL, threads=threads, max_batch=8, model_id=MODEL, precision=engine.rsplit("-", 1)[1])
     raise SystemExit(f"unknown engine {engine!r}: choose among {', '.join(ENGINES)}")
 
 

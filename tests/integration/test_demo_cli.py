@@ -28,9 +28,9 @@ def test_demo_runs_the_lifecycle_and_ends_with_the_table_and_the_report(tmp_path
     assert any("metric" in line and "base" in line and "lora" in line for line in out.splitlines())  # its header
     assert "int8-dynamic: original vs optimised" in out and "tokens/s (batch 1)" in out
     serve = next(line for line in out.splitlines() if line.startswith("serve: "))
-    # The deployed model is merged and served by CTranslate2 in int8 (the deploy stage's choice for a model
-    # without adapters); genlab's own int8 artifact is what the optimise step measured above.
-    assert serve.startswith("serve: genlab serve --model ") and "--backend ctranslate2" in serve and "-int8" in serve
+    # The deployed model is merged and served by ONNX Runtime GenAI in int8 (the deploy stage's choice for a
+    # model without adapters); genlab's own int8 artifact is what the optimise step measured above.
+    assert serve.startswith("serve: genlab serve --model ") and "--backend onnxruntime-genai" in serve and "-int8" in serve
     report = Path(next(line for line in out.splitlines() if line.startswith("report: ")).removeprefix("report: "))
     html = report.read_text(encoding="utf-8")
     assert "Lifecycle: lifecycle-demo" in html and "smollm2-135m-instruct" in html

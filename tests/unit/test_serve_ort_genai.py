@@ -19,7 +19,7 @@ from test_serve_support import PROMPTS, running_server
 from genlab.errors import InvalidValueError
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.models.load import load_model
-from genlab.models.tiny import tiny_tokenizer
+from genlab.models.tiny import tiny_model, tiny_tokenizer
 from genlab.serving.app import create_app
 from genlab.serving.backend import Backend
 from genlab.serving.backends import get_backend
@@ -80,7 +80,7 @@ def test_it_is_a_registered_backend_serving_the_converted_folder(server, base: P
     _, backend = server
     assert isinstance(backend, Backend) and isinstance(backend, OrtGenaiBackend)
     assert get_backend("onnxruntime-genai") is OrtGenaiBackend
-    assert (backend.model_path / "model.onnx").is_file() and backend.converted.precision == "int4"
+    assert (backend.model_path / "model.onnx").is_file() and backend.converted.precision == "int8"
     assert (backend.model_path / "chat_template.jinja").is_file() or "chat_template" in (backend.model_path / "tokenizer_config.json").read_text()
     assert backend.context_window == 2048
     again = ort_model(str(base))  # converted once: the same folder, not written again
@@ -227,5 +227,28 @@ def test_bad_models_and_adapters_are_one_sentence(base: Path, tmp_path: Path) ->
     (optimized / "genlab_optimized.json").write_text(json.dumps({"method": "int8-dynamic", "loader": "int8-dynamic"}))
     with pytest.raises(InvalidValueError, match="only genlab's engine reads"):
         ort_model(str(optimized))
-    with pytest.raises(InvalidValueError, match="precision='int8' is not allowed"):
-        ort_model(str(base), "int8")
+    with pytest.raises(InvalidValueError, match="precision='int2' is not allowed"):
+        ort_model(str(base), "int2")
+    narrow = tmp_path / "narrow"  # genlab's tiny_model: 8-wide heads, which ORT's CPU attention cannot run
+    tiny_model("causal").model.save_pretrained(narrow)
+    with pytest.raises(InvalidValueError, match="heads of size 8"):
+        ort_model(str(narrow))
+
+
+def test_the_deploy_stage_picks_onnxruntime_genai_then_ctranslate2_then_genlab(base: Path, tmp_path: Path) -> None:
+    from genlab.pipeline.candidates import Candidate
+    from genlab.pipeline.stages.deploy import serving_backend
+
+    plain = serving_backend(tmp_path / "a", {"model": str(base), "adapters": {}}, Candidate("base", str(base)))
+    assert plain[0] == "onnxruntime-genai" and (Path(plain[1]) / "model.onnx").is_file()
+    assert Path(plain[1]).is_relative_to(tmp_path / "a") and "int8" in plain[2]
+    chosen = serving_backend(tmp_path / "b", {"model": str(base), "adapters": {}}, Candidate("base", str(base)), "ctranslate2")
+    assert chosen[0] == "ctranslate2" and (Path(chosen[1]) / "model.bin").is_file()
+    narrow = tmp_path / "narrow"
+    loaded = tiny_model("causal")
+    loaded.model.save_pretrained(narrow)
+    loaded.tokenizer.save_pretrained(narrow)
+    fallback = serving_backend(tmp_path / "c", {"model": str(narrow), "adapters": {}}, Candidate("base", str(narrow)))
+    assert fallback[0] == "ctranslate2"
+    with_adapter = serving_backend(tmp_path / "d", {"model": str(base), "adapters": {"x": str(tmp_path)}}, Candidate("x", str(base)))
+    assert with_adapter[:2] == ("genlab", None)

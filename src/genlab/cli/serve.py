@@ -45,7 +45,7 @@ def serve_command(
         Path | None, typer.Option(help="Allow POST /v1/load_lora_adapter to load adapters from folders under this one.")
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="genlab (default; adapters, soft prompts), onnxruntime-genai (fastest for a merged model on CPU, int4), ctranslate2 (int8), llama.cpp or vllm.")
+        str, typer.Option(help="genlab (default; adapters, soft prompts), onnxruntime-genai (fastest for a merged model on CPU, int8), ctranslate2 (int8), llama.cpp or vllm.")
     ] = "genlab",
     embedder: Annotated[str | None, typer.Option(help="Model of /v1/embeddings (default: the MiniLM pack).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level: debug, info, warning, error.")] = "info",

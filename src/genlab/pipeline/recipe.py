@@ -167,6 +167,8 @@ class DeployConfig(Section):
     port: int = Field(default=8000, ge=1, le=65535)
     start: bool = False  # start `genlab serve` in the background and wait for /health
     start_timeout: float = Field(default=120.0, gt=0)  # seconds to wait for /health
+    # a model without adapters: None = the fastest backend that can serve it (onnxruntime-genai, then ctranslate2)
+    backend: Literal["onnxruntime-genai", "ctranslate2"] | None = None
 
     @field_validator("quant")
     @classmethod

@@ -8,13 +8,15 @@ background (its output in ``serve.log``), waits for ``/health``, and records the
 step is reused only while that server still answers (a server is not a file that stays put), and it
 refuses to start a second server on a port something already answers on.
 
-The backend: a model without adapters is served by CTranslate2 (``--backend ctranslate2``, int8), the
-fastest CPU backend of ``bench/backends.py`` for a merged model; the step converts it into its own
-folder (``ctranslate2/``), so the server starts without converting. When the optimised artifact is in
-a format only genlab's engine reads (torch int8, ONNX), CTranslate2 quantises the same candidate's
-fp32 weights to int8 itself (its adapter merged on the way, recorded as a merge run). A candidate
-served with its adapter stays on genlab's engine (adapters per request, several per batch), and so
-does anything CTranslate2 cannot convert; ``serve.json`` says which backend and why. ``model`` stays
+The backend: a model without adapters is served by ONNX Runtime GenAI (``--backend onnxruntime-genai``,
+int8), the fastest CPU backend of ``bench/backends.py`` for a merged model, or by CTranslate2
+(``--backend ctranslate2``, int8) when ONNX Runtime GenAI cannot serve it or the recipe says
+``deploy.backend: ctranslate2``; the step converts it into its own folder (``onnxruntime-genai/`` or
+``ctranslate2/``), so the server starts without converting. When the optimised artifact is in a format
+only genlab's engine reads (torch int8, ONNX), the backend quantises the same candidate's fp32 weights
+itself (its adapter merged on the way, recorded as a merge run). A candidate served with its adapter
+stays on genlab's engine (adapters per request, several per batch), and so does anything neither
+backend can convert; ``serve.json`` says which backend and why. ``model`` stays
 the deployed artifact; ``backend_model`` is the folder the command serves.
 """
 
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from genlab.atomic import atomic_write_json
@@ -38,8 +41,14 @@ from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
 from genlab.serving.backends import OPTIONAL_BACKENDS
 from genlab.serving.backends.ctranslate2_model import ct2_model
+from genlab.serving.backends.ort_genai_model import ort_model
 
-FAST_BACKEND = "ctranslate2"  # chosen by bench/backends.py's table (README, "Which backend to pick")
+# Backends for a merged model, fastest first by bench/backends.py's table (README, "Which backend to pick"),
+# each with how it converts a transformers folder into the folder it serves and the precision it writes.
+FAST_BACKENDS: dict[str, tuple[Callable[..., Any], str]] = {
+    "onnxruntime-genai": (lambda model, store: ort_model(model, "int8", store=store), "int8"),
+    "ctranslate2": (lambda model, store: ct2_model(model, "int8", store=store), "int8"),
+}
 
 
 class DeployStage:
@@ -83,7 +92,7 @@ class DeployStage:
         if settings.artifact == "gguf":  # the candidate exported to GGUF and served by llama.cpp
             return self._run_gguf(ctx, served)
         ctx.progress("preparing the model for its serving backend")
-        backend, backend_model, why, sub_runs = serving_backend(ctx.folder, served, candidate)
+        backend, backend_model, why, sub_runs = serving_backend(ctx.folder, served, candidate, settings.backend)
         served |= {"backend": backend, "backend_model": backend_model or served["model"], "backend_reason": why}
         command = ["genlab", "serve", "--model", served["backend_model"], "--backend", backend]
         for name, path in served["adapters"].items():
@@ -131,20 +140,39 @@ class DeployStage:
         return {"model": candidate.model, "adapters": adapters, "candidate": candidate.name}
 
 
-def serving_backend(folder: Path, served: dict[str, Any], candidate: Candidate) -> tuple[str, str | None, str, dict[str, str]]:
-    """(backend, the folder it serves or None for ``served["model"]`` itself, why, merge runs) for a deployment."""
+def serving_backend(
+    folder: Path, served: dict[str, Any], candidate: Candidate, backend: str | None = None
+) -> tuple[str, str | None, str, dict[str, str]]:
+    """(backend, the folder it serves or None for ``served["model"]`` itself, why, merge runs) for a deployment.
+
+    ``backend``: one of :data:`FAST_BACKENDS`, or None for the first of them that can serve the model.
+    """
     if served["adapters"]:
         return "genlab", None, "the adapter is served per request by genlab's engine", {}
-    if not OPTIONAL_BACKENDS[FAST_BACKEND].is_installed():
-        return "genlab", None, f"{FAST_BACKEND} is not installed", {}
+    reasons = []
+    for name in [backend] if backend else list(FAST_BACKENDS):
+        if not OPTIONAL_BACKENDS[name].is_installed():
+            reasons.append(f"{name} is not installed")
+            continue
+        try:
+            return _converted(folder, served, candidate, name)
+        except InvalidValueError as error:  # a model it cannot read (a GGUF file, an architecture it lacks)
+            reasons.append(f"{name} cannot serve it: {error}")
+    return "genlab", None, "; ".join(reasons), {}
+
+
+def _converted(folder: Path, served: dict[str, Any], candidate: Candidate, name: str) -> tuple[str, str | None, str, dict[str, str]]:
+    """The deployment served by ``name``, converted into the step's folder; InvalidValueError when it cannot."""
+    convert, precision = FAST_BACKENDS[name]
     model, sub_runs = served["model"], {}
     manifest = read_manifest(model) if Path(model).is_dir() else None
-    store = folder / "ctranslate2"
-    shutil.rmtree(store, ignore_errors=True)  # one converted model per deployment: the current one
+    store = folder / name
+    for other in FAST_BACKENDS:  # one converted model per deployment: the current one
+        shutil.rmtree(folder / other, ignore_errors=True)
     try:
         if manifest is None or not manifest.get("loader"):
-            converted = ct2_model(model, "int8", store=store)
-            return FAST_BACKEND, str(converted.folder), f"{FAST_BACKEND} int8 of the deployed model", {}
+            converted = convert(model, store)
+            return name, str(converted.folder), f"{name} {precision} of the deployed model", {}
         if len(candidate.adapters) > 1:
             return "genlab", None, f"the {manifest.get('method')} model is read by genlab's engine only", {}
         source = candidate.model
@@ -152,14 +180,12 @@ def serving_backend(folder: Path, served: dict[str, Any], candidate: Candidate) 
             shutil.rmtree(folder / "merged", ignore_errors=True)  # left by a step that was killed
             merged = merge_adapter_into_model(candidate.adapters[0], folder / "merged", model=candidate.model)
             source, sub_runs = str(merged.output), ({"merge": merged.run_id} if merged.run_id else {})
-        converted = ct2_model(source, "int8", store=store)
-    except InvalidValueError as error:  # a model CTranslate2 cannot read (a GGUF file, an architecture it lacks)
-        return "genlab", None, f"{FAST_BACKEND} cannot serve it: {error}", {}
+        converted = convert(source, store)
     finally:
         shutil.rmtree(folder / "merged", ignore_errors=True)
-    why = (f"{FAST_BACKEND} int8 of candidate {candidate.name!r}, quantised by CTranslate2 from its fp32 weights "
+    why = (f"{name} {precision} of candidate {candidate.name!r}, quantised by {name} from its fp32 weights "
            f"(the optimise step's {manifest.get('method')} folder is read by genlab's engine only)")  # fmt: skip
-    return FAST_BACKEND, str(converted.folder), why, sub_runs
+    return name, str(converted.folder), why, sub_runs
 
 
 def start_server(command: list[str], log: Path, url: str, timeout: float) -> int:

@@ -3,7 +3,7 @@
 =====================  ============================================  ===============  =============================
 name                   library (how to get it)                       runs on          adapters
 =====================  ============================================  ===============  =============================
-``onnxruntime-genai``  onnxruntime-genai (a dependency of genlab)    CPU, int4        none: merge them first
+``onnxruntime-genai``  onnxruntime-genai (a dependency of genlab)    CPU, int8/int4   none: merge them first
 ``ctranslate2``        ctranslate2 (a dependency of genlab)          CPU, int8        none: merge them first
 ``llama.cpp``          llama-cpp-python (``make setup-llamacpp``)    CPU, GGUF files  none
 ``vllm``               vllm (``pip install vllm``)                   NVIDIA GPU       LoRA (``LoRARequest``)

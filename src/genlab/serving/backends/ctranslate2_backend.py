@@ -1,9 +1,9 @@
 """The CTranslate2 backend: merged (and int8-quantised) models on CPUs, batched (``--backend ctranslate2``).
 
 CTranslate2 (OpenNMT's inference engine, a wheel with its own int8 CPU kernels, no compiler) runs the
-model converted once by :mod:`genlab.serving.backends.ctranslate2_model`. It is genlab's default for
-deployed models: ``bench/backends.py`` measured it against genlab's engine and llama.cpp (the table
-is in the README).
+model converted once by :mod:`genlab.serving.backends.ctranslate2_model`. The deploy stage serves a
+merged model with it when ONNX Runtime GenAI (the default, int8) cannot, or when the recipe asks for
+it: ``bench/backends.py`` measured both against genlab's engine and llama.cpp (the table is in the README).
 
 How requests run: one worker thread owns the ``ctranslate2.Generator``. It takes the oldest waiting
 request and, with it, every other waiting request that samples the same way (temperature, top-k,
