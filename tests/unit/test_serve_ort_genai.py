@@ -252,3 +252,11 @@ def test_the_deploy_stage_picks_onnxruntime_genai_then_ctranslate2_then_genlab(b
     assert fallback[0] == "ctranslate2"
     with_adapter = serving_backend(tmp_path / "d", {"model": str(base), "adapters": {"x": str(tmp_path)}}, Candidate("x", str(base)))
     assert with_adapter[:2] == ("genlab", None)
+
+
+def test_a_grammar_the_engine_refuses_fails_that_request_alone(server, client, served) -> None:
+    body = {"model": served, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "structured_outputs": {"regex": "(a"}}
+    response = httpx.post(server[0] + "/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    assert "ONNX Runtime GenAI refused the request" in response.json()["error"]["message"]
+    assert _chat(client, served, "hi", max_tokens=4, temperature=0).choices[0].finish_reason in ("stop", "length")
