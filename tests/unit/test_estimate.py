@@ -409,3 +409,18 @@ def test_format_names_the_rule_and_the_process_peak() -> None:
     assert rows["process peak on CPU"].startswith("24.57 GB")
     shaped = dict(format_estimate(estimate(EstimateRequest(params=SMOLLM2_PARAMS, mode="lora", shape=SMOLLM2_135M))))
     assert shaped["activation rule"].startswith("from the shape")
+
+
+def test_checkpointed_lora_keeps_a_float_per_adapted_input_in_every_layer() -> None:
+    # Measured on the default model (estimate_activations' docstring): each extra layer adds its checkpoint (h)
+    # and, with LoRA, Σ d_in of the matrices it adapts (all-linear: q, k, v, o, gate, up from h/q; down from i).
+    from genlab.models.estimate_activations import CPU_ACTIVATION_OVERHEAD, training_activation_bytes
+
+    def lora(layers: int) -> float:
+        shape = SMOLLM2_135M.model_copy(update={"num_layers": layers})
+        return training_activation_bytes(shape, "lora", 1, 1, 4, gradient_checkpointing=True, lora_rank=16,
+                                         lora_targets="all-linear", overhead=CPU_ACTIVATION_OVERHEAD)  # fmt: skip
+
+    h, i = SMOLLM2_135M.hidden_size, SMOLLM2_135M.intermediate_size
+    per_layer = h + (6 * h + i)  # SmolLM2: q width = h
+    assert lora(31) - lora(30) == pytest.approx(CPU_ACTIVATION_OVERHEAD * 4 * per_layer)
