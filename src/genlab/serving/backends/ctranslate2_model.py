@@ -19,27 +19,20 @@ Converting the default model takes about 30 s on 2 cores (int8: 135 MB on disk a
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from filelock import FileLock
+from typing import Literal
 
 from genlab.atomic import atomic_directory, atomic_write_json
-from genlab.errors import InvalidValueError, ModelNotFoundError
+from genlab.errors import InvalidValueError
 from genlab.home import models_dir
 from genlab.lineage.hashing import path_fingerprint
-from genlab.models.packs import PACKS, ensure_converted
-from genlab.optimize.artifact import read_manifest
 from genlab.serving.backends import import_library
+from genlab.serving.backends.conversion_source import TOKENIZER_FILES, cached_conversion, trained_context_window, transformers_folder
 
 Quantization = Literal["int8", "int8_float32", "float32"]
 QUANTIZATIONS: tuple[str, ...] = ("int8", "int8_float32", "float32")
 MANIFEST = "genlab-ctranslate2.json"
-# What the server needs beside the weights: the tokenizer and its chat template (copied when present).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "generation_config.json", "vocab.json", "merges.txt")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,42 +61,12 @@ def ct2_model(model: str, quantization: str = "int8", *, store: Path | None = No
     path = Path(model).expanduser()
     if path.is_dir() and is_ct2_folder(path):
         return Ct2Model.read(path)
-    source = transformers_folder(model)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", PACKS[model].name if model in PACKS else source.name).strip("-") or "model"
-    target = (store or models_dir() / "ctranslate2") / f"{name}-{path_fingerprint(source)[:12]}-{quantization}"
-    if is_ct2_folder(target):
-        return Ct2Model.read(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not is_ct2_folder(target):  # another process may have finished while we waited
-            convert(source, target, quantization)
+    source = transformers_folder(model, "ctranslate2")
+    target = cached_conversion(
+        model, source, store or models_dir() / "ctranslate2", fingerprint=path_fingerprint(source), variant=quantization,
+        is_converted=is_ct2_folder, convert=lambda target: convert(source, target, quantization),
+    )  # fmt: skip
     return Ct2Model.read(target)
-
-
-def transformers_folder(model: str) -> Path:
-    """The plain transformers folder behind ``model`` (a pack or a folder), or one sentence saying why not."""
-    if model in PACKS:
-        pack = PACKS[model]
-        if pack.kind != "generator":
-            raise InvalidValueError(f"the pack {model!r} is an {pack.kind}, not a text generator.")
-        return ensure_converted(pack)
-    path = Path(model).expanduser()
-    if path.is_file():
-        raise InvalidValueError(
-            f"{path.name} is a file: the ctranslate2 backend converts model folders (a GGUF file is served by "
-            "--backend llama.cpp or --backend genlab)."
-        )
-    if not path.is_dir():
-        raise ModelNotFoundError(f"the ctranslate2 backend needs a model pack or a local model folder: {model!r} is neither.")
-    if not (path / "config.json").is_file():
-        raise InvalidValueError(f"{path} is not a transformers model folder (it has no config.json).")
-    optimized = read_manifest(path)
-    if optimized is not None and optimized.get("loader"):
-        raise InvalidValueError(
-            f"{path} holds genlab's {optimized.get('method')} weights, which only genlab's engine reads: serve it "
-            "with --backend genlab, or give ctranslate2 the fp32 model it was made from (it quantises to int8 itself)."
-        )
-    return path
 
 
 def convert(source: Path, target: Path, quantization: str) -> None:
@@ -119,16 +82,8 @@ def convert(source: Path, target: Path, quantization: str) -> None:
             raise InvalidValueError(f"CTranslate2 cannot convert {source}: {_first_line(error)}.") from None
         atomic_write_json(tmp / MANIFEST, {
             "source": str(source), "source_fingerprint": path_fingerprint(source), "quantization": quantization,
-            "context_window": _context_window(config), "ctranslate2": ctranslate2.__version__,
+            "context_window": trained_context_window(config), "ctranslate2": ctranslate2.__version__,
         })  # fmt: skip
-
-
-def _context_window(config: dict[str, Any]) -> int:
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 2048
 
 
 def _first_line(error: BaseException) -> str:

@@ -30,32 +30,28 @@ CPUs do not have in 0.18 ("A per-turn seed requires an Engine configured for dyn
 do not depend on what shares their batch (a test checks it). Log-probabilities: the engine hands out
 tokens, not logits (``Generator.get_logits`` is the one-generator API, which does not batch).
 
-Written here rather than taken from a library: the hand-off of requests to the engine and the
-per-row stream (incremental text, stop sequences, counts: the CTranslate2 backend's ``_Row``);
-tokenising and chat formatting use the model's HF tokenizer, as every genlab backend does.
+Written here rather than taken from a library: the hand-off of requests to the engine; the per-row
+stream (incremental text, stop sequences, counts) and the checks every request passes are
+:mod:`~genlab.serving.backends.converted_backend`'s, shared with CTranslate2; tokenising and chat
+formatting use the model's HF tokenizer, as every genlab backend does.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from genlab.errors import InvalidValueError, ModelNotFoundError, PromptTooLongError
+from genlab.errors import InvalidValueError
 from genlab.generation.settings import GenerationSettings
-from genlab.prompting.chat import count_tokens
-from genlab.serving.backend import ChoiceResult, GenerationResult, Message, QueueHandle
+from genlab.serving.backend import GenerationResult, QueueHandle
 from genlab.serving.backends import import_library
-from genlab.serving.backends.ctranslate2_backend import _Row as Row  # the same per-row stream (text, stops, counts)
-from genlab.serving.backends.ctranslate2_backend import available_cores
+from genlab.serving.backends.converted_backend import STOP_WORKER, ConvertedModelBackend, StreamedRow
 from genlab.serving.backends.ort_genai_model import ort_model
 from genlab.serving.backends.ort_guidance import Guidance, OrtGrammars
-from genlab.serving.tool_prompt import render_chat
 
-_STOP_WORKER = object()
 # An idle engine waits this long after a request for others sent at once (a batch started cannot take rows
 # that come later on CPU): 8 clients that send together decode together, for 5 ms more on a first token.
 BATCH_WINDOW_SECONDS = 0.005
@@ -67,7 +63,7 @@ class _Request:
     settings: GenerationSettings
     handle: QueueHandle
     guidance: Guidance | None = None
-    rows: list[Row] = field(default_factory=list)
+    rows: list[StreamedRow] = field(default_factory=list)
     pending: int = 0  # rows whose turn has not finished
 
 
@@ -77,15 +73,17 @@ class _Turn:
 
     engine_request: Any
     turn_id: int
-    row: Row
+    row: StreamedRow
     cancelled: bool = False
 
 
-class OrtGenaiBackend:
+class OrtGenaiBackend(ConvertedModelBackend):
     """Serve one model with ONNX Runtime GenAI: ``OrtGenaiBackend("smollm2-135m-instruct")`` (converted once)."""
 
     name = "onnxruntime-genai"
-    features: frozenset[str] = frozenset()  # no optional request field (see the module docstring)
+    seed_refusal = (
+        "its engine seeds a request only with dynamic batching, which it has not on CPUs; leave seed out, or use --backend genlab."
+    )
 
     def __init__(
         self,
@@ -98,59 +96,12 @@ class OrtGenaiBackend:
         precision: str = "int8",
         model_id: str | None = None,
     ) -> None:
-        if adapters:
-            raise InvalidValueError(
-                "the onnxruntime-genai backend serves no adapters (--adapter): merge the adapter into its model "
-                "(genlab adapters merge) and serve the merged folder, or serve adapters with --backend genlab."
-            )
-        if max_batch < 1:
-            raise InvalidValueError(f"max_batch={max_batch} is not allowed: it must be at least 1.")
+        super().__init__(model, adapters=adapters, max_batch=max_batch, model_id=model_id)
         self._og = import_library("onnxruntime-genai")
         self.converted = ort_model(model, precision)
-        self.model_path = self.converted.folder  # the weights' folder, hashed for lineage
-        self.model_id = model_id or model
-        self.threads = threads if threads is not None else available_cores()
-        if self.threads < 1:
-            raise InvalidValueError(f"threads={self.threads} is not allowed: it must be at least 1.")
-        self.max_batch = max_batch
-        trained = self.converted.context_window
-        self._context_window = context_window or trained
-        if not 1 <= self._context_window <= trained:
-            raise InvalidValueError(f"context_window={self._context_window} is not allowed: the model reads at most {trained} tokens.")
-        from transformers import AutoTokenizer
-
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
-        self._tokenizer_lock = threading.Lock()
-        eos = self._tokenizer.eos_token_id
-        self._end_ids = frozenset([eos] if eos is not None else [])
+        self._setup(self.converted.folder, self.converted.context_window, context_window=context_window, threads=threads)
         self.grammars = OrtGrammars()  # structured outputs and tool calls, through llguidance
-        self._model: Any = None  # the og.Model (weights); its og.Engine lives in the worker thread (the engine's rule)
-        self._lock = threading.Lock()  # held while the weights load, unload or decode a step
-        self._waiting: list[_Request] = []
-        self._wake = threading.Condition()
-        self._worker: threading.Thread | None = None
-        self._steps = self._rows_stepped = 0
-
-    # --- Backend protocol ------------------------------------------------------------------------
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def context_window(self) -> int:
-        return self._context_window
-
-    def models(self) -> list[str]:
-        return [self.model_id]
-
-    def count_tokens(self, text: str, *, formatted: bool = False) -> int:
-        with self._tokenizer_lock:
-            return count_tokens(self._tokenizer, text, chat_formatted=formatted)
-
-    def format_chat(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> str:
-        with self._tokenizer_lock:
-            return render_chat(self._tokenizer, messages, tools)
+        self._steps = self._rows_stepped = 0  # the og.Model is self._weights; its og.Engine lives in the worker thread (the engine's rule)
 
     def submit(
         self,
@@ -162,62 +113,14 @@ class OrtGenaiBackend:
         group: str | None = None,
         constraint: Guidance | None = None,
     ) -> QueueHandle:
-        if model_id != self.model_id:
-            raise ModelNotFoundError(f"model {model_id!r} is not served here: this server answers to {self.model_id!r}.")
-        with self._tokenizer_lock:
-            ids = list(self._tokenizer(prompt, add_special_tokens=not formatted)["input_ids"])
-        if not ids:
-            raise InvalidValueError("the prompt is not allowed: it is empty (it has no tokens).")
-        if settings.seed is not None and settings.temperature > 0:
-            raise InvalidValueError(
-                "seed is not supported by the onnxruntime-genai backend when sampling (temperature above 0): its "
-                "engine seeds a request only with dynamic batching, which it has not on CPUs; leave seed out, or use --backend genlab."
-            )
+        ids = self._prompt_ids(model_id, prompt, settings, formatted)
         unsupported = [name for name, value in (("logprobs", settings.logprobs), ("prompt_logprobs", settings.prompt_logprobs),
                        ("logit_bias", settings.logit_bias), ("frequency_penalty", settings.frequency_penalty),
                        ("presence_penalty", settings.presence_penalty)) if value]  # fmt: skip
         if unsupported:
             raise InvalidValueError(f"{unsupported[0]} is not supported by the onnxruntime-genai backend.")
-        if len(ids) + settings.max_new_tokens > self._context_window:
-            raise PromptTooLongError(
-                f"the prompt has {len(ids)} tokens and max_new_tokens is {settings.max_new_tokens}: "
-                f"{len(ids)} + {settings.max_new_tokens} exceeds the model's context window of {self._context_window} tokens."
-            )
-        handle = QueueHandle()
-        if settings.max_new_tokens == 0:
-            handle.finish(GenerationResult(len(ids), [ChoiceResult("", 0, "length")] * settings.num_return_sequences))
-            return handle
         guidance = constraint() if constraint is not None else None
-        self._start_worker()
-        with self._wake:
-            self._waiting.append(_Request(ids, settings, handle, guidance))
-            self._wake.notify()
-        return handle
-
-    def load(self) -> None:
-        with self._lock:
-            self._load_locked()
-
-    def unload(self) -> None:
-        with self._lock:  # the step in flight finishes first; rows still running fail and their clients see an error
-            self._model = None
-
-    def close(self) -> None:
-        """Stop the worker thread and free the model (the backend cannot be used afterwards)."""
-        if self._worker is not None:
-            with self._wake:
-                self._waiting.append(_STOP_WORKER)  # type: ignore[arg-type]
-                self._wake.notify()
-            self._worker.join()
-            self._worker = None
-        self.unload()
-
-    # --- more than the protocol ------------------------------------------------------------------
-
-    @property
-    def queue_depth(self) -> int:
-        """Requests waiting to be handed to the engine (those decoding are not counted)."""
-        return len(self._waiting)
+        return self._enqueue(_Request(ids, settings, QueueHandle(), guidance), ids, settings)
 
     def decode_stats(self) -> tuple[int, int]:
         """(decode steps, rows summed over them): their ratio is the mean batch size."""
@@ -226,7 +129,7 @@ class OrtGenaiBackend:
     # --- the worker ------------------------------------------------------------------------------
 
     def _load_locked(self) -> Any:
-        if self._model is None:
+        if self._weights is None:
             og = self._og
             config = og.Config(str(self.model_path))
             config.clear_providers()  # CPU
@@ -234,14 +137,8 @@ class OrtGenaiBackend:
                 "model": {"decoder": {"session_options": {"intra_op_num_threads": self.threads, "inter_op_num_threads": 1}}},
                 "engine": {"static_batching": {"max_batch_size": self.max_batch}},
             }))  # fmt: skip
-            self._model = og.Model(config)
-        return self._model
-
-    def _start_worker(self) -> None:
-        with self._wake:
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="genlab-ort-genai", daemon=True)
-                self._worker.start()
+            self._weights = og.Model(config)
+        return self._weights
 
     def _admit(self, in_flight: int, block: bool) -> list[_Request] | None:
         """Waiting requests, oldest first, while their rows fit beside ``in_flight`` (None: stop the worker)."""
@@ -254,7 +151,7 @@ class OrtGenaiBackend:
             taken: list[_Request] = []
             while self._waiting:
                 first = self._waiting[0]
-                if first is _STOP_WORKER:
+                if first is STOP_WORKER:
                     return None if not taken and in_flight == 0 else taken
                 n = first.settings.num_return_sequences
                 if in_flight and in_flight + n > self.max_batch:
@@ -272,7 +169,7 @@ class OrtGenaiBackend:
                 return
             try:
                 with self._lock:
-                    if turns and self._model is not engine[0]:
+                    if turns and self._weights is not engine[0]:
                         raise RuntimeError("the model was unloaded while this request was generating")
                     model = self._load_locked()
                     if engine is None or engine[0] is not model:
@@ -310,7 +207,7 @@ class OrtGenaiBackend:
         og, s = self._og, request.settings
         tokens = _int32(request.prompt_ids)
         for choice in range(s.num_return_sequences):
-            row = Row(request, choice, self._decode)
+            row = StreamedRow(request, choice, self._decode)
             request.rows.append(row)
             options = og.RequestOptions()
             options.set_max_session_tokens(len(request.prompt_ids) + s.max_new_tokens)
@@ -356,7 +253,7 @@ class OrtGenaiBackend:
             if flags & finished_flag:
                 if not turn.row.done:  # the engine ended the turn itself: end of sequence, grammar complete, length
                     length = event.finish_reason in (og.FinishReason.MAX_GENERATED_TOKENS, og.FinishReason.MAX_SESSION_TOKENS)
-                    turn.row._end("length" if length else "stop")
+                    turn.row.end("length" if length else "stop")
                 del turns[id(event.request)]
                 _close(turn.engine_request)
                 request = turn.row.request
@@ -370,10 +267,6 @@ class OrtGenaiBackend:
         if stepped:
             self._steps += 1
             self._rows_stepped += stepped
-
-    def _decode(self, ids: list[int]) -> str:
-        with self._tokenizer_lock:
-            return self._tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def _int32(ids: list[int]) -> Any:

@@ -25,25 +25,20 @@ Converting the default model takes about 10 s on 2 cores (int8: about 250 MB on 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from filelock import FileLock
+from typing import Literal
 
 from genlab.atomic import atomic_directory, atomic_write_json
-from genlab.errors import InvalidValueError, ModelNotFoundError
+from genlab.errors import InvalidValueError
 from genlab.home import models_dir
 from genlab.lineage.hashing import sha256_path
-from genlab.models.packs import PACKS, ensure_converted
-from genlab.optimize.artifact import read_manifest
 from genlab.serving.backends import import_library
-from genlab.serving.backends.ctranslate2_model import TOKENIZER_FILES
+from genlab.serving.backends.conversion_source import TOKENIZER_FILES, cached_conversion, trained_context_window, transformers_folder
 
 Precision = Literal["int8", "int4", "fp32"]
 # The builder's arguments per precision: 8- or 4-bit MatMulNBits (round to nearest, blocks of 32, int8
@@ -82,43 +77,13 @@ def ort_model(model: str, precision: str = "int8", *, store: Path | None = None)
     path = Path(model).expanduser()
     if path.is_dir() and is_ort_folder(path):
         return OrtModel.read(path)
-    source = transformers_folder(model)
+    source = transformers_folder(model, "onnxruntime-genai")
     _check_head_size(source)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", PACKS[model].name if model in PACKS else source.name).strip("-") or "model"
-    target = (store or models_dir() / "onnxruntime-genai") / f"{name}-{sha256_path(source)[:12]}-{precision}"
-    if is_ort_folder(target):
-        return OrtModel.read(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not is_ort_folder(target):  # another process may have finished while we waited
-            convert(source, target, precision)
+    target = cached_conversion(
+        model, source, store or models_dir() / "onnxruntime-genai", fingerprint=sha256_path(source), variant=precision,
+        is_converted=is_ort_folder, convert=lambda target: convert(source, target, precision),
+    )  # fmt: skip
     return OrtModel.read(target)
-
-
-def transformers_folder(model: str) -> Path:
-    """The plain transformers folder behind ``model`` (a pack or a folder), or one sentence saying why not."""
-    if model in PACKS:
-        pack = PACKS[model]
-        if pack.kind != "generator":
-            raise InvalidValueError(f"the pack {model!r} is an {pack.kind}, not a text generator.")
-        return ensure_converted(pack)
-    path = Path(model).expanduser()
-    if path.is_file():
-        raise InvalidValueError(
-            f"{path.name} is a file: the onnxruntime-genai backend converts model folders (a GGUF file is served by "
-            "--backend llama.cpp or --backend genlab)."
-        )
-    if not path.is_dir():
-        raise ModelNotFoundError(f"the onnxruntime-genai backend needs a model pack or a local model folder: {model!r} is neither.")
-    if not (path / "config.json").is_file():
-        raise InvalidValueError(f"{path} is not a transformers model folder (it has no config.json).")
-    optimized = read_manifest(path)
-    if optimized is not None and optimized.get("loader"):
-        raise InvalidValueError(
-            f"{path} holds genlab's {optimized.get('method')} weights, which only genlab's engine reads: serve it with "
-            "--backend genlab, or give onnxruntime-genai the fp32 model it was made from (it quantises it itself)."
-        )
-    return path
 
 
 def _check_head_size(source: Path) -> None:
@@ -149,16 +114,8 @@ def convert(source: Path, target: Path, precision: str) -> None:
                 shutil.copy2(source / name, tmp / name)
         atomic_write_json(tmp / MANIFEST, {
             "source": str(source), "source_sha256": sha256_path(source), "precision": precision,
-            "context_window": _context_window(config), "onnxruntime_genai": og.__version__,
+            "context_window": trained_context_window(config), "onnxruntime_genai": og.__version__,
         })  # fmt: skip
-
-
-def _context_window(config: dict[str, Any]) -> int:
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = config.get(key)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 2048
 
 
 def _last_error(stderr: str) -> str:
