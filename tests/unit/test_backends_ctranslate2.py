@@ -10,14 +10,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import torch
-from test_serve_support import PROMPTS, running_server
+from test_serve_support import PROMPTS, chat, save_sharpened, serving_converted
 
 from genlab.errors import InvalidValueError
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.models.load import load_model
 from genlab.models.tiny import tiny_model
-from genlab.serving.app import create_app
 from genlab.serving.backend import Backend
 from genlab.serving.backends import get_backend
 from genlab.serving.backends.ctranslate2_backend import CTranslate2Backend
@@ -31,23 +29,13 @@ MODEL = "tiny"
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Llama with sharpened attention (so a batching or masking bug changes the greedy tokens)."""
     loaded = tiny_model("causal", seed=7)
-    with torch.no_grad():
-        for name, weight in loaded.model.named_parameters():
-            if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")):
-                weight.mul_(30)
-    folder = tmp_path_factory.mktemp("ct2") / "tiny-base"
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
+    return save_sharpened(loaded.model, loaded.tokenizer, tmp_path_factory.mktemp("ct2") / "tiny-base", 30)
 
 
 @pytest.fixture(scope="module")
 def server(base: Path, tmp_path_factory: pytest.TempPathFactory):
-    config = ServeConfig(model=str(base), backend="ctranslate2", embedder="hashing-32", max_batch=4, threads=1,
-                         jobs_db=tmp_path_factory.mktemp("jobs") / "jobs.sqlite", record_lineage=False)  # fmt: skip
-    app = create_app(config)  # builds the backend as `genlab serve` does (make_backend), converting the folder
-    with running_server(app) as url:
-        yield url, app.state.serving.backend
+    with serving_converted(base, "ctranslate2", tmp_path_factory.mktemp("jobs")) as url_and_backend:  # converts as `genlab serve` does
+        yield url_and_backend
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +47,6 @@ def served(server) -> str:
 @pytest.fixture
 def client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server[0] + "/v1", api_key="none", max_retries=0, timeout=60)
-
-
-def _chat(client: openai.OpenAI, model: str, text: str, **options):
-    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **options)
 
 
 def test_it_is_a_registered_backend_serving_the_converted_folder(server, base: Path) -> None:
@@ -93,13 +77,13 @@ def test_float32_conversion_gives_transformers_greedy_tokens(base: Path, tmp_pat
 
 def test_chat_streams_the_same_answer_with_exact_usage(server, client, served) -> None:
     _, backend = server
-    answer = _chat(client, served, PROMPTS[1], max_tokens=20, temperature=0)
+    answer = chat(client, served, PROMPTS[1], max_tokens=20, temperature=0)
     prompt = backend.format_chat([{"role": "user", "content": PROMPTS[1]}])
     assert answer.usage.prompt_tokens == backend.count_tokens(prompt, formatted=True)
     direct = backend.submit(served, prompt, GenerationSettings(max_new_tokens=20), formatted=True).result(timeout=60)
     assert answer.choices[0].message.content == direct.text
     assert answer.usage.completion_tokens == direct.completion_tokens == len(direct.choices[0].token_ids)
-    stream = _chat(client, served, PROMPTS[1], max_tokens=20, temperature=0, stream=True, stream_options={"include_usage": True})
+    stream = chat(client, served, PROMPTS[1], max_tokens=20, temperature=0, stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == direct.text
@@ -163,9 +147,9 @@ def test_fields_it_cannot_honour_are_a_400_naming_them(server, served, extra: di
 
 def test_a_seed_with_sampling_is_refused_in_one_sentence(client, served) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        _chat(client, served, "hi", max_tokens=4, temperature=0.7, seed=3)
+        chat(client, served, "hi", max_tokens=4, temperature=0.7, seed=3)
     assert "seed" in caught.value.message and "ctranslate2" in caught.value.message
-    assert _chat(client, served, "hi", max_tokens=4, temperature=0, seed=3).choices[0].message.content is not None
+    assert chat(client, served, "hi", max_tokens=4, temperature=0, seed=3).choices[0].message.content is not None
 
 
 def test_bad_models_and_adapters_are_one_sentence(base: Path, tmp_path: Path) -> None:

@@ -14,18 +14,16 @@ import jsonschema
 import openai
 import pytest
 import torch
-from test_serve_support import PROMPTS, running_server
+from test_serve_support import PROMPTS, chat, save_sharpened, serving_converted
 
 from genlab.errors import InvalidValueError
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.models.load import load_model
 from genlab.models.tiny import tiny_model, tiny_tokenizer
-from genlab.serving.app import create_app
 from genlab.serving.backend import Backend
 from genlab.serving.backends import get_backend
 from genlab.serving.backends.ort_genai_backend import OrtGenaiBackend
 from genlab.serving.backends.ort_genai_model import ort_model
-from genlab.serving.config import ServeConfig
 
 MODEL = "tiny"
 
@@ -43,23 +41,13 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     torch.manual_seed(7)
     model = AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")):
-                weight.mul_(20)
-    folder = tmp_path_factory.mktemp("ort") / "tiny-base"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_sharpened(model, tokenizer, tmp_path_factory.mktemp("ort") / "tiny-base", 20)
 
 
 @pytest.fixture(scope="module")
 def server(base: Path, tmp_path_factory: pytest.TempPathFactory):
-    config = ServeConfig(model=str(base), backend="onnxruntime-genai", embedder="hashing-32", max_batch=4, threads=1,
-                         jobs_db=tmp_path_factory.mktemp("jobs") / "jobs.sqlite", record_lineage=False)  # fmt: skip
-    app = create_app(config)  # builds the backend as `genlab serve` does (make_backend), converting the folder
-    with running_server(app) as url:
-        yield url, app.state.serving.backend
+    with serving_converted(base, "onnxruntime-genai", tmp_path_factory.mktemp("jobs")) as url_and_backend:  # converts as `genlab serve` does
+        yield url_and_backend
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +58,6 @@ def served(server) -> str:
 @pytest.fixture
 def client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server[0] + "/v1", api_key="none", max_retries=0, timeout=60)
-
-
-def _chat(client: openai.OpenAI, model: str, text: str, **options):
-    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **options)
 
 
 def test_it_is_a_registered_backend_serving_the_converted_folder(server, base: Path) -> None:
@@ -105,13 +89,13 @@ def test_fp32_conversion_gives_transformers_greedy_tokens(base: Path, tmp_path: 
 
 def test_chat_streams_the_same_answer_with_exact_usage(server, client, served) -> None:
     _, backend = server
-    answer = _chat(client, served, PROMPTS[1], max_tokens=20, temperature=0)
+    answer = chat(client, served, PROMPTS[1], max_tokens=20, temperature=0)
     prompt = backend.format_chat([{"role": "user", "content": PROMPTS[1]}])
     assert answer.usage.prompt_tokens == backend.count_tokens(prompt, formatted=True)
     direct = backend.submit(served, prompt, GenerationSettings(max_new_tokens=20), formatted=True).result(timeout=60)
     assert answer.choices[0].message.content == direct.text
     assert answer.usage.completion_tokens == direct.completion_tokens == len(direct.choices[0].token_ids)
-    stream = _chat(client, served, PROMPTS[1], max_tokens=20, temperature=0, stream=True, stream_options={"include_usage": True})
+    stream = chat(client, served, PROMPTS[1], max_tokens=20, temperature=0, stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == direct.text
@@ -181,9 +165,9 @@ def test_fields_it_cannot_honour_are_a_400_naming_them(server, served, extra: di
 
 def test_a_seed_with_sampling_is_refused_in_one_sentence(client, served) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        _chat(client, served, "hi", max_tokens=4, temperature=0.7, seed=3)
+        chat(client, served, "hi", max_tokens=4, temperature=0.7, seed=3)
     assert "seed" in caught.value.message and "onnxruntime-genai" in caught.value.message
-    assert _chat(client, served, "hi", max_tokens=4, temperature=0, seed=3).choices[0].message.content is not None
+    assert chat(client, served, "hi", max_tokens=4, temperature=0, seed=3).choices[0].message.content is not None
 
 
 SCHEMA = {
@@ -197,17 +181,17 @@ SCHEMA = {
 def test_a_json_schema_answer_parses_and_matches_the_schema(client, served) -> None:
     """A random model writes JSON only because the grammar allows nothing else (llguidance, through set_guidance)."""
     form = {"type": "json_schema", "json_schema": {"name": "trip", "schema": SCHEMA}}
-    answer = _chat(client, served, PROMPTS[0], max_tokens=80, temperature=0, response_format=form)
+    answer = chat(client, served, PROMPTS[0], max_tokens=80, temperature=0, response_format=form)
     assert answer.choices[0].finish_reason == "stop", answer.choices[0].message.content
     jsonschema.validate(json.loads(answer.choices[0].message.content), SCHEMA)
-    anything = _chat(client, served, PROMPTS[2], max_tokens=80, temperature=0.8, response_format={"type": "json_object"})
+    anything = chat(client, served, PROMPTS[2], max_tokens=80, temperature=0.8, response_format={"type": "json_object"})
     if anything.choices[0].finish_reason == "stop":  # a random model may ramble past max_tokens inside a string
         assert isinstance(json.loads(anything.choices[0].message.content), dict)
 
 
 def test_a_named_tool_call_has_arguments_matching_its_schema(client, served) -> None:
     tool = {"type": "function", "function": {"name": "book", "parameters": SCHEMA}}
-    answer = _chat(client, served, PROMPTS[1], max_tokens=120, temperature=0, tools=[tool],
+    answer = chat(client, served, PROMPTS[1], max_tokens=120, temperature=0, tools=[tool],
                    tool_choice={"type": "function", "function": {"name": "book"}})  # fmt: skip
     calls = answer.choices[0].message.tool_calls
     assert calls and calls[0].function.name == "book", answer.choices[0].message
@@ -259,4 +243,4 @@ def test_a_grammar_the_engine_refuses_fails_that_request_alone(server, client, s
     response = httpx.post(server[0] + "/v1/chat/completions", json=body, timeout=60)
     assert response.status_code == 400, response.text
     assert "ONNX Runtime GenAI refused the request" in response.json()["error"]["message"]
-    assert _chat(client, served, "hi", max_tokens=4, temperature=0).choices[0].finish_reason in ("stop", "length")
+    assert chat(client, served, "hi", max_tokens=4, temperature=0).choices[0].finish_reason in ("stop", "length")

@@ -133,3 +133,37 @@ def wait_for(predicate: Any, what: str, *, limit: float = 60.0, every: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(every)
+
+
+# --- the backends of converted models (ctranslate2, onnxruntime-genai) ---------------------------------
+
+
+def save_sharpened(model: Any, tokenizer: Any, folder: Path, factor: float) -> Path:
+    """Save ``model`` with its attention projections scaled by ``factor``: peaked attention, so a batching or
+    masking bug changes the greedy tokens of a tiny random model."""
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")):
+                weight.mul_(factor)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def serving_converted(folder: Path, backend: str, jobs: Path) -> Iterator[tuple[str, Any]]:
+    """``genlab serve --backend BACKEND --model FOLDER`` on loopback (the app builds and converts as the CLI
+    does): its base URL and its backend."""
+    from genlab.serving.app import create_app
+    from genlab.serving.config import ServeConfig
+
+    config = ServeConfig(model=str(folder), backend=backend, embedder="hashing-32", max_batch=4, threads=1,
+                         jobs_db=jobs / "jobs.sqlite", record_lineage=False)  # fmt: skip
+    app = create_app(config)
+    with running_server(app) as url:
+        yield url, app.state.serving.backend
+
+
+def chat(client: Any, model: str, text: str, **options: Any) -> Any:
+    """One user message through the openai client's chat completions."""
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **options)
