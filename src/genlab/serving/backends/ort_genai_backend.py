@@ -2,8 +2,9 @@
 
 ONNX Runtime GenAI (Microsoft's generation loop around ONNX Runtime, a 40 MB wheel, no compiler) runs
 the model converted once by :mod:`genlab.serving.backends.ort_genai_model` (int8 ``MatMulNBits``
-weights by default: int4 is faster by about a fifth and lost 1.3 ROUGE-1 points on DialogSum). It is genlab's default for deployed, adapter-free models: ``bench/backends.py`` measured
-it against genlab's engine, llama.cpp and CTranslate2 (the table is in the README).
+weights by default: int4 is faster by about a fifth and lost 1.3 ROUGE-1 points on DialogSum). It is
+genlab's default for deployed, adapter-free models: ``bench/backends.py`` measured it against
+genlab's engine, llama.cpp and CTranslate2 (the table is in the README).
 
 How requests run: one worker thread owns the ``og.Model`` and its ``og.Engine`` (ORT GenAI 0.18's
 request scheduler). Each choice of each request (``n`` choices are ``n`` rows) is one engine
