@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -21,8 +22,8 @@ def assets(tmp_path_factory: pytest.TempPathFactory):
     return make_tiny_assets(tmp_path_factory.getbasetemp() / "serve-assets")
 
 
-# Enough work that a fast machine is still busy when the first job completes: one worker takes them in turn.
-JOBS = 32
+# Queued jobs behind the running one at the kill: one worker takes them in turn.
+JOBS = 16
 
 
 def start_server(model: str, port: int, jobs_db, log) -> subprocess.Popen:
@@ -64,11 +65,12 @@ def test_jobs_queued_and_running_at_a_kill_complete_after_a_restart(assets, tmp_
         ids = [
             httpx.post(f"{url}/v1/jobs", json={"kind": "completions", "request": r}, timeout=10).json()["id"] for r in requests
         ]
-        # Watched in the store itself, so the kill lands right after the first completion, however fast the machine.
-        wait_for(lambda: any(j["status"] == "completed" for j in _stored(jobs_db)), "a first job to complete", every=0.005)
+        # Watched in the store itself, so the kill lands as soon as the worker has claimed a job.
+        wait_for(lambda: any(j["status"] != "queued" for j in _stored(jobs_db)), "the worker to claim a job", every=0.005)
+        at_kill = _freeze_with_a_job_running(server, jobs_db)
         server.send_signal(signal.SIGKILL)
         server.wait(30)
-        at_kill = [j["status"] for j in _stored(jobs_db)]
+        assert [j["status"] for j in _stored(jobs_db)] == at_kill  # the stopped server wrote nothing more
         assert "queued" in at_kill and "running" in at_kill, at_kill
 
         server = start_server(model, port, jobs_db, log)
@@ -90,6 +92,22 @@ def test_jobs_queued_and_running_at_a_kill_complete_after_a_restart(assets, tmp_
         server.kill()
         server.wait(30)
         log.close()
+
+
+def _freeze_with_a_job_running(server: subprocess.Popen, jobs_db) -> list[str]:
+    """SIGSTOP the server at a moment its worker holds a job (not between two), so the kill interrupts one.
+
+    However slow the test's polling is next to the worker, the server is frozen before the store is read:
+    if it was caught between finishing a job and claiming the next, it runs on for a moment and is caught again.
+    """
+    for _ in range(200):
+        server.send_signal(signal.SIGSTOP)
+        statuses = [j["status"] for j in _stored(jobs_db)]
+        if "running" in statuses or "queued" not in statuses:
+            return statuses
+        server.send_signal(signal.SIGCONT)
+        time.sleep(0.001)
+    raise AssertionError("the worker was never caught holding a job")
 
 
 def _stored(jobs_db) -> list[dict]:
