@@ -1,25 +1,45 @@
-"""A tiny llama model written as GGUF: metadata, tensor names and shapes, the q/k permutation, q8_0 blocks.
+"""Tiny llama, mistral, qwen2 and qwen3 models written as GGUF: metadata, tensor names and shapes, the q/k permutation, q8_0.
 
-The reference for the permutation is transformers' own GGUF reader, which undoes llama.cpp's layout
-(``reverse_permute``) when it loads a llama GGUF: an f32 export read back must give the same logits.
+The reference for the layout is transformers' own GGUF reader, which undoes llama.cpp's permutation
+(``reverse_permute``) when it loads a llama GGUF and reads qwen2/qwen3 as they are: an f32 export
+read back must give the same logits. Then llama.cpp itself (llama-cpp-python, when built) must read
+the same tokens from the text and give the same logits and greedy tokens as transformers.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import gguf
 import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+from transformers.convert_slow_tokenizer import Qwen2Converter
 
+from genlab.data.builtin import builtin_dialogues
 from genlab.export.gguf_model import (
     ModelExportError,
     permute_rotary_rows,
     write_model_gguf,
 )
-from genlab.export.gguf_tokenizer import TokenizerExportError, pre_tokenizer_name
-from genlab.models.tiny import tiny_model
+from genlab.export.gguf_tokenizer import QWEN2_REGEX, TokenizerExportError, pre_tokenizer_name
+from genlab.export.llama_cpp_check import llama_cpp_greedy
+from genlab.export.quantize import llama_cpp_available
+from genlab.models.tiny import CHATML_TEMPLATE, SPECIAL_TOKENS, tiny_model, tiny_tokenizer
+from tests.conftest import IN_CI
+
+TEXT = "#Person1#: Hi, how much is 12 apples?\n#Person2#: 3 dollars, it's cheap!"
+# model_type -> what its tiny config adds to the shared shape (and why)
+CASES: dict[str, dict[str, Any]] = {
+    "mistral": {"tie_word_embeddings": False},  # an output.weight of its own
+    "qwen2": {"tie_word_embeddings": True},  # as Qwen2-0.5B; q/k/v biases
+    "qwen3": {"tie_word_embeddings": False, "head_dim": 128},  # Qwen3's head_dim, not hidden / heads = 8
+}
+GGUF_ARCH = {"mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +55,60 @@ def exported(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def field(reader: gguf.GGUFReader, key: str):
     return reader.fields[key].contents()
+
+
+def qwen2_tokenizer() -> Any:
+    """A byte-level BPE trained as tiny_tokenizer is, behind transformers' own Qwen2 layout (NFC, Qwen2's regex, ByteLevel).
+
+    Trained with that split, it learns merges GPT-2's split never makes (``#Person``, ``?\\n``), so
+    a tokenizer named wrongly in the GGUF would tokenise differently in llama.cpp.
+    """
+    layout = Qwen2Converter(SimpleNamespace(add_prefix_space=False, encoder={}, bpe_ranks={})).converted(vocab={"a": 0}, merges=[])
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.normalizer, bpe.pre_tokenizer, bpe.decoder = layout.normalizer, layout.pre_tokenizer, decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator([row["dialogue"] + "\n" + row["summary"] for row in builtin_dialogues()], trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<pad>", bos_token="<|im_start|>", eos_token="<|im_end|>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def tiny_causal(model_type: str, tokenizer: Any, seed: int = 0) -> Any:
+    """A 2-layer ``model_type`` model of tiny_model's shape, every weight moved off its init and attention sharpened.
+
+    Biases start at 0 and norms at 1, where a misplaced or missing one would not show; q/k scaled by 10
+    peak the attention, so a wrong q/k row order changes the logits by far more than rounding does.
+    """
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **CASES[model_type],
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            weight.add_(0.1 * torch.randn_like(weight))
+            if name.endswith(("q_proj.weight", "k_proj.weight")):
+                weight.mul_(10)
+    return model
+
+
+@pytest.fixture(scope="module")
+def others(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Any, Path]]:
+    """model_type -> (model, tokenizer, its f32 GGUF), for the architectures written besides llama."""
+    folder = tmp_path_factory.mktemp("gguf-others")
+    built = {}
+    for model_type in CASES:
+        tokenizer = tiny_tokenizer() if model_type == "mistral" else qwen2_tokenizer()
+        model = tiny_causal(model_type, tokenizer, seed=7)
+        path = write_model_gguf(model, tokenizer, folder / f"{model_type}.gguf", quant="f32", name=f"tiny-{model_type}")
+        built[model_type] = (model, tokenizer, path)
+    return built
 
 
 def test_the_permutation_pairs_neighbours_as_llama_cpp_does() -> None:
@@ -112,7 +186,7 @@ def test_q8_0_quantises_matrices_and_keeps_norms_f32(tiny, exported) -> None:
 
 def test_other_architectures_and_tokenizers_are_refused_in_one_sentence(tmp_path: Path) -> None:
     t5 = tiny_model("seq2seq")
-    with pytest.raises(ModelExportError, match="'t5'.*llama family"):
+    with pytest.raises(ModelExportError, match="'t5'; genlab writes GGUF for llama, mistral, qwen2, qwen3 models only"):
         write_model_gguf(t5.model, t5.tokenizer, tmp_path / "t5.gguf", quant="f16", name="t5")
     sentencepiece = {"model": {"type": "Unigram"}, "pre_tokenizer": {"type": "Metaspace"}}
     with pytest.raises(TokenizerExportError, match="'Unigram'"):
@@ -123,3 +197,103 @@ def test_other_architectures_and_tokenizers_are_refused_in_one_sentence(tmp_path
     smollm = {"model": {"type": "BPE"}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
         {"type": "Digits", "individual_digits": True}, {"type": "ByteLevel", "use_regex": True}]}}  # fmt: skip
     assert pre_tokenizer_name(smollm) == "smollm"
+    qwen2 = {"model": {"type": "BPE"}, "normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": QWEN2_REGEX}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "use_regex": False}]}}  # fmt: skip
+    assert pre_tokenizer_name(qwen2) == "qwen2"
+    llama3_digits = QWEN2_REGEX.replace(r"\p{N}", r"\p{N}{1,3}")  # Llama 3's regex splits digits in groups of 3
+    qwen2["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {"Regex": llama3_digits}
+    with pytest.raises(TokenizerExportError, match=r"splits text on .*p\{N\}\{1,3\}.*not on Qwen2's regex"):
+        pre_tokenizer_name(qwen2)
+    with pytest.raises(TokenizerExportError, match="normalises text"):
+        pre_tokenizer_name({**smollm, "normalizer": {"type": "NFC"}})  # NFC is taken with Qwen2's layout only
+
+
+def test_the_qwen2_layout_tokenises_differently_from_gpt2s_split(others) -> None:
+    # So the llama.cpp test below, which tokenises TEXT from the GGUF, would catch a qwen2 tokenizer named gpt-2.
+    _, tokenizer, _ = others["qwen2"]
+    as_gpt2 = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    as_gpt2.normalizer, as_gpt2.pre_tokenizer = None, pre_tokenizers.ByteLevel(add_prefix_space=False)
+    assert "#Person" in tokenizer.tokenize(TEXT) and as_gpt2.encode(TEXT).ids != tokenizer(TEXT).input_ids
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_metadata_of_each_architecture(model_type: str, others) -> None:
+    model, _, path = others[model_type]
+    reader, arch = gguf.GGUFReader(path), GGUF_ARCH[model_type]
+    assert field(reader, "general.architecture") == arch
+    assert field(reader, f"{arch}.block_count") == 2 and field(reader, f"{arch}.embedding_length") == 32
+    assert field(reader, f"{arch}.attention.head_count") == 4 and field(reader, f"{arch}.attention.head_count_kv") == 2
+    assert field(reader, f"{arch}.attention.layer_norm_rms_epsilon") == pytest.approx(model.config.rms_norm_eps)
+    assert field(reader, f"{arch}.context_length") == 512
+    # convert_hf_to_gguf.py's LlamaModel adds vocab_size and rope.dimension_count; its Qwen2Model and Qwen3Model do not.
+    assert (f"{arch}.vocab_size" in reader.fields) == (f"{arch}.rope.dimension_count" in reader.fields) == (arch == "llama")
+    # Qwen3's head_dim (128) is not hidden / heads (8): llama.cpp reads it from key_length and value_length.
+    key_length = field(reader, f"{arch}.attention.key_length") if f"{arch}.attention.key_length" in reader.fields else None
+    assert key_length == (128 if model_type == "qwen3" else None)
+    assert field(reader, "tokenizer.ggml.pre") == ("gpt-2" if model_type == "mistral" else "qwen2")
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_tensor_names_and_shapes_of_each_architecture(model_type: str, others) -> None:
+    model, _, path = others[model_type]
+    shapes = {t.name: tuple(int(n) for n in t.shape) for t in gguf.GGUFReader(path).tensors}  # ggml order: (in, out)
+    q, kv = (512, 256) if model_type == "qwen3" else (32, 16)  # 4 and 2 heads of 128 or of 8
+    per_block = {"attn_norm.weight": (32,), "ffn_norm.weight": (32,), "attn_q.weight": (32, q), "attn_k.weight": (32, kv),
+                 "attn_v.weight": (32, kv), "attn_output.weight": (q, 32), "ffn_gate.weight": (32, 64), "ffn_up.weight": (32, 64),
+                 "ffn_down.weight": (64, 32)}  # fmt: skip
+    if model_type == "qwen2":
+        per_block |= {"attn_q.bias": (q,), "attn_k.bias": (kv,), "attn_v.bias": (kv,)}
+    if model_type == "qwen3":
+        per_block |= {"attn_q_norm.weight": (128,), "attn_k_norm.weight": (128,)}  # one RMS norm shared by the heads
+    expected = {f"blk.{b}.{n}": s for b in range(2) for n, s in per_block.items()}
+    vocab = model.config.vocab_size
+    expected |= {"token_embd.weight": (32, vocab), "output_norm.weight": (32,)}
+    if not model.config.tie_word_embeddings:
+        expected["output.weight"] = (32, vocab)
+    assert shapes == expected
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_transformers_reads_each_f32_export_back_to_the_same_logits(model_type: str, others) -> None:
+    model, tokenizer, path = others[model_type]
+    # (transformers reads a llama GGUF whose general.name is exactly "mistral" as a mistral, then fails in gguf-py.)
+    read = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+    read_tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    ids = tokenizer(TEXT, return_tensors="pt").input_ids
+    assert read_tokenizer(TEXT, return_tensors="pt").input_ids.tolist() == ids.tolist()
+    with torch.no_grad():
+        ours, theirs = model(ids).logits, read(ids).logits
+    torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)  # f32 both sides; only the attention kernel may differ
+    assert ours.std() > 0.3  # the check above is not comparing near-zero logits
+
+
+def llama_cpp_logits(path: Path, ids: list[int], *, lora_path: Path | None = None) -> np.ndarray:
+    """llama.cpp's logits (tokens, vocab) for ``ids`` read from the GGUF at ``path`` (f32 KV cache: no f16 rounding)."""
+    if not llama_cpp_available() and not IN_CI:
+        pytest.skip("llama-cpp-python is not installed: `make setup-llamacpp` builds it")
+    import llama_cpp  # in CI, missing is a failure
+
+    llm = llama_cpp.Llama(
+        model_path=str(path), lora_path=None if lora_path is None else str(lora_path), n_ctx=128, n_threads=1,
+        logits_all=True, verbose=False, type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
+    )  # fmt: skip
+    try:
+        assert llm.tokenize(TEXT.encode(), add_bos=False, special=True) == ids  # vocabulary, merges and pre-tokenizer
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+@pytest.mark.parametrize("model_type", list(CASES))
+def test_llama_cpp_runs_each_f32_export_as_transformers_does(model_type: str, others) -> None:
+    model, tokenizer, path = others[model_type]
+    ids = tokenizer(TEXT).input_ids
+    theirs = llama_cpp_logits(path, ids)
+    with torch.no_grad():
+        ours = model(torch.tensor([ids])).logits[0].numpy()
+        generated = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, eos_token_id=None)[0, len(ids):]
+    difference = np.abs(theirs - ours).max()
+    assert difference < 1e-3 * np.abs(ours).max(), difference
+    assert llama_cpp_greedy(path, [ids], max_new_tokens=8)[0] == generated.tolist()

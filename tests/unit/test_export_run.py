@@ -17,6 +17,7 @@ from genlab.lineage import LineageStore
 from tests.conftest import IN_CI, run_cli
 from tests.ollama_template_support import parse_modelfile
 from tests.unit.export_support import shared_base_and_lora
+from tests.unit.test_export_gguf_model import qwen2_tokenizer, tiny_causal
 
 
 @pytest.fixture
@@ -74,6 +75,19 @@ def test_lora_writes_the_adapter_beside_its_base_or_onto_a_base_exported_before(
         inputs = {a.kind for a in store.artifacts_of(second.run_id, "input")}
         outputs = {a.kind for a in store.artifacts_of(second.run_id, "output")}
     assert inputs == {"model", "adapter", "gguf"} and outputs == {"gguf-adapter", "modelfile"}
+
+
+def test_a_qwen3_folder_exports_as_a_qwen3_gguf(tmp_path: Path) -> None:
+    # Saved and loaded back as a user's folder is: AutoTokenizer picks Qwen2's tokenizer class, whose layout must stay nameable.
+    tokenizer = qwen2_tokenizer()
+    tiny_causal("qwen3", tokenizer).save_pretrained(tmp_path / "qwen3")
+    tokenizer.save_pretrained(tmp_path / "qwen3")
+    result = export_gguf(ExportRequest(source=str(tmp_path / "qwen3"), output=tmp_path / "out", quant="q8_0"))
+    reader = gguf.GGUFReader(result.model_gguf)
+    assert reader.fields["general.architecture"].contents() == "qwen3" and reader.fields["tokenizer.ggml.pre"].contents() == "qwen2"
+    assert reader.fields["general.file_type"].contents() == gguf.LlamaFileType.MOSTLY_Q8_0
+    assert "blk.1.attn_k_norm.weight" in {t.name for t in reader.tensors}
+    assert dict(parse_modelfile(Path(result.modelfile).read_text()))["FROM"] == "./qwen3-q8_0.gguf"
 
 
 def test_mistakes_are_one_sentence_before_anything_is_recorded(built, tmp_path: Path, monkeypatch) -> None:

@@ -9,11 +9,12 @@ the same): ``general.type = adapter``, ``adapter.type = lora``, ``adapter.lora.a
 
 Written here (the script is not an importable library): the name mapping (peft's key ->
 ``TensorNameMap`` name), and the same permutation rule as the base model's export
-(:func:`genlab.export.gguf_model.permute_rotary_rows`): q/k's rows are reordered in the base GGUF,
-so the delta ``B @ A`` must be too, which reorders the rows of ``B`` and leaves ``A`` alone. With
-rsLoRA (scale ``alpha / sqrt(rank)``) the written alpha is ``alpha * sqrt(rank)``, so llama.cpp's
-``alpha / rank`` gives the same scale. What llama.cpp cannot apply is refused in one sentence: DoRA,
-per-layer alphas, LoRA biases, trained embeddings or heads (``modules_to_save``).
+(:func:`genlab.export.gguf_model.permute_rotary_rows`): where q/k's rows are reordered in the base
+GGUF (the ``llama`` architecture: llama and mistral; not qwen2/qwen3, whose rope llama.cpp runs in
+Hugging Face's layout), the delta ``B @ A`` must be too, which reorders the rows of ``B`` and leaves
+``A`` alone. With rsLoRA (scale ``alpha / sqrt(rank)``) the written alpha is ``alpha * sqrt(rank)``,
+so llama.cpp's ``alpha / rank`` gives the same scale. What llama.cpp cannot apply is refused in one
+sentence: DoRA, per-layer alphas, LoRA biases, trained embeddings or heads (``modules_to_save``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from genlab.errors import GenlabError
 from genlab.export.gguf_model import (
-    ARCHITECTURES,
+    architecture_of,
     gguf_architecture,
     permute_rotary_rows,
 )
@@ -61,10 +62,11 @@ def lora_alpha(adapter_config: dict[str, Any]) -> float:
 
 
 def lora_tensors(weights: dict[str, Any], config: Any) -> list[tuple[str, np.ndarray]]:
-    """peft's ``...lora_A.weight``/``lora_B.weight`` tensors as ``<gguf name>.lora_a``/``.lora_b``, B of q/k permuted."""
+    """peft's ``...lora_A.weight``/``lora_B.weight`` tensors as ``<gguf name>.lora_a``/``.lora_b``, B of q/k permuted as the base's rows."""
+    architecture = architecture_of(config)
     n_head = int(config.num_attention_heads)
     n_kv_head = int(getattr(config, "num_key_value_heads", None) or n_head)
-    names = gguf.get_tensor_name_map(ARCHITECTURES[config.model_type], int(config.num_hidden_layers))
+    names = gguf.get_tensor_name_map(architecture.arch, int(config.num_hidden_layers))
     tensors = []
     for key, tensor in sorted(weights.items()):
         module, _, part = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
@@ -74,11 +76,14 @@ def lora_tensors(weights: dict[str, Any], config: Any) -> list[tuple[str, np.nda
             raise AdapterExportError(f"the adapter adapts {module!r}; genlab's GGUF LoRA export covers linear layers only.")
         name = names.get_name(module + ".weight", try_suffixes=(".weight",))
         if name is None:
-            raise AdapterExportError(f"the adapted layer {module!r} has no name in llama.cpp's llama layout.")
+            raise AdapterExportError(
+                f"the adapted layer {module!r} has no name in llama.cpp's {gguf.MODEL_ARCH_NAMES[architecture.arch]} layout."
+            )
         data = tensor.detach().to("cpu").float().numpy()
-        if part == "B.weight" and module.endswith("q_proj"):
+        permute = architecture.permute_qk and part == "B.weight"
+        if permute and module.endswith("q_proj"):
             data = permute_rotary_rows(data, n_head)
-        elif part == "B.weight" and module.endswith("k_proj"):
+        elif permute and module.endswith("k_proj"):
             data = permute_rotary_rows(data, n_kv_head)
         tensors.append((f"{name}.lora_{part[0].lower()}", np.ascontiguousarray(data, dtype=np.float32)))
     return tensors

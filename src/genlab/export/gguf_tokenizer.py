@@ -12,7 +12,10 @@ other added tokens USER_DEFINED, ids the vocabulary leaves free ``[PAD<id>]`` UN
 pre-tokenizer's name. The script names it by hashing the tokenizer's output on a test string; here it
 is read from the tokenizer's own ``pre_tokenizer`` description, for the layouts below, and any other
 layout is refused rather than guessed (a wrong name gives a GGUF that tokenises digits or spaces
-differently from the model it came from).
+differently from the model it came from). Qwen2 and Qwen3 tokenizers split with their own regex
+(matched character for character) and NFC-normalise the text first; llama.cpp's ``qwen2``
+pre-tokenizer does not normalise, which gives the same tokens for text already in NFC (nearly all
+text) and is what llama.cpp's own converter writes for them. Any other normaliser is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from genlab.errors import GenlabError
 # tokenizer.json "pre_tokenizer" layouts -> llama.cpp's pre-tokenizer names (llama-vocab.cpp).
 GPT2 = "gpt-2"  # ByteLevel with GPT-2's regex: 's|'t|... ?\p{L}+| ?\p{N}+|...
 SMOLLM = "smollm"  # each digit split off first (Digits individual_digits), then GPT-2's regex
+QWEN2 = "qwen2"  # Split on QWEN2_REGEX (isolated), then ByteLevel without its own regex (Qwen2, Qwen3)
+QWEN2_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+KNOWN = "it knows GPT-2's byte-level split, alone or after single digits, and Qwen2's"
 
 
 class TokenizerExportError(GenlabError):
@@ -43,19 +49,30 @@ def pre_tokenizer_name(tokenizer_json: dict[str, Any]) -> str:
             f"the tokenizer is a {model.get('type')!r} model{' with byte fallback' if model.get('byte_fallback') else ''}; "
             "genlab writes byte-level BPE tokenizers (GPT-2 style) to GGUF."
         )
-    if tokenizer_json.get("normalizer") is not None:
-        raise TokenizerExportError("the tokenizer normalises text before splitting it, which genlab's GGUF export does not describe.")
     pre = tokenizer_json.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
     kinds = [step.get("type") for step in steps]
     if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
-        return GPT2
-    if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and steps[1].get("use_regex", True):
-        return SMOLLM
-    raise TokenizerExportError(
-        f"the tokenizer's pre-tokenizer ({' -> '.join(map(str, kinds)) or 'none'}) is not one genlab can name for "
-        "llama.cpp (it knows GPT-2's byte-level split, alone or after single digits)."
-    )
+        name = GPT2
+    elif kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and steps[1].get("use_regex", True):
+        name = SMOLLM
+    elif kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
+        split = steps[0]
+        if split.get("pattern") != {"Regex": QWEN2_REGEX} or split.get("behavior") != "Isolated" or split.get("invert"):
+            raise TokenizerExportError(
+                f"the tokenizer splits text on {split.get('pattern')!r} ({split.get('behavior')}), not on Qwen2's regex, "
+                f"so genlab cannot name its pre-tokenizer for llama.cpp ({KNOWN})."
+            )
+        name = QWEN2
+    else:
+        raise TokenizerExportError(
+            f"the tokenizer's pre-tokenizer ({' -> '.join(map(str, kinds)) or 'none'}) is not one genlab can name for "
+            f"llama.cpp ({KNOWN})."
+        )
+    normalizer = tokenizer_json.get("normalizer")
+    if normalizer is not None and not (name == QWEN2 and normalizer == {"type": "NFC"}):
+        raise TokenizerExportError("the tokenizer normalises text before splitting it, which genlab's GGUF export does not describe.")
+    return name
 
 
 def token_list(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int]]:
