@@ -87,6 +87,33 @@ def test_fp32_conversion_gives_transformers_greedy_tokens(base: Path, tmp_path: 
     assert got == expected
 
 
+def test_a_lone_request_runs_solo_and_a_burst_spreads_over_the_lanes_with_the_same_answers(base: Path) -> None:
+    folder = str(ort_model(str(base)).folder)
+    one = OrtGenaiBackend(folder, threads=1, max_batch=4, model_id=MODEL)
+    two = OrtGenaiBackend(folder, threads=2, max_batch=4, model_id=MODEL)  # two lanes, a solo engine on both threads
+    settings = GenerationSettings(max_new_tokens=10)
+    try:
+        assert (one.lanes, two.lanes, two.lane_batch) == (1, 2, 2)
+        expected = [one.submit(MODEL, prompt, settings).result(timeout=60).text for prompt in PROMPTS[:4]]  # one at a time
+        assert two.submit(MODEL, PROMPTS[0], settings).result(timeout=60).text == expected[0]
+        alone = two.engine_stats()
+        assert alone["solo"][0] > 0 and alone["lane 0"] == alone["lane 1"] == (0, 0)
+        with two._wake:  # the dispatcher sees all four at once (the clients of a burst arrive within its window)
+            handles = [two.submit(MODEL, prompt, settings) for prompt in PROMPTS[:4]]
+        assert [h.result(timeout=60).text for h in handles] == expected
+        burst = two.engine_stats()
+        assert burst["solo"] == alone["solo"]  # nothing of a burst runs on the solo engine
+        assert [burst[f"lane {i}"][1] / burst[f"lane {i}"][0] for i in (0, 1)] == [2, 2]  # two rows per step in each lane
+        two.unload()  # scale to zero: the weights go; the next request loads them again
+        assert not two.loaded
+        assert two.submit(MODEL, PROMPTS[1], settings).result(timeout=60).text == expected[1] and two.loaded
+    finally:
+        one.close()
+        two.close()
+    with pytest.raises(InvalidValueError, match="lanes=3 is not allowed"):
+        OrtGenaiBackend(folder, threads=2, lanes=3)
+
+
 def test_chat_streams_the_same_answer_with_exact_usage(server, client, served) -> None:
     _, backend = server
     answer = chat(client, served, PROMPTS[1], max_tokens=20, temperature=0)

@@ -116,7 +116,7 @@ class ConvertedModelBackend:
         if self._worker is not None:
             with self._wake:
                 self._waiting.append(STOP_WORKER)
-                self._wake.notify()
+                self._wake.notify_all()
             self._worker.join()
             self._worker = None
         self.unload()
@@ -158,7 +158,7 @@ class ConvertedModelBackend:
                 self._worker = threading.Thread(target=self._work, name=f"genlab-{self.name}", daemon=True)
                 self._worker.start()
             self._waiting.append(request)
-            self._wake.notify()
+            self._wake.notify_all()  # all: a backend's own threads may wait on it beside the worker
         return handle
 
     def _decode(self, ids: list[int]) -> str:

@@ -6,15 +6,27 @@ weights by default: int4 is faster by about a fifth and lost 1.3 ROUGE-1 points 
 genlab's default for deployed, adapter-free models: ``bench/backends.py`` measured it against
 genlab's engine, llama.cpp and CTranslate2 (the table is in the README).
 
-How requests run: one worker thread owns the ``og.Model`` and its ``og.Engine`` (ORT GenAI 0.18's
-request scheduler). Each choice of each request (``n`` choices are ``n`` rows) is one engine
-``Request`` with one turn; ``Engine.run`` decodes every admitted row one token per step and returns
-the step's events (a token, a finished turn). On CPU the engine batches *statically* (its dynamic
-batching needs the paged-attention graph the builder writes for CUDA only, measured here): it
-decodes up to ``max_batch`` rows together, and rows that arrive meanwhile start when that batch has
-finished. Rows are handed to the engine in arrival order, at most ``max_batch`` in flight, so no
-client waits behind more than one batch (a later request never overtakes an earlier one); an idle
-worker waits :data:`BATCH_WINDOW_SECONDS` after a request for the ones sent with it.
+How requests run: each choice of each request (``n`` choices are ``n`` rows) is one engine
+``Request`` with one turn; ``og.Engine.run`` (ORT GenAI 0.18's request scheduler) decodes every
+admitted row one token per step and returns the step's events (a token, a finished turn). On CPU the
+engine batches *statically* (its dynamic batching needs the paged-attention graph the builder writes
+for CUDA only, measured here): it decodes its rows together, and rows that arrive meanwhile start when
+that batch has finished. An engine is used only by the thread that made it, so the backend runs
+*lanes*: one thread per lane (``lanes``, by default one per core in ``threads``), each with its own
+engine, and a dispatcher thread that hands waiting requests to them in arrival order (a later request
+never overtakes an earlier one; an idle backend waits :data:`BATCH_WINDOW_SECONDS` after a request for
+the ones sent with it):
+
+- a request alone on an idle backend decodes on the *solo* engine, whose model runs every thread
+  (one stream: 141 tokens/s on the default model, 2 cores), and nothing starts beside it;
+- otherwise each request goes to the lane with the fewest rows, while it has fewer than
+  ``lane_batch`` (``max_batch`` split over the lanes). The lanes' engines share one copy of the model
+  loaded with one thread: a batch of 8 on two one-thread lanes decoded 345-410 tokens/s where one
+  engine on both threads decoded 263-326 (its threads wait for each other on every small matrix).
+
+So with more than one lane the weights are loaded twice (the solo model and the lanes' model, about
+150 MB more for the default model in int8); ``lanes=1`` loads them once, one engine on every thread.
+Unloading (scale to zero) lets the weights go once the rows in flight have finished.
 
 What it honours: streaming, ``stop``, ``max_tokens``, ``n``, ``temperature`` (0 is greedy),
 ``top_k``, ``top_p``, ``repetition_penalty``, exact usage counts (the prompt's tokens and each
@@ -40,6 +52,7 @@ formatting use the model's HF tokenizer, as every genlab backend does.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +91,26 @@ class _Turn:
     cancelled: bool = False
 
 
+@dataclass
+class _Models:
+    """The loaded weights: the solo engine's (every thread; None with one lane) and the lanes' (one thread each)."""
+
+    solo: Any
+    lane: Any
+
+
+@dataclass
+class _Lane:
+    """One decoding thread and what the dispatcher gave it (guarded by the backend's ``_wake``)."""
+
+    index: int
+    inbox: list[_Request] = field(default_factory=list)  # given, not yet begun
+    rows: int = 0  # rows given and not finished
+    solo: bool = False  # its batch runs on the solo engine
+    stopping: bool = False
+    thread: threading.Thread | None = None
+
+
 class OrtGenaiBackend(ConvertedModelBackend):
     """Serve one model with ONNX Runtime GenAI: ``OrtGenaiBackend("smollm2-135m-instruct")`` (converted once)."""
 
@@ -96,13 +129,18 @@ class OrtGenaiBackend(ConvertedModelBackend):
         max_batch: int = 8,
         precision: str = "int8",
         model_id: str | None = None,
+        lanes: int | None = None,
     ) -> None:
         super().__init__(model, adapters=adapters, max_batch=max_batch, model_id=model_id)
         self._og = import_library("onnxruntime-genai")
         self.converted = ort_model(model, precision)
         self._setup(self.converted.folder, self.converted.context_window, context_window=context_window, threads=threads)
+        self.lanes = lanes if lanes is not None else self.threads
+        if not 1 <= self.lanes <= self.threads:
+            raise InvalidValueError(f"lanes={self.lanes} is not allowed: it must be from 1 to threads ({self.threads}), one core per lane.")
+        self.lane_batch = max(1, -(-max_batch // self.lanes))  # rows one lane decodes together
         self.grammars = OrtGrammars()  # structured outputs and tool calls, through llguidance
-        self._steps = self._rows_stepped = 0  # the og.Model is self._weights; its og.Engine lives in the worker thread (the engine's rule)
+        self._stats: dict[str, list[int]] = {}  # "solo", "lane 0", ... -> [decode steps, rows summed over them]
 
     def submit(
         self,
@@ -124,72 +162,142 @@ class OrtGenaiBackend(ConvertedModelBackend):
         return self._enqueue(_Request(ids, settings, QueueHandle(), guidance), ids, settings)
 
     def decode_stats(self) -> tuple[int, int]:
-        """(decode steps, rows summed over them): their ratio is the mean batch size."""
-        return self._steps, self._rows_stepped
+        """(decode steps, rows summed over them) of every engine: their ratio is the mean batch size."""
+        stats = self.engine_stats().values()
+        return sum(s[0] for s in stats), sum(s[1] for s in stats)
+
+    def engine_stats(self) -> dict[str, tuple[int, int]]:
+        """(decode steps, rows summed over them) per engine: ``solo`` and ``lane 0``, ``lane 1``, ..."""
+        return {name: (steps, rows) for name, (steps, rows) in list(self._stats.items())}
 
     # --- the worker ------------------------------------------------------------------------------
 
-    def _load_locked(self) -> Any:
+    def _load_locked(self) -> _Models:
         if self._weights is None:
-            og = self._og
-            config = og.Config(str(self.model_path))
-            config.clear_providers()  # CPU
-            config.overlay(json.dumps({
-                "model": {"decoder": {"session_options": {"intra_op_num_threads": self.threads, "inter_op_num_threads": 1}}},
-                "engine": {"static_batching": {"max_batch_size": self.max_batch}},
-            }))  # fmt: skip
-            self._weights = og.Model(config)
+            if self.lanes == 1:  # one engine on every thread
+                self._weights = _Models(solo=None, lane=self._load_model(self.threads, self.max_batch))
+            else:  # a lone request on every thread; several spread over one-thread lanes that share one copy
+                self._weights = _Models(solo=self._load_model(self.threads, self.max_batch), lane=self._load_model(1, self.lane_batch))
         return self._weights
 
-    def _admit(self, in_flight: int, block: bool) -> list[_Request] | None:
-        """Waiting requests, oldest first, while their rows fit beside ``in_flight`` (None: stop the worker)."""
+    def _load_model(self, threads: int, batch: int) -> Any:
+        og = self._og
+        config = og.Config(str(self.model_path))
+        config.clear_providers()  # CPU
+        config.overlay(json.dumps({
+            "model": {"decoder": {"session_options": {"intra_op_num_threads": threads, "inter_op_num_threads": 1}}},
+            "engine": {"static_batching": {"max_batch_size": batch}},
+        }))  # fmt: skip
+        return og.Model(config)
+
+    def unload(self) -> None:
+        super().unload()
         with self._wake:
-            if block:  # idle until now: wait for the first request, then a moment for the clients sent with it
-                self._wake.wait_for(lambda: bool(self._waiting))
-                deadline = time.monotonic() + BATCH_WINDOW_SECONDS
-                while len(self._waiting) < self.max_batch and (left := deadline - time.monotonic()) > 0:
-                    self._wake.wait(left)
-            taken: list[_Request] = []
-            while self._waiting:
-                first = self._waiting[0]
-                if first is STOP_WORKER:
-                    return None if not taken and in_flight == 0 else taken
-                n = first.settings.num_return_sequences
-                if in_flight and in_flight + n > self.max_batch:
-                    break
-                taken.append(self._waiting.pop(0))
-                in_flight += n
-            return taken
+            self._wake.notify_all()  # idle lanes drop their engines, which hold the weights
+
+    # --- the dispatcher: hands waiting requests to the lanes ------------------------------------------
 
     def _work(self) -> None:
+        lanes = [_Lane(index) for index in range(self.lanes)]
+        self._stats.setdefault("solo", [0, 0])
+        for lane in lanes:
+            self._stats.setdefault(f"lane {lane.index}", [0, 0])
+            lane.thread = threading.Thread(target=self._lane_work, args=(lane,), name=f"genlab-{self.name}-lane{lane.index}", daemon=True)
+            lane.thread.start()
+        with self._wake:
+            while True:
+                self._wake.wait_for(lambda: bool(self._waiting))
+                if not any(lane.rows for lane in lanes):  # idle until now: a moment for the clients sent with this one
+                    deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+                    while len(self._waiting) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                        self._wake.wait(left)
+                while self._waiting:
+                    if self._waiting[0] is STOP_WORKER:
+                        if any(lane.rows for lane in lanes):
+                            self._wake.wait()  # the rows in flight finish first
+                            continue
+                        for lane in lanes:
+                            lane.stopping = True
+                        self._wake.notify_all()
+                        break
+                    if self._assign(lanes):
+                        self._wake.notify_all()
+                    else:
+                        self._wake.wait()  # a lane finishes rows first
+                if all(lane.stopping for lane in lanes):
+                    self._waiting.pop(0)
+                    break
+        for lane in lanes:
+            lane.thread.join()
+
+    def _assign(self, lanes: list[_Lane]) -> bool:
+        """Give the oldest waiting request to a lane (True), or leave it waiting (False); ``_wake`` is held.
+
+        A request alone on an idle backend decodes on the solo engine (every thread); otherwise each goes to
+        the lane with the fewest rows, while it has fewer than ``lane_batch``. Nothing starts beside a solo
+        request: its threads have every core.
+        """
+        request: _Request = self._waiting[0]
+        rows = request.settings.num_return_sequences
+        busy = [lane for lane in lanes if lane.rows]
+        if any(lane.solo for lane in busy):
+            return False
+        lane = min(lanes, key=lambda lane: lane.rows)
+        if not busy and len(lanes) > 1 and len(self._waiting) == 1:
+            lane.solo = True
+        elif lane.rows and lane.rows + rows > self.lane_batch:
+            return False
+        lane.inbox.append(self._waiting.pop(0))
+        lane.rows += rows
+        return True
+
+    # --- a lane: one thread, its own og.Engine (an engine is used only by the thread that made it) ----
+
+    def _lane_work(self, lane: _Lane) -> None:
         turns: dict[int, _Turn] = {}  # id of the engine request -> its turn
-        engine: Any = None  # (model, og.Engine, event buffer), made here: an engine is used only by the thread that made it
+        engines: dict[bool, tuple[Any, Any, Any]] = {}  # solo? -> (og.Model, og.Engine, event buffer)
+        engine: tuple[Any, Any, Any] | None = None
         while True:
-            admitted = self._admit(len(turns), block=not turns)
-            if admitted is None:
-                return
+            with self._wake:
+                while not turns and not lane.inbox:
+                    if lane.stopping:
+                        return
+                    if engines and self._weights is None:  # unloaded (scale to zero): let the weights go
+                        engines.clear()
+                        engine = None
+                    self._wake.wait()
+                admitted, lane.inbox = lane.inbox, []
+                solo = lane.solo
             try:
-                with self._lock:
-                    if turns and self._weights is not engine[0]:
-                        raise RuntimeError("the model was unloaded while this request was generating")
-                    model = self._load_locked()
+                if not turns:  # a new batch: on the solo engine or this lane's, made or remade for the weights loaded now
+                    with self._lock:
+                        models = self._load_locked()
+                    model = models.solo if solo else models.lane
+                    engine = engines.get(solo)
                     if engine is None or engine[0] is not model:
                         made = self._og.Engine(model)
-                        engine = (model, made, made.create_event_buffer(max(16, 2 * self.max_batch)))
-                    for request in admitted:
-                        self._begin(engine[1], request, turns)
-                    admitted = []  # begun: a failure from here on is the engine's, failing the rows in flight
-                    events = list(engine[1].run(engine[2])) if turns else []
-                self._dispatch(events, turns)
-            except Exception as error:  # noqa: BLE001 - the rows in flight fail, the worker goes on
+                        engine = engines[solo] = (model, made, made.create_event_buffer(max(16, 2 * self.max_batch)))
+                assert engine is not None
+                for request in admitted:
+                    self._begin(engine[1], request, turns)
+                admitted = []  # begun: a failure from here on is the engine's, failing the rows in flight
+                events = list(engine[1].run(engine[2])) if turns else []
+                self._dispatch(events, turns, self._stats["solo" if solo else f"lane {lane.index}"])
+            except Exception as error:  # noqa: BLE001 - the rows in flight fail, the lane goes on
                 failed = {id(t.row.request): t.row.request for t in turns.values()} | {id(r): r for r in admitted}
                 for turn in turns.values():
                     _close(turn.engine_request)
                 turns.clear()
-                engine = None  # a fresh engine for what comes next
+                engines.clear()  # fresh engines for what comes next
                 for request in failed.values():
                     if not request.handle.done:
                         request.handle.fail(error)
+            with self._wake:
+                rows = len(turns) + sum(r.settings.num_return_sequences for r in lane.inbox)
+                if rows < lane.rows:
+                    self._wake.notify_all()  # the dispatcher may be waiting for room in a lane
+                lane.rows = rows
+                lane.solo = lane.solo and rows > 0
 
     def _begin(self, engine: Any, request: _Request, turns: dict[int, _Turn]) -> None:
         """One engine request and turn per choice of ``request``; a request the engine refuses fails alone."""
@@ -232,7 +340,7 @@ class OrtGenaiBackend(ConvertedModelBackend):
                 raise
             turns[id(engine_request)] = _Turn(engine_request, turn_id, row)
 
-    def _dispatch(self, events: list[Any], turns: dict[int, _Turn]) -> None:
+    def _dispatch(self, events: list[Any], turns: dict[int, _Turn], stats: list[int]) -> None:
         og = self._og
         token_flag, finished_flag, failed_flag = og.EngineEventFlags.TOKEN, og.EngineEventFlags.TURN_FINISHED, og.EngineEventFlags.FAILED
         stepped = 0
@@ -266,8 +374,8 @@ class OrtGenaiBackend(ConvertedModelBackend):
                 turn.cancelled = True
                 turn.engine_request.cancel_turn(turn.turn_id)
         if stepped:
-            self._steps += 1
-            self._rows_stepped += stepped
+            stats[0] += 1
+            stats[1] += stepped
 
 
 def _int32(ids: list[int]) -> Any:
