@@ -12,22 +12,21 @@ the reference summaries and its change from fp32 in points, and decode speed (ll
 
 Needs llama-cpp-python (``make setup-llamacpp``) and ../shared/datasets/dialogsum/dev.jsonl.
 
-Measured 2026-12-06 on the shared 2-core machine at load average 22-26 (so speeds are low and not
-comparable with each other: fp32 is genlab's engine at batch 8, the others llama.cpp one sequence per
-prompt on one thread), ``--rows 20 --max-new-tokens 48`` (the 50-row default did not finish in the
-time left at that load; rerun it on an idle machine):
+Measured 2026-12-07 on this project's 2-core machine, idle, ``--rows 50 --threads 2`` (64 new tokens;
+fp32 is genlab's engine at batch 8, the others llama.cpp one sequence per prompt):
 
     format                  size MB  agree@32 agree all  ROUGE-1  vs fp32  tokens/s
-    fp32 (genlab engine)        538     20/20     20/20   0.1164   +0.00p       3.8
-    f16 (llama.cpp)             271     18/20     17/20   0.1182   +0.17p       8.2
-    q8_0 (llama.cpp)            145      3/20      2/20   0.1369   +2.05p       6.3
-    q4_k_m (llama.cpp)          105      0/20      0/20   0.1338   +1.74p       5.7
+    fp32 (genlab engine)        538     50/50     50/50   0.1333   +0.00p      99.7
+    f16 (llama.cpp)             271     44/50     43/50   0.1355   +0.22p     100.2
+    q8_0 (llama.cpp)            145     11/50      3/50   0.1524   +1.91p      92.3
+    q4_k_m (llama.cpp)          105      0/50      0/50   0.0877   -4.56p      81.3
 
-f16 keeps fp32's greedy answers (18/20 rows identical for 32 tokens; the round-trip test sees 16/16 on
-short chat prompts); q8_0 and q4_k_m change the wording within a few tokens (llama.cpp also rounds the
-activations to 8 bits for these types) but not the quality on this small sample (ROUGE-1 within noise
-of 20 rows). q4_k_m on this model is partly 5-bit: 576-wide rows do not split into k-quants' 256-value
-blocks, so llama.cpp falls back to q5_0 for those tensors (it says so per tensor).
+f16 keeps fp32's greedy answers (44/50 rows identical for 32 tokens; the round-trip test sees 16/16 on
+short chat prompts); q8_0 changes the wording within a few tokens (llama.cpp also rounds the
+activations to 8 bits for this type) but not the quality. q4_k_m costs this 135M model 4.6 points
+(an earlier 20-row run at high load showed +1.7: 20 rows are too few to tell); on this model it is
+partly 5-bit: 576-wide rows do not split into k-quants' 256-value blocks, so llama.cpp falls back to
+q5_0 for 180 of its 272 tensors (it says so per tensor). For a model this small, export q8_0.
 """
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ def test_batching_off_means_one_row_at_a_time() -> None:
         ({"backend": "llama.cpp", "adapters": ["a=./x"]}, ["adapters", "genlab backend"]),
         ({"adapters": ["smollm2-135m-instruct=./x"]}, ["base model's id"]),
         ({"api_key": "  "}, ["API key", "empty"]),
+        ({"lanes": 2}, ["lanes", "onnxruntime-genai", "not of genlab"]),
+        ({"backend": "onnxruntime-genai", "lanes": 0}, ["lanes=0", "greater than or equal to 1"]),
     ],
 )
 def test_bad_values_name_the_field(values: dict, words: list[str]) -> None:

@@ -20,10 +20,12 @@ from genlab.errors import InvalidValueError
 from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.models.load import load_model
 from genlab.models.tiny import tiny_model, tiny_tokenizer
+from genlab.serving.app import make_backend
 from genlab.serving.backend import Backend
 from genlab.serving.backends import get_backend
 from genlab.serving.backends.ort_genai_backend import OrtGenaiBackend
 from genlab.serving.backends.ort_genai_model import ort_model
+from genlab.serving.config import ServeConfig
 
 MODEL = "tiny"
 
@@ -112,6 +114,12 @@ def test_a_lone_request_runs_solo_and_a_burst_spreads_over_the_lanes_with_the_sa
         two.close()
     with pytest.raises(InvalidValueError, match="lanes=3 is not allowed"):
         OrtGenaiBackend(folder, threads=2, lanes=3)
+    # `genlab serve --lanes 1`: one engine on both threads, the model loaded once
+    served = make_backend(ServeConfig(model=folder, backend="onnxruntime-genai", threads=2, lanes=1, embedder="hashing-8", record_lineage=False))
+    try:
+        assert served.lanes == 1 and served.threads == 2 and served._weights.solo is None
+    finally:
+        served.close()
 
 
 def test_chat_streams_the_same_answer_with_exact_usage(server, client, served) -> None:

@@ -27,6 +27,10 @@ def serve_command(
     threads: Annotated[
         int | None, typer.Option(help="torch threads for generation (default: one per core; 1 can win on a busy machine).")
     ] = None,
+    lanes: Annotated[
+        int | None,
+        typer.Option(help="onnxruntime-genai: engines side by side, one thread each (default: one per thread; 1 loads the model once)."),
+    ] = None,
     batching: Annotated[bool, typer.Option("--batching/--no-batching", help="--no-batching: one request at a time.")] = True,
     max_concurrent: Annotated[
         int, typer.Option(help="Rows in flight (one per prompt and choice, over all requests) before answering 429.")
@@ -57,7 +61,7 @@ def serve_command(
 
     config = ServeConfig.from_cli(
         adapters=adapter, api_key=api_key, model=model, host=host, port=port, idle_unload=idle_unload,
-        max_batch=max_batch, threads=threads, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
+        max_batch=max_batch, threads=threads, lanes=lanes, batching=batching, max_concurrent=max_concurrent, max_tokens_limit=max_tokens_limit,
         max_request_rows=max_request_rows, jobs_db=jobs_db, job_workers=job_workers, job_max_attempts=job_max_attempts,
         public_docs=public_docs, backend=backend, embedder=embedder, adapter_root=adapter_root,
     )  # fmt: skip

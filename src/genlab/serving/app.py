@@ -55,6 +55,8 @@ def make_backend(config: ServeConfig) -> Backend:
     options: dict[str, Any] = {}
     if config.backend in ("ctranslate2", "onnxruntime-genai"):  # they batch requests and set their own threads, as genlab's engine does
         options = {"max_batch": config.batch_size, "threads": config.threads}
+    if config.backend == "onnxruntime-genai" and config.lanes is not None:
+        options["lanes"] = config.lanes
     backend: Backend = get_backend(config.backend)(config.model, adapters=config.adapters, **options)
     backend.load()
     return backend

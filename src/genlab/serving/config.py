@@ -26,6 +26,9 @@ class ServeConfig(BaseModel):
     idle_unload: float | None = Field(default=None, gt=0)  # seconds idle before the weights are freed
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch threads for generation; None: torch's default
     max_batch: int = Field(default=8, ge=1, le=256)  # rows decoded together (8: the bench's sweet spot here)
+    # onnxruntime-genai: engines decoding side by side, one thread each (None: one per thread; 1: one engine
+    # on every thread, the model loaded once instead of twice)
+    lanes: int | None = Field(default=None, ge=1, le=1024)
     batching: bool = True  # False: one request at a time (max_batch 1), the benchmark's baseline
     # Rows (prompts x n, summed over requests) in flight before 429: a request takes one place per row,
     # so 2,000 prompts cannot pass for one request. 256: 32 batches of the default 8 rows.
@@ -82,6 +85,8 @@ class ServeConfig(BaseModel):
             raise ValueError(f"adapters are served by the genlab backend only, not by {self.backend}")
         if self.model in self.adapters:
             raise ValueError(f"adapter name {self.model!r} is the base model's id: choose another name")
+        if self.lanes is not None and self.backend != "onnxruntime-genai":
+            raise ValueError(f"lanes are a setting of the onnxruntime-genai backend, not of {self.backend}")
         return self
 
     @property

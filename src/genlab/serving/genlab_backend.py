@@ -39,13 +39,18 @@ from genlab.errors import GenlabError, InvalidValueError, ModelNotFoundError
 from genlab.generation.constrained import ConstraintFactory, Grammars
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.settings import GenerationSettings
-from genlab.models.adapters import AdapterSet, check_base, load_adapters, read_adapter_info
+from genlab.models.adapters import (
+    AdapterSet,
+    check_base,
+    load_adapters,
+    read_adapter_info,
+)
 from genlab.models.load import LoadedModel
 from genlab.serving.backend import FEATURES, GenerationHandle, Message
 from genlab.serving.row_results import RowsHandle
 from genlab.serving.scheduler import Scheduler
-from genlab.serving.tool_prompt import render_chat
 from genlab.serving.token_pieces import TokenPieces
+from genlab.serving.tool_prompt import render_chat
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in adapter_names
 

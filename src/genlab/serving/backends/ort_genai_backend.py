@@ -2,7 +2,7 @@
 
 ONNX Runtime GenAI (Microsoft's generation loop around ONNX Runtime, a 40 MB wheel, no compiler) runs
 the model converted once by :mod:`genlab.serving.backends.ort_genai_model` (int8 ``MatMulNBits``
-weights by default: int4 is faster by about a fifth and lost 1.3 ROUGE-1 points on DialogSum). It is
+weights in blocks of 128 by default: int4 lost 1.3 ROUGE-1 points on DialogSum for a quarter more speed). It is
 genlab's default for deployed, adapter-free models: ``bench/backends.py`` measured it against
 genlab's engine, llama.cpp and CTranslate2 (the table is in the README).
 
@@ -21,12 +21,14 @@ the ones sent with it):
   (one stream: 141 tokens/s on the default model, 2 cores), and nothing starts beside it;
 - otherwise each request goes to the lane with the fewest rows, while it has fewer than
   ``lane_batch`` (``max_batch`` split over the lanes). The lanes' engines share one copy of the model
-  loaded with one thread: a batch of 8 on two one-thread lanes decoded 345-410 tokens/s where one
-  engine on both threads decoded 263-326 (its threads wait for each other on every small matrix).
+  loaded with one thread: a burst of 8 on two one-thread lanes decoded 345-410 tokens/s where one
+  engine on both threads decoded 263-326 (its threads wait for each other on every small matrix;
+  int8 in blocks of 32, the same machine).
 
-So with more than one lane the weights are loaded twice (the solo model and the lanes' model, about
-150 MB more for the default model in int8); ``lanes=1`` loads them once, one engine on every thread.
-Unloading (scale to zero) lets the weights go once the rows in flight have finished.
+So with more than one lane the weights are loaded twice (the solo model and the lanes' model: about
+250 MB more for the default model in int8, a peak of 970 MB against 720); ``lanes=1`` loads them once,
+one engine on every thread. Unloading (scale to zero) lets the weights go once the rows in flight have
+finished.
 
 What it honours: streaming, ``stop``, ``max_tokens``, ``n``, ``temperature`` (0 is greedy),
 ``top_k``, ``top_p``, ``repetition_penalty``, exact usage counts (the prompt's tokens and each

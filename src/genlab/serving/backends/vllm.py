@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from genlab.errors import InvalidValueError, ModelNotFoundError, PromptTooLongError
