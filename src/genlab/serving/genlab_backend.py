@@ -39,12 +39,7 @@ from genlab.errors import GenlabError, InvalidValueError, ModelNotFoundError
 from genlab.generation.constrained import ConstraintFactory, Grammars
 from genlab.generation.engine import GenerationEngine
 from genlab.generation.settings import GenerationSettings
-from genlab.models.adapters import (
-    AdapterSet,
-    check_base,
-    load_adapters,
-    read_adapter_info,
-)
+from genlab.models.adapters import AdapterSet, check_base, load_adapters, read_adapter_info
 from genlab.models.load import LoadedModel
 from genlab.serving.backend import FEATURES, GenerationHandle, Message
 from genlab.serving.row_results import RowsHandle
