@@ -23,8 +23,17 @@ from genlab.export.gguf_model import write_model_gguf
 from genlab.models.adapters import merge_adapter
 from genlab.models.load import load_model
 from genlab.models.tiny import tiny_tokenizer
-from tests.unit.export_support import LORA_ALPHA, LORA_RANK, shared_base_and_lora
-from tests.unit.test_export_gguf_model import CASES, GGUF_ARCH, TEXT, llama_cpp_logits, qwen2_tokenizer, tiny_causal
+from tests.unit.export_support import (
+    CASES,
+    GGUF_ARCH,
+    LORA_ALPHA,
+    LORA_RANK,
+    TEXT,
+    llama_cpp_logits,
+    qwen2_tokenizer,
+    shared_base_and_lora,
+    tiny_causal,
+)
 
 LAYERS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 

@@ -9,18 +9,15 @@ the same tokens from the text and give the same logits and greedy tokens as tran
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import gguf
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
-from transformers.convert_slow_tokenizer import Qwen2Converter
+from tokenizers import Tokenizer, pre_tokenizers
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from genlab.data.builtin import builtin_dialogues
 from genlab.export.gguf_model import (
     ModelExportError,
     permute_rotary_rows,
@@ -28,18 +25,8 @@ from genlab.export.gguf_model import (
 )
 from genlab.export.gguf_tokenizer import QWEN2_REGEX, TokenizerExportError, pre_tokenizer_name
 from genlab.export.llama_cpp_check import llama_cpp_greedy
-from genlab.export.quantize import llama_cpp_available
-from genlab.models.tiny import CHATML_TEMPLATE, SPECIAL_TOKENS, tiny_model, tiny_tokenizer
-from tests.conftest import IN_CI
-
-TEXT = "#Person1#: Hi, how much is 12 apples?\n#Person2#: 3 dollars, it's cheap!"
-# model_type -> what its tiny config adds to the shared shape (and why)
-CASES: dict[str, dict[str, Any]] = {
-    "mistral": {"tie_word_embeddings": False},  # an output.weight of its own
-    "qwen2": {"tie_word_embeddings": True},  # as Qwen2-0.5B; q/k/v biases
-    "qwen3": {"tie_word_embeddings": False, "head_dim": 128},  # Qwen3's head_dim, not hidden / heads = 8
-}
-GGUF_ARCH = {"mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+from genlab.models.tiny import tiny_model, tiny_tokenizer
+from tests.unit.export_support import CASES, GGUF_ARCH, TEXT, llama_cpp_logits, qwen2_tokenizer, tiny_causal
 
 
 @pytest.fixture(scope="module")
@@ -55,47 +42,6 @@ def exported(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def field(reader: gguf.GGUFReader, key: str):
     return reader.fields[key].contents()
-
-
-def qwen2_tokenizer() -> Any:
-    """A byte-level BPE trained as tiny_tokenizer is, behind transformers' own Qwen2 layout (NFC, Qwen2's regex, ByteLevel).
-
-    Trained with that split, it learns merges GPT-2's split never makes (``#Person``, ``?\\n``), so
-    a tokenizer named wrongly in the GGUF would tokenise differently in llama.cpp.
-    """
-    layout = Qwen2Converter(SimpleNamespace(add_prefix_space=False, encoder={}, bpe_ranks={})).converted(vocab={"a": 0}, merges=[])
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.normalizer, bpe.pre_tokenizer, bpe.decoder = layout.normalizer, layout.pre_tokenizer, decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    bpe.train_from_iterator([row["dialogue"] + "\n" + row["summary"] for row in builtin_dialogues()], trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, pad_token="<pad>", bos_token="<|im_start|>", eos_token="<|im_end|>", unk_token="<unk>"
-    )
-    tokenizer.chat_template = CHATML_TEMPLATE
-    return tokenizer
-
-
-def tiny_causal(model_type: str, tokenizer: Any, seed: int = 0) -> Any:
-    """A 2-layer ``model_type`` model of tiny_model's shape, every weight moved off its init and attention sharpened.
-
-    Biases start at 0 and norms at 1, where a misplaced or missing one would not show; q/k scaled by 10
-    peak the attention, so a wrong q/k row order changes the logits by far more than rounding does.
-    """
-    config = AutoConfig.for_model(
-        model_type, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **CASES[model_type],
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).eval()
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            weight.add_(0.1 * torch.randn_like(weight))
-            if name.endswith(("q_proj.weight", "k_proj.weight")):
-                weight.mul_(10)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -266,24 +212,6 @@ def test_transformers_reads_each_f32_export_back_to_the_same_logits(model_type: 
         ours, theirs = model(ids).logits, read(ids).logits
     torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)  # f32 both sides; only the attention kernel may differ
     assert ours.std() > 0.3  # the check above is not comparing near-zero logits
-
-
-def llama_cpp_logits(path: Path, ids: list[int], *, lora_path: Path | None = None) -> np.ndarray:
-    """llama.cpp's logits (tokens, vocab) for ``ids`` read from the GGUF at ``path`` (f32 KV cache: no f16 rounding)."""
-    if not llama_cpp_available() and not IN_CI:
-        pytest.skip("llama-cpp-python is not installed: `make setup-llamacpp` builds it")
-    import llama_cpp  # in CI, missing is a failure
-
-    llm = llama_cpp.Llama(
-        model_path=str(path), lora_path=None if lora_path is None else str(lora_path), n_ctx=128, n_threads=1,
-        logits_all=True, verbose=False, type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
-    )  # fmt: skip
-    try:
-        assert llm.tokenize(TEXT.encode(), add_bos=False, special=True) == ids  # vocabulary, merges and pre-tokenizer
-        llm.eval(ids)
-        return np.array(llm.scores[: len(ids)])
-    finally:
-        llm.close()
 
 
 @pytest.mark.parametrize("model_type", list(CASES))

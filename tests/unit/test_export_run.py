@@ -16,8 +16,7 @@ from genlab.export.run import ExportRequest, export_gguf
 from genlab.lineage import LineageStore
 from tests.conftest import IN_CI, run_cli
 from tests.ollama_template_support import parse_modelfile
-from tests.unit.export_support import shared_base_and_lora
-from tests.unit.test_export_gguf_model import qwen2_tokenizer, tiny_causal
+from tests.unit.export_support import qwen2_tokenizer, shared_base_and_lora, tiny_causal
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 ONNX Runtime GenAI (Microsoft's generation loop around ONNX Runtime, a 40 MB wheel, no compiler) runs
 the model converted once by :mod:`genlab.serving.backends.ort_genai_model` (int8 ``MatMulNBits``
-weights in blocks of 128 by default: int4 lost 1.3 ROUGE-1 points on DialogSum for a quarter more speed). It is
+weights by default: int4 is faster by about a fifth and lost 1.3 ROUGE-1 points on DialogSum). It is
 genlab's default for deployed, adapter-free models: ``bench/backends.py`` measured it against
 genlab's engine, llama.cpp and CTranslate2 (the table is in the README).
 

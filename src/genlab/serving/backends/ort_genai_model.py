@@ -45,11 +45,10 @@ Precision = Literal["int8", "int4", "fp32"]
 # none (fp32: exact against genlab's engine, the tests). int8 is the default: on 50 DialogSum rows the
 # default model scored ROUGE-1 0.148 in int8 and 0.132 in int4 against 0.145 in fp32 (the target is
 # within 1 point); k-quant int4 with 8-bit sensitive layers (algo_config=k_quant_mixed) scored 0.126.
-# int8 takes a scale per 128 weights, not the builder's 32: a burst of 8 decoded 490-530 tokens/s against
-# 320-425 (two one-thread lanes, the default model), for ROUGE-1 0.155 on the 50 rows (blocks of 32: 0.148).
-BUILDER_ARGS: dict[str, list[str]] = {"int8": ["-p", "int8", "--extra_options", "block_size=128"], "int4": ["-p", "int4"], "fp32": ["-p", "fp32"]}
-# The store's folder per precision (a new name when the arguments change, so an older conversion is not reused).
-VARIANTS: dict[str, str] = {"int8": "int8-b128", "int4": "int4", "fp32": "fp32"}
+# Blocks of 32 weights per scale (the builder's default), not 128: 128 decoded a burst of 8 about a quarter
+# faster, but then a row's greedy tokens depended on what shared its batch (2 of 4 default-model answers
+# changed when decoded together; 576, its width, is not a multiple of 128). With 32 and 64 they do not.
+BUILDER_ARGS: dict[str, list[str]] = {"int8": ["-p", "int8"], "int4": ["-p", "int4"], "fp32": ["-p", "fp32"]}
 PRECISIONS: tuple[str, ...] = tuple(BUILDER_ARGS)
 MANIFEST = "genlab-ort-genai.json"
 GENAI_CONFIG = "genai_config.json"
@@ -84,7 +83,7 @@ def ort_model(model: str, precision: str = "int8", *, store: Path | None = None)
     source = transformers_folder(model, "onnxruntime-genai")
     _check_head_size(source)
     target = cached_conversion(
-        model, source, store or models_dir() / "onnxruntime-genai", fingerprint=sha256_path(source), variant=VARIANTS[precision],
+        model, source, store or models_dir() / "onnxruntime-genai", fingerprint=sha256_path(source), variant=precision,
         is_converted=is_ort_folder, convert=lambda target: convert(source, target, precision),
     )  # fmt: skip
     return OrtModel.read(target)
