@@ -122,6 +122,20 @@ def test_a_lone_request_runs_solo_and_a_burst_spreads_over_the_lanes_with_the_sa
         served.close()
 
 
+def test_a_request_sent_while_a_long_answer_decodes_solo_does_not_wait_for_it(base: Path) -> None:
+    backend = OrtGenaiBackend(str(ort_model(str(base)).folder), threads=2, max_batch=4, model_id=MODEL)
+    try:
+        long = backend.submit(MODEL, PROMPTS[0], GenerationSettings(max_new_tokens=1500))
+        next(iter(long))  # it is decoding, alone: on the solo engine
+        short = backend.submit(MODEL, PROMPTS[1], GenerationSettings(max_new_tokens=4)).result(timeout=60)
+        assert not long.done  # the short answer did not wait for the long one
+        answer = long.result(timeout=120).choices[0]
+        stats = backend.engine_stats()
+        assert stats["solo"][1] == answer.completion_tokens and stats["lane 1"][1] == short.completion_tokens > 0
+    finally:
+        backend.close()
+
+
 def test_chat_streams_the_same_answer_with_exact_usage(server, client, served) -> None:
     _, backend = server
     answer = chat(client, served, PROMPTS[1], max_tokens=20, temperature=0)
