@@ -16,6 +16,9 @@ A method says:
   progress and extra Trainer callbacks;
 - ``data_fields``: the dotted recipe fields that name the files it reads (``data.path``, ``prompts``),
   so the lifecycle hashes and records them without knowing the method;
+- ``checkpoints``: the folder where a run of a recipe keeps its checkpoints until it completes (the
+  one its training writes to), so ``--resume`` and the lifecycle's resume work alike for every
+  method; ``None`` for a one-shot transform (quantisation, pruning), which refuses ``resume``;
 - ``help``: one line for ``--help``.
 
 A method folder's ``__init__`` imports only light modules at its top: the recipe schema (a
@@ -118,6 +121,11 @@ class Method:
     data_fields: tuple[str, ...] = ()  # dotted recipe fields naming files it reads, e.g. "data.path"
     check_available: Callable[[], None] | None = None  # raises a GenlabError when this machine cannot run it (QLoRA without CUDA)
     generates_text: bool = True  # its output is a model that writes text (a lifecycle candidate); a reward model's is not
+    checkpoints: Callable[[Any], Path] | None = None  # recipe -> its run's checkpoint folder; None: keeps none
+
+    def checkpoint_folder(self, recipe: BaseModel | Mapping[str, Any]) -> Path | None:
+        """Where a run of ``recipe`` keeps its checkpoints until it completes (None: this method keeps none)."""
+        return None if self.checkpoints is None else self.checkpoints(self.validate(recipe))
 
     def validate(self, recipe: BaseModel | Mapping[str, Any]) -> Any:
         """The recipe as ``recipe_schema``: a mapping is validated, a model of another class refused."""
@@ -145,6 +153,8 @@ class Method:
         """Validate ``recipe``, run the method, recording into ``store``; return its :class:`MethodResult`."""
         options = RunOptions(store, recipe_dir, resume, progress, tuple(callbacks))
         recipe = self.validate(recipe)
+        if resume and self.checkpoints is None:
+            raise InvalidValueError(f"{self.name} keeps no checkpoints, so there is nothing to resume: run it again without --resume.")
         if self.check_available is not None:
             self.check_available()  # before loading anything
         with live_tracking(getattr(recipe, "tracking", None), store):  # a recipe's tracking: section, if it has one

@@ -20,8 +20,7 @@ from genlab.models.adapters import merge_adapter
 from genlab.models.load import load_model
 from genlab.registry import get_method
 from genlab.training.checkpoints import CheckpointError
-from genlab.tuning.recipe import FinetuneRecipe
-from genlab.tuning.trainer import work_dir
+from genlab.tuning.recipe import FinetuneRecipe, work_dir
 
 
 @pytest.fixture(scope="module")

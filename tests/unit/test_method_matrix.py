@@ -33,7 +33,7 @@ from genlab.errors import GenlabError
 from genlab.lineage import LineageStore
 from genlab.methods import Method, MethodResult
 from genlab.registry import methods
-from genlab.training.checkpoints import TrainingInterrupted
+from genlab.training.checkpoints import TrainingInterrupted, last_checkpoint
 from tests.unit.method_cases import (
     CASES,
     INTERRUPT_AT,
@@ -133,6 +133,8 @@ def test_method(method: Method, world: TinyWorld, monkeypatch: pytest.MonkeyPatc
             return
         with pytest.raises(TrainingInterrupted, match="--resume"):
             method.run(case.recipe(world, "stopped"), store=store, progress=False, callbacks=[CtrlCAfter(INTERRUPT_AT)])
+        # ... into the folder the method names (the lifecycle resumes from there too)
+        assert last_checkpoint(method.checkpoint_folder(case.recipe(world, "stopped"))) is not None
         resumed = method.run(case.recipe(world, "stopped"), store=store, progress=False, resume=True)
         straight, again = saved_tensors(result), saved_tensors(resumed)
         assert straight.keys() == again.keys()

@@ -20,7 +20,8 @@ from genlab.optimize.distill.loss import (
     distillation_loss,
     target_logits,
 )
-from genlab.optimize.distill.run import DistillRecipe, distill, work_dir
+from genlab.optimize.distill.recipe import DistillRecipe, work_dir
+from genlab.optimize.distill.run import distill
 from genlab.optimize.distill.student import layers_to_keep, shrink_teacher
 from genlab.tuning.features import IGNORE_INDEX
 

@@ -1,5 +1,5 @@
 """What every trl-trained method of genlab's (GRPO, RLOO, KTO, ORPO) does around the trainer alike:
-where its checkpoints live, how its adapter is saved and recorded, and the figures of its run."""
+how its adapter is saved and recorded, and the figures of its run."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genlab.home import genlab_home
 from genlab.models.load import LoadedModel
 from genlab.training.parameters import count_parameters
 from genlab.training.saving import save_trained
 from genlab.training.session import TrainedRun
-
-
-def checkpoints_dir(method: str, name: str) -> Path:
-    """``$GENLAB_HOME/align/<method>/<recipe name>/checkpoints``: kept until the run completes, for ``--resume``."""
-    return genlab_home() / "align" / method / name / "checkpoints"
 
 
 def save_adapter_output(

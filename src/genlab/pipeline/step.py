@@ -36,7 +36,7 @@ class StepContext:
     key: str = ""  # this step's cache key
     progress: Callable[[str], None] = lambda message: None
     show_progress: bool = False  # progress bars on stderr (training)
-    trainer_callbacks: Sequence[Any] = ()  # extra transformers callbacks for adaptation (tests use them)
+    trainer_callbacks: Sequence[Any] = ()  # extra transformers callbacks for adapt and align training (tests use them)
 
     def state(self, step: str) -> StepState:
         return self.states[step]

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from genlab.errors import GenlabError
+from genlab.home import genlab_home
 
 
 class TrainingInterrupted(GenlabError):
@@ -23,6 +24,15 @@ class TrainingInterrupted(GenlabError):
 
 class CheckpointError(GenlabError):
     pass
+
+
+def checkpoints_dir(*where: str) -> Path:
+    """``$GENLAB_HOME/<where...>/checkpoints``: where a method's run keeps its checkpoints until it completes.
+
+    Each method folder names its own (``checkpoints_dir("dpo", recipe.name)``) in one function its
+    training and its :class:`genlab.methods.Method` (``checkpoints=``) both use.
+    """
+    return genlab_home().joinpath(*where, "checkpoints")
 
 
 def _checkpoints(folder: Path) -> list[tuple[Path, bool]]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from genlab.errors import InvalidValueError
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
-from genlab.tuning.recipe import FinetuneRecipe
+from genlab.tuning.recipe import FinetuneRecipe, finetune_checkpoints
 
 if TYPE_CHECKING:
     from genlab.tuning.trainer import FinetuneResult, PrepareModel
@@ -39,7 +39,7 @@ def finetune_method(
         result = finetune(recipe, prepare=prepare, **options.keywords())
         return finetune_result(result, recipe)
 
-    return Method(name, "adapt", FinetuneRecipe, train, help, DATA_FIELDS, check_available)
+    return Method(name, "adapt", FinetuneRecipe, train, help, DATA_FIELDS, check_available, checkpoints=finetune_checkpoints)
 
 
 def finetune_result(result: FinetuneResult, recipe: FinetuneRecipe) -> MethodResult:

@@ -7,11 +7,14 @@ every shipped recipe against this schema.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genlab.home import genlab_home
 from genlab.tracking.config import TrackingConfig
+from genlab.training.checkpoints import checkpoints_dir
 
 Method = Literal["full", "lora", "qlora", "prompt_tuning", "selective", "continued_pretraining"]
 METHODS: tuple[str, ...] = ("full", "lora", "qlora", "prompt_tuning", "selective", "continued_pretraining")
@@ -146,3 +149,12 @@ class FinetuneRecipe(Section):
     @property
     def saves_adapter(self) -> bool:
         return self.method in ADAPTER_METHODS
+
+
+def work_dir(recipe: FinetuneRecipe) -> Path:
+    """``$GENLAB_HOME/finetune/<name>``: the run's working folder (checkpoints until it completes)."""
+    return genlab_home() / "finetune" / recipe.name
+
+
+def finetune_checkpoints(recipe: FinetuneRecipe) -> Path:
+    return checkpoints_dir("finetune", recipe.name)  # = work_dir(recipe) / "checkpoints"

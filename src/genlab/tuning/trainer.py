@@ -23,12 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 from genlab.models.load import LoadedModel
 from genlab.training.parameters import count_parameters
 from genlab.training.session import TrainedRun, TrainerSession, last_value
-from genlab.tuning.recipe import FinetuneRecipe
+from genlab.tuning.recipe import FinetuneRecipe, finetune_checkpoints
 
 PrepareModel = Callable[[LoadedModel, FinetuneRecipe], Any]  # the method: the model whose trainable parameters train
 
@@ -53,10 +52,6 @@ class FinetuneResult:
         return asdict(self)
 
 
-def work_dir(recipe: FinetuneRecipe) -> Path:
-    return genlab_home() / "finetune" / recipe.name
-
-
 def finetune(
     recipe: FinetuneRecipe,
     *,
@@ -68,7 +63,7 @@ def finetune(
     progress: bool = True,
 ) -> FinetuneResult:
     """Train ``recipe``, recording into ``store``; return where the adapter (or model) is and how it scored."""
-    checkpoints = work_dir(recipe) / "checkpoints"
+    checkpoints = finetune_checkpoints(recipe)
     # torchrun, accelerate launch and deepspeed all set RANK; accelerate's state is left for the Trainer
     # to set up (created earlier with other arguments it would disagree with the Trainer's).
     main_process = int(os.environ.get("RANK", "0")) == 0

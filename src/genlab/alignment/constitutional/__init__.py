@@ -8,9 +8,11 @@ supervised revisions).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genlab.alignment.constitutional.recipe import ConstitutionalRecipe
+from genlab.alignment.dpo.recipe import dpo_checkpoints
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 if TYPE_CHECKING:
@@ -43,4 +45,5 @@ METHOD = Method(
     train=_train,
     help="Constitutional AI: critique and revise red-team answers (SFT data), AI preference labels (DPO pairs).",
     data_fields=("prompts", "constitution"),
+    checkpoints=lambda recipe: dpo_checkpoints(recipe.dpo_recipe(Path())),  # its DPO stage's, the one that trains
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from genlab.alignment.dpo.recipe import DpoRecipe
+from genlab.alignment.dpo.recipe import DpoRecipe, dpo_checkpoints
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 if TYPE_CHECKING:
@@ -34,4 +34,5 @@ METHOD = Method(
     train=_train,
     help="Direct preference optimisation (trl) on chosen/rejected pairs.",
     data_fields=("data.path",),
+    checkpoints=dpo_checkpoints,
 )

@@ -5,11 +5,13 @@ It imports no training library: the registry and the CLI import it at start-up (
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from genlab.tracking.config import TrackingConfig
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.tuning.recipe import LoraConfig, Section
 
 LossType = Literal["sigmoid", "hinge", "ipo"]  # trl's names; sigmoid is the DPO paper's loss
@@ -51,3 +53,8 @@ class DpoRecipe(Section):
     training: DpoTrainingConfig = Field(default_factory=DpoTrainingConfig)
     tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
+
+
+def dpo_checkpoints(recipe: DpoRecipe) -> Path:
+    """``$GENLAB_HOME/dpo/<name>/checkpoints``: kept until the run completes, for ``--resume``."""
+    return checkpoints_dir("dpo", recipe.name)

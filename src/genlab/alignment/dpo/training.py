@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from genlab.alignment.dpo.recipe import DpoRecipe
+from genlab.alignment.dpo.recipe import DpoRecipe, dpo_checkpoints
 from genlab.alignment.dpo_data import PreferencePair
-from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 from genlab.models.load import LoadedModel
 from genlab.training.saving import save_trained
@@ -112,7 +111,7 @@ def run_dpo(
 
 def dpo_session(recipe: DpoRecipe, *, resume: bool = False, progress: bool = True, callbacks: Sequence[Any] = ()) -> TrainerSession:
     """The Trainer session of a DPO recipe: checkpoints in ``$GENLAB_HOME/dpo/<name>/checkpoints``."""
-    checkpoints = genlab_home() / "dpo" / recipe.name / "checkpoints"
+    checkpoints = dpo_checkpoints(recipe)
     return TrainerSession(
         checkpoints, name=recipe.name, resume=resume, progress=progress, callbacks=callbacks, metric_names=DPO_METRICS
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from genlab.alignment.grpo.recipe import GrpoRecipe
 from genlab.methods import Method, MethodResult, RunOptions
+from genlab.training.checkpoints import checkpoints_dir
 
 
 def _train(recipe: GrpoRecipe, options: RunOptions) -> MethodResult:
@@ -38,4 +39,5 @@ METHOD = Method(
     train=_train,
     help="GRPO (trl): sampled groups of completions scored by genlab's rewards, a KL penalty to the reference.",
     data_fields=("data.path",),
+    checkpoints=lambda recipe: checkpoints_dir("align", "grpo", recipe.name),  # as its run writes them
 )

@@ -31,7 +31,6 @@ from genlab.alignment.prompt_rows import (
 )  # fmt: skip
 from genlab.alignment.rewards import build_reward_functions
 from genlab.alignment.trl_outputs import (
-    checkpoints_dir,
     run_figures,
     save_adapter_output,
 )
@@ -40,6 +39,7 @@ from genlab.errors import GenlabError
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.training.session import TrainerSession
 from genlab.tuning.lora.adapter import peft_config
 
@@ -103,7 +103,7 @@ def _run(recipe: Any, options: RunOptions, algorithm: TrlAlgorithm, rewards: Any
     fingerprint = base_fingerprint(loaded)  # before peft wraps the weights
     set_seed(training.seed)  # LoRA's A matrices are drawn when trl wraps the model
     session = TrainerSession(
-        checkpoints_dir(algorithm.name, recipe.name), name=recipe.name, resume=options.resume, run=run,
+        checkpoints_dir("align", algorithm.name, recipe.name), name=recipe.name, resume=options.resume, run=run,
         progress=options.progress, callbacks=options.callbacks, metric_names=SAMPLED_REWARD_METRICS,
     )  # fmt: skip
     functions, weights = rewards

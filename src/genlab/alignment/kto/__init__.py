@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from genlab.alignment.kto.recipe import KtoRecipe
 from genlab.methods import Method, MethodResult, RunOptions
+from genlab.training.checkpoints import checkpoints_dir
 
 
 def _train(recipe: KtoRecipe, options: RunOptions) -> MethodResult:
@@ -34,4 +35,5 @@ METHOD = Method(
     train=_train,
     help="KTO (trl): desirable / undesirable answers made from genlab's preference pairs or rankings.",
     data_fields=("data.path",),
+    checkpoints=lambda recipe: checkpoints_dir("align", "kto", recipe.name),  # as its run writes them
 )

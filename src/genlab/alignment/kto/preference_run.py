@@ -29,13 +29,13 @@ from genlab.alignment.kto.data import read_preference_pairs
 from genlab.alignment.kto.recipe import PreferenceRecipe
 from genlab.alignment.prompt_rows import load_starting_model
 from genlab.alignment.trl_outputs import (
-    checkpoints_dir,
     run_figures,
     save_adapter_output,
 )
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.training.session import LOSS_METRICS, TrainerSession
 from genlab.tuning.assemble import resolve_data_path
 from genlab.tuning.lora.adapter import peft_config
@@ -86,7 +86,7 @@ def _run(recipe: Any, options: RunOptions, algorithm: PreferenceAlgorithm, loade
     training = recipe.training
     set_seed(training.seed)  # LoRA's initialisation is seeded too
     session = TrainerSession(
-        checkpoints_dir(algorithm.name, recipe.name), name=recipe.name, resume=options.resume, run=run,
+        checkpoints_dir("align", algorithm.name, recipe.name), name=recipe.name, resume=options.resume, run=run,
         progress=options.progress, callbacks=options.callbacks, metric_names=algorithm.metric_names,
     )  # fmt: skip
     datasets.disable_progress_bars()  # trl's tokenising passes over a few dozen rows need no bars

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from genlab.alignment.orpo.recipe import OrpoRecipe
 from genlab.methods import Method, MethodResult, RunOptions
+from genlab.training.checkpoints import checkpoints_dir
 
 
 def _train(recipe: OrpoRecipe, options: RunOptions) -> MethodResult:
@@ -32,4 +33,5 @@ METHOD = Method(
     train=_train,
     help="ORPO (trl): supervised loss on the chosen answer plus an odds-ratio preference term, no reference model.",
     data_fields=("data.path",),
+    checkpoints=lambda recipe: checkpoints_dir("align", "orpo", recipe.name),  # as its run writes them
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from genlab.alignment.ppo.recipe import PpoRecipe
+from genlab.alignment.ppo.recipe import PpoRecipe, ppo_checkpoints
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 if TYPE_CHECKING:
@@ -39,4 +39,5 @@ METHOD = Method(
     train=_train,
     help="PPO against a reward with a KL penalty to a frozen reference; a before/after table.",
     data_fields=("data.path",),
+    checkpoints=ppo_checkpoints,
 )

@@ -34,7 +34,7 @@ from typing import Any
 from genlab.alignment.held_out import score_answers
 from genlab.alignment.ppo.algorithm import PPOStats, PPOTrainer
 from genlab.alignment.ppo.checkpointing import PpoCheckpoints
-from genlab.alignment.ppo.recipe import PpoRecipe
+from genlab.alignment.ppo.recipe import PpoRecipe, ppo_checkpoints
 from genlab.alignment.prompt_rows import load_starting_model, prompt_texts, split_prompt_rows, uses_chat
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
@@ -85,7 +85,7 @@ def run_ppo(
     Ctrl-C; ``resume`` continues from the newest complete one (:mod:`.checkpointing`). ``callbacks``
     are transformers TrainerCallbacks, called as a Trainer would around PPO's steps.
     """
-    checkpoints = PpoCheckpoints(genlab_home() / "ppo" / recipe.name / "checkpoints", name=recipe.name, resume=resume)
+    checkpoints = PpoCheckpoints(ppo_checkpoints(recipe), name=recipe.name, resume=resume)
     config: dict[str, Any] = {"recipe": recipe.model_dump()}
     if checkpoints.start_from is not None:
         config["resumed_from"] = str(checkpoints.start_from)

@@ -5,9 +5,12 @@ It imports no training library: the registry and the CLI import it at start-up (
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from genlab.tracking.config import TrackingConfig
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.tuning.recipe import LoraConfig, Section
 
 
@@ -74,3 +77,8 @@ class PpoRecipe(Section):
     evaluation: PpoEvaluationConfig = Field(default_factory=PpoEvaluationConfig)
     tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
+
+
+def ppo_checkpoints(recipe: PpoRecipe) -> Path:
+    """``$GENLAB_HOME/ppo/<name>/checkpoints``: kept until the run completes, for ``--resume``."""
+    return checkpoints_dir("ppo", recipe.name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from genlab.alignment.reward_model.recipe import RewardRecipe
+from genlab.alignment.reward_model.recipe import RewardRecipe, reward_checkpoints
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
 
 if TYPE_CHECKING:
@@ -33,5 +33,6 @@ METHOD = Method(
     train=_train,
     help="Train a reward model on preference pairs (Bradley-Terry) and report held-out pairwise accuracy.",
     data_fields=("data.path",),
+    checkpoints=reward_checkpoints,
     generates_text=False,  # a scalar head: it scores answers, it writes none
 )

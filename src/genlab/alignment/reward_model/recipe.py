@@ -5,6 +5,7 @@ It imports no training library: the registry and the CLI import it at start-up (
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -12,6 +13,7 @@ from pydantic import Field
 from genlab.alignment.reward import Formatting
 from genlab.alignment.reward_data import BUILTIN_SUMMARY_PREFERENCES
 from genlab.tracking.config import TrackingConfig
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.tuning.recipe import Section
 
 
@@ -58,3 +60,8 @@ class RewardRecipe(Section):
     training: RewardTrainingConfig = Field(default_factory=RewardTrainingConfig)
     tracking: TrackingConfig | None = Field(default=None, exclude=True)  # also log to MLflow (genlab.tracking); not in model_dump
     description: str = ""
+
+
+def reward_checkpoints(recipe: RewardRecipe) -> Path:
+    """``$GENLAB_HOME/reward/<name>/checkpoints``: kept until the run completes, for ``--resume``."""
+    return checkpoints_dir("reward", recipe.name)

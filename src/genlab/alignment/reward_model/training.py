@@ -48,9 +48,8 @@ from genlab.alignment.reward_data import (
     TokenizedPairs,
     tokenize_pairs,
 )
-from genlab.alignment.reward_model.recipe import RewardLoraConfig, RewardRecipe
+from genlab.alignment.reward_model.recipe import RewardLoraConfig, RewardRecipe, reward_checkpoints
 from genlab.errors import InvalidValueError, ModelLoadError
-from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
 from genlab.training.session import TrainedRun, TrainerSession
 
@@ -169,7 +168,7 @@ def train_reward_model(
     callbacks: Sequence[Any] = (),
 ) -> RewardResult:
     """Train ``recipe``'s reward model, report held-out accuracy before/after, save it and record the run in ``store``."""
-    checkpoints = genlab_home() / "reward" / recipe.name / "checkpoints"
+    checkpoints = reward_checkpoints(recipe)
     session = TrainerSession(
         checkpoints, name=recipe.name, resume=resume, progress=progress, callbacks=callbacks, metric_names=REWARD_METRICS
     )

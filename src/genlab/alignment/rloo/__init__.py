@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from genlab.alignment.rloo.recipe import RlooRecipe
 from genlab.methods import Method, MethodResult, RunOptions
+from genlab.training.checkpoints import checkpoints_dir
 
 
 def _train(recipe: RlooRecipe, options: RunOptions) -> MethodResult:
@@ -32,4 +33,5 @@ METHOD = Method(
     train=_train,
     help="RLOO (trl): REINFORCE with a leave-one-out baseline over sampled completions scored by genlab's rewards.",
     data_fields=("data.path",),
+    checkpoints=lambda recipe: checkpoints_dir("align", "rloo", recipe.name),  # as its run writes them
 )

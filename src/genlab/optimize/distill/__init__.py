@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
-from genlab.optimize.distill.recipe import DistillRecipe
+from genlab.optimize.distill.recipe import DistillRecipe, distill_checkpoints
 
 if TYPE_CHECKING:
     from genlab.optimize.distill.run import DistillResult
@@ -40,4 +40,5 @@ METHOD = Method(
     train=_train,
     help="Distil a teacher into a smaller student (KL x T^2 + alpha CE) and measure both.",
     data_fields=("data.path", "evaluation.data"),
+    checkpoints=distill_checkpoints,
 )

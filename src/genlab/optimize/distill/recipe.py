@@ -10,8 +10,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genlab.home import genlab_home
 from genlab.optimize.measure import Metric
 from genlab.tracking.config import TrackingConfig
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.tuning.recipe import DataConfig, TrainingConfig
 
 
@@ -67,3 +69,12 @@ class DistillRecipe(Section):
             student = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(self.student.model.rstrip("/")).name).strip("-.")
             return f"{stem}-distill-{student}"
         return f"{stem}-distill-{self.student.layers or 'half'}"
+
+
+def work_dir(name: str) -> Path:
+    """``$GENLAB_HOME/distill/<run name>``: the run's working folder (checkpoints until it completes)."""
+    return genlab_home() / "distill" / name
+
+
+def distill_checkpoints(recipe: DistillRecipe) -> Path:
+    return checkpoints_dir("distill", recipe.run_name())  # = work_dir(recipe.run_name()) / "checkpoints"

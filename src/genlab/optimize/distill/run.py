@@ -32,7 +32,7 @@ from typing import Any
 from genlab.errors import InvalidValueError
 from genlab.home import genlab_home
 from genlab.lineage import LineageStore, record_run
-from genlab.optimize.distill.recipe import DistillRecipe
+from genlab.optimize.distill.recipe import DistillRecipe, distill_checkpoints, work_dir
 from genlab.optimize.measure import EvalSpec
 from genlab.training.saving import free_folder
 from genlab.training.session import LOSS_METRICS, TrainedRun, TrainerSession, last_value
@@ -50,10 +50,6 @@ class DistillResult:
         if self.report is not None:
             return self.report.to_dict()
         return {"method": "distill", "run_id": self.run_id, "artifact": self.folder, "details": self.details}
-
-
-def work_dir(name: str) -> Path:
-    return genlab_home() / "distill" / name
 
 
 # The student's logged losses -> the run's metric names (DistillationTrainer logs soft and hard parts).
@@ -74,7 +70,7 @@ def distill(
     name = recipe.run_name()
     measure_models = measure_models and recipe.evaluation.enabled
     session = TrainerSession(
-        work_dir(name) / "checkpoints", name=name, resume=resume, progress=progress, callbacks=callbacks,
+        distill_checkpoints(recipe), name=name, resume=resume, progress=progress, callbacks=callbacks,
         metric_names=DISTILL_METRICS,
     )  # fmt: skip
     if measure_models and recipe.evaluation.data:  # the default, the held-out rows, is written by training

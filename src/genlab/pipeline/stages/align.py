@@ -4,7 +4,10 @@ The candidate's recipe is the method's own (``PpoRecipe``, ``DpoRecipe``, ...); 
 model and its starting adapter from ``start_from`` (the base, or an adapt candidate: a LoRA adapter is
 merged in first, a fully fine-tuned model replaces the base) and, for a method that reads the task's
 rows (PPO's prompts), its data from the training split unless the candidate names other data. The
-method's :class:`genlab.methods.MethodResult` says where its output is and what kind it is.
+method's :class:`genlab.methods.MethodResult` says where its output is and what kind it is. A rerun
+after a crash mid-training resumes from the method's checkpoints when this very step wrote them
+(:mod:`genlab.pipeline.step_resume`), as the adapt stage does; the lifecycle's Trainer callbacks
+reach the method too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from genlab.errors import GenlabError
 from genlab.pipeline.candidates import candidate_inputs, resolve_candidate
 from genlab.pipeline.recipe import candidate_recipe_dir
 from genlab.pipeline.step import StepContext, StepOutcome
+from genlab.pipeline.step_resume import resume_step_training, step_training_done
 from genlab.pipeline.workspace import StepFile
 from genlab.registry import get_method
 from genlab.tuning.assemble import resolve_data_path
@@ -44,9 +48,15 @@ class AlignStage:
     def run(self, ctx: StepContext, run: Any) -> StepOutcome:
         name, start_from, recipe = ctx.recipe.align_recipe(self.candidate)
         recipe = self._with_start_and_data(ctx, recipe, start_from)
-        ctx.progress(f"aligning candidate {self.candidate!r} with {name}")
-        folder = candidate_recipe_dir(ctx.recipe, "align", self.candidate)
-        result = get_method(name, "align").run(recipe, store=run.store, recipe_dir=folder, progress=ctx.show_progress)
+        method = get_method(name, "align")
+        checkpoints = method.checkpoint_folder(recipe)
+        resume = resume_step_training(checkpoints, ctx.key)
+        ctx.progress(f"{'resuming' if resume else 'aligning'} candidate {self.candidate!r} with {name}")
+        result = method.run(
+            recipe, store=run.store, recipe_dir=candidate_recipe_dir(ctx.recipe, "align", self.candidate), resume=resume,
+            callbacks=ctx.trainer_callbacks, progress=ctx.show_progress,
+        )  # fmt: skip
+        step_training_done(checkpoints)
         if result.output_kind == "dataset":  # e.g. constitutional with its DPO stage off
             raise GenlabError(
                 f"align.{self.candidate}: {name} wrote a dataset ({result.output_path}) and no model to evaluate; "
@@ -54,7 +64,7 @@ class AlignStage:
             )
         output = Path(result.output_path)
         summary = {
-            "candidate": self.candidate, "method": name, "start_from": start_from, "output": str(output),
+            "candidate": self.candidate, "method": name, "start_from": start_from, "output": str(output), "resumed": resume,
             "table": {"title": result.table.title, "columns": result.table.columns, "rows": result.table.rows},
             "result": result.details,
         }  # fmt: skip
