@@ -14,6 +14,9 @@ A method says:
 - ``train(recipe, options) -> MethodResult``: the work; ``options`` (:class:`RunOptions`) carries the
   lineage store it must record into (never a store of its own), the recipe's folder, resume,
   progress and extra Trainer callbacks;
+- ``memory_mode``: how :mod:`genlab.models.estimate` counts its training memory (``train``,
+  ``lora``, ``qlora``, ``prompt-tuning``), so the lifecycle's select step estimates a planned
+  candidate without a table of method names; ``None`` when no mode fits;
 - ``data_fields``: the dotted recipe fields that name the files it reads (``data.path``, ``prompts``),
   so the lifecycle hashes and records them without knowing the method;
 - ``checkpoints``: the folder where a run of a recipe keeps its checkpoints until it completes (the
@@ -122,6 +125,7 @@ class Method:
     check_available: Callable[[], None] | None = None  # raises a GenlabError when this machine cannot run it (QLoRA without CUDA)
     generates_text: bool = True  # its output is a model that writes text (a lifecycle candidate); a reward model's is not
     checkpoints: Callable[[Any], Path] | None = None  # recipe -> its run's checkpoint folder; None: keeps none
+    memory_mode: str | None = None  # genlab.models.estimate's mode for its training memory, if one fits
 
     def checkpoint_folder(self, recipe: BaseModel | Mapping[str, Any]) -> Path | None:
         """Where a run of ``recipe`` keeps its checkpoints until it completes (None: this method keeps none)."""

@@ -1,10 +1,13 @@
 """Recipe schema, YAML loading and key=value overrides; every shipped recipe validates."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from genlab.config import RecipeError, apply_overrides, load_recipe, parse_override
+from genlab.registry import get_method, method_names
 from genlab.tuning.recipe import FinetuneRecipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -57,7 +60,6 @@ def test_bad_overrides_are_one_sentence(override: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("name: x\ndata: {path: builtin}\nmethod: magic\n", "method='magic' is not allowed"),
         ("name: x\ndata: {path: builtin}\ntraining: {learning_rate: -1}\n", "training.learning_rate=-1 is not allowed"),
         ("name: x\ndata: {path: builtin}\nlora: {rank: 8}\n", "lora.rank"),
         ("name: x\n", "data"),
@@ -77,7 +79,16 @@ def test_bad_recipes_are_one_sentence_naming_the_field(tmp_path: Path, yaml_text
 
 def test_method_may_be_spelled_with_a_hyphen() -> None:
     recipe = FinetuneRecipe.model_validate({"name": "x", "data": {"path": "builtin"}, "method": "prompt-tuning"})
-    assert recipe.method == "prompt_tuning" and recipe.saves_adapter
+    assert recipe.method == "prompt_tuning" and get_method(recipe.method, "adapt").name == "prompt_tuning"
+
+
+def test_an_unknown_method_is_one_sentence_listing_the_registered_ones(tmp_path: Path) -> None:
+    path = tmp_path / "recipe.yaml"
+    path.write_text("name: x\ndata: {path: builtin}\nmethod: magic\n")
+    result = subprocess.run([sys.executable, "-m", "genlab", "finetune", str(path)], capture_output=True, text=True, timeout=120)
+    message = result.stderr.strip()
+    assert result.returncode == 2 and "\n" not in message
+    assert "unknown adapt method 'magic'" in message and all(name in message for name in method_names("adapt"))
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ from genlab.config import RecipeError, parse_override, read_recipe_file
 from genlab.errors import validation_error_message
 from genlab.export.quantize import QUANTS
 from genlab.models.packs import DEFAULT_GENERATOR
-from genlab.registry import get_method, methods
+from genlab.registry import get_method, method_names, methods
 from genlab.tracking.config import TrackingConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -233,7 +233,11 @@ class LifecycleRecipe(Section):
         )  # fmt: skip
         evaluation = {**(settings.get("evaluation") or {}), "enabled": False, "baseline": False}
         settings.update(name=f"{self.name}-{name}", model=self.select.model, data=data, evaluation=evaluation)
-        return _validated(FinetuneRecipe, settings, f"adapt.{name}")
+        recipe = _validated(FinetuneRecipe, settings, f"adapt.{name}")
+        known = method_names("adapt")
+        if recipe.method not in known:
+            raise ValueError(f"adapt.{name}: method={recipe.method!r} is not allowed: choose one of {', '.join(known)}")
+        return recipe
 
     def _build_align(self, name: str, raw: Mapping[str, Any]) -> tuple[str, str, Any]:
         settings = {key: value for key, value in raw.items() if key not in ("recipe", "recipe_dir")}

@@ -26,9 +26,10 @@ DATA_FIELDS = ("data.path", "evaluation.forgetting_task")
 
 
 def finetune_method(
-    name: str, help: str, prepare: PrepareModel, *, check_available: Callable[[], None] | None = None
+    name: str, help: str, prepare: PrepareModel, *, memory_mode: str, check_available: Callable[[], None] | None = None
 ) -> Method:
-    """The method ``name``: a recipe whose ``method`` is ``name``, trained with ``prepare``."""
+    """The method ``name``: a recipe whose ``method`` is ``name``, trained with ``prepare``; ``memory_mode``
+    is how :mod:`genlab.models.estimate` counts its memory (``train`` when every touched weight trains)."""
 
     def train(recipe: FinetuneRecipe, options: RunOptions) -> MethodResult:
         if recipe.method != name:
@@ -39,7 +40,10 @@ def finetune_method(
         result = finetune(recipe, prepare=prepare, **options.keywords())
         return finetune_result(result, recipe)
 
-    return Method(name, "adapt", FinetuneRecipe, train, help, DATA_FIELDS, check_available, checkpoints=finetune_checkpoints)
+    return Method(
+        name, "adapt", FinetuneRecipe, train, help, DATA_FIELDS, check_available, checkpoints=finetune_checkpoints,
+        memory_mode=memory_mode,
+    )  # fmt: skip
 
 
 def finetune_result(result: FinetuneResult, recipe: FinetuneRecipe) -> MethodResult:

@@ -16,9 +16,6 @@ from genlab.home import genlab_home
 from genlab.tracking.config import TrackingConfig
 from genlab.training.checkpoints import checkpoints_dir
 
-Method = Literal["full", "lora", "qlora", "prompt_tuning", "selective", "continued_pretraining"]
-METHODS: tuple[str, ...] = ("full", "lora", "qlora", "prompt_tuning", "selective", "continued_pretraining")
-ADAPTER_METHODS = ("lora", "qlora", "prompt_tuning")  # saved as peft adapters; the others save whole models
 
 
 class Section(BaseModel):
@@ -129,7 +126,9 @@ class EvaluationConfig(Section):
 class FinetuneRecipe(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str = "smollm2-135m-instruct"
-    method: Method = "lora"
+    # A registered adapt method (genlab.registry, e.g. lora, full, prompt_tuning): looked up, and an unknown
+    # name refused in one sentence listing the known ones, where the recipe runs (genlab finetune, the lifecycle).
+    method: str = Field(default="lora", min_length=1)
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
     prompt_tuning: PromptTuningConfig = Field(default_factory=PromptTuningConfig)
@@ -145,10 +144,6 @@ class FinetuneRecipe(Section):
     @classmethod
     def _method_spelling(cls, value: object) -> object:
         return value.replace("-", "_") if isinstance(value, str) else value
-
-    @property
-    def saves_adapter(self) -> bool:
-        return self.method in ADAPTER_METHODS
 
 
 def work_dir(recipe: FinetuneRecipe) -> Path:

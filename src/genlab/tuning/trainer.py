@@ -201,10 +201,11 @@ def _trained_model(model: Any, loaded: Any, recipe: FinetuneRecipe) -> Any:
 
     model.eval()
     name = f"{loaded.name}+{recipe.name}"
-    if recipe.method == "prompt_tuning":  # the engine reads the soft prompt before every prompt
+    adapter = getattr(model, "peft_config", {}).get("default")  # what the method made, not its name, decides
+    if adapter is not None and adapter.is_prompt_learning:  # the engine reads the soft prompt before every prompt
         soft_prompt = model.get_prompt_embedding_to_save("default").detach()
         return replace(loaded, name=name, model=model.get_base_model(), soft_prompt=soft_prompt)
-    if recipe.method in ("lora", "qlora"):
+    if adapter is not None:  # LoRA (and QLoRA): merged for generation
         model = model.merge_and_unload()
     return replace(loaded, name=name, model=model)
 

@@ -16,12 +16,8 @@ from genlab.atomic import atomic_write_json
 from genlab.optimize.measure import EvalSpec
 from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
+from genlab.registry import get_method
 
-# adaptation method -> the estimate's mode (selective and continued pre-training train every weight they touch)
-ESTIMATE_MODES = {
-    "lora": "lora", "qlora": "qlora", "prompt_tuning": "prompt-tuning",
-    "full": "train", "selective": "train", "continued_pretraining": "train",
-}  # fmt: skip
 SERVING_BATCH = EvalSpec().batch_size  # the optimise step measures serving at its eval batch (8)
 
 
@@ -76,7 +72,7 @@ def planned_adaptations(ctx: StepContext) -> dict[str, dict[str, Any] | None]:
     plans: dict[str, dict[str, Any] | None] = {}
     for name in ctx.recipe.adapt:
         recipe = ctx.recipe.finetune_recipe(name)
-        mode = ESTIMATE_MODES.get(recipe.method)
+        mode = get_method(recipe.method, "adapt").memory_mode
         if mode is None:
             plans[f"adapt.{name}"] = None
             continue

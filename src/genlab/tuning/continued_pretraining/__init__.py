@@ -10,4 +10,5 @@ from genlab.tuning.full.model import prepare
 METHOD = finetune_method(
     "continued_pretraining", "Continued pre-training: every weight trains on packed raw text (next-token loss).",
     lambda loaded, recipe: prepare(loaded),
+    memory_mode="train",
 )  # fmt: skip

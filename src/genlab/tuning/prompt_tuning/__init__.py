@@ -6,4 +6,5 @@ from genlab.tuning.prompt_tuning.soft_prompt import prepare
 METHOD = finetune_method(
     "prompt_tuning", "Prompt tuning: trained soft-prompt vectors before every input (peft), the model frozen.",
     lambda loaded, recipe: prepare(loaded, recipe.prompt_tuning),
+    memory_mode="prompt-tuning",
 )  # fmt: skip

@@ -6,4 +6,5 @@ from genlab.tuning.selective.layers import prepare
 METHOD = finetune_method(
     "selective", "Selective fine-tuning: only the chosen transformer layers (and optionally embeddings/head) train.",
     lambda loaded, recipe: prepare(loaded, recipe.selective),
+    memory_mode="train",
 )  # fmt: skip
