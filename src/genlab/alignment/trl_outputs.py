@@ -1,5 +1,5 @@
 """What every trl-trained method of genlab's (GRPO, RLOO, KTO, ORPO) does around the trainer alike:
-how its adapter is saved and recorded, and the figures of its run."""
+its Trainer session (checkpoints in ``$GENLAB_HOME/align/<method>/<name>/checkpoints``), how its adapter is saved and recorded, and the figures of its run."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from genlab.models.load import LoadedModel
+from genlab.training.checkpoints import checkpoints_dir
 from genlab.training.parameters import count_parameters
 from genlab.training.saving import save_trained
-from genlab.training.session import TrainedRun
+from genlab.training.session import TrainedRun, TrainerSession
+
+
+def trl_session(method: str, recipe: Any, options: Any, run: Any, metric_names: Mapping[str, str]) -> TrainerSession:
+    """The run's :class:`TrainerSession`: checkpoints where the method's ``METHOD.checkpoints`` says, resume,
+    progress and callbacks from its :class:`genlab.methods.RunOptions`, losses logged into ``run``."""
+    return TrainerSession(
+        checkpoints_dir("align", method, recipe.name), name=recipe.name, resume=options.resume, run=run,
+        progress=options.progress, callbacks=options.callbacks, metric_names=metric_names,
+    )  # fmt: skip
 
 
 def save_adapter_output(

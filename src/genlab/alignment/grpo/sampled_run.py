@@ -30,17 +30,12 @@ from genlab.alignment.prompt_rows import (
     uses_chat,
 )  # fmt: skip
 from genlab.alignment.rewards import build_reward_functions
-from genlab.alignment.trl_outputs import (
-    run_figures,
-    save_adapter_output,
-)
+from genlab.alignment.trl_outputs import run_figures, save_adapter_output, trl_session
 from genlab.atomic import atomic_write_text
 from genlab.errors import GenlabError
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
-from genlab.training.checkpoints import checkpoints_dir
-from genlab.training.session import TrainerSession
 from genlab.tuning.lora.adapter import peft_config
 
 # trl's logged names -> the run's metric names (per step)
@@ -102,10 +97,7 @@ def _run(recipe: Any, options: RunOptions, algorithm: TrlAlgorithm, rewards: Any
 
     fingerprint = base_fingerprint(loaded)  # before peft wraps the weights
     set_seed(training.seed)  # LoRA's A matrices are drawn when trl wraps the model
-    session = TrainerSession(
-        checkpoints_dir("align", algorithm.name, recipe.name), name=recipe.name, resume=options.resume, run=run,
-        progress=options.progress, callbacks=options.callbacks, metric_names=SAMPLED_REWARD_METRICS,
-    )  # fmt: skip
+    session = trl_session(algorithm.name, recipe, options, run, SAMPLED_REWARD_METRICS)
     functions, weights = rewards
     trainer = algorithm.trainer_class(
         model=loaded.model,

@@ -28,15 +28,11 @@ from genlab.alignment.dpo_data import (
 from genlab.alignment.kto.data import read_preference_pairs
 from genlab.alignment.kto.recipe import PreferenceRecipe
 from genlab.alignment.prompt_rows import load_starting_model
-from genlab.alignment.trl_outputs import (
-    run_figures,
-    save_adapter_output,
-)
+from genlab.alignment.trl_outputs import run_figures, save_adapter_output, trl_session
 from genlab.lineage import record_run
 from genlab.methods import MethodResult, RunOptions, TerminalTable
 from genlab.models.adapters import base_fingerprint
-from genlab.training.checkpoints import checkpoints_dir
-from genlab.training.session import LOSS_METRICS, TrainerSession
+from genlab.training.session import LOSS_METRICS
 from genlab.tuning.assemble import resolve_data_path
 from genlab.tuning.lora.adapter import peft_config
 
@@ -85,16 +81,12 @@ def _run(recipe: Any, options: RunOptions, algorithm: PreferenceAlgorithm, loade
 
     training = recipe.training
     set_seed(training.seed)  # LoRA's initialisation is seeded too
-    session = TrainerSession(
-        checkpoints_dir("align", algorithm.name, recipe.name), name=recipe.name, resume=options.resume, run=run,
-        progress=options.progress, callbacks=options.callbacks, metric_names=algorithm.metric_names,
-    )  # fmt: skip
+    session = trl_session(algorithm.name, recipe, options, run, algorithm.metric_names)
     datasets.disable_progress_bars()  # trl's tokenising passes over a few dozen rows need no bars
     trainer = algorithm.trainer_class(
         model=loaded.model,
         args=algorithm.config_class(
-            **session.arguments(save_every=training.save_every, log_every=training.log_every, seed=training.seed),
-            **_shared_settings(recipe), **algorithm.own_settings(recipe),
+            **session.arguments_for(training), **_shared_settings(recipe), **algorithm.own_settings(recipe),
         ),
         train_dataset=datasets.Dataset.from_list(algorithm.rows(train, chat)),
         processing_class=loaded.tokenizer,
@@ -119,14 +111,8 @@ def _run(recipe: Any, options: RunOptions, algorithm: PreferenceAlgorithm, loade
 
 
 def _shared_settings(recipe: Any) -> dict[str, Any]:
-    training = recipe.training
+    """What KTO and ORPO set alike besides the schedule (:meth:`TrainerSession.arguments_for`)."""
     return {
-        "num_train_epochs": training.epochs,
-        "max_steps": training.max_steps,
-        "per_device_train_batch_size": training.batch_size,
-        "gradient_accumulation_steps": training.gradient_accumulation,
-        "learning_rate": training.learning_rate,
-        "warmup_steps": training.warmup,
         "beta": recipe.beta,
         "max_length": recipe.data.max_length,  # longer pairs were dropped already; a safety net only
         "bf16": False,  # genlab trains in the model's own dtype on CPU
