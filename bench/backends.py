@@ -59,12 +59,16 @@ def store() -> Path:
 
 def genlab_int8_folder() -> Path:
     """genlab's torch dynamic int8 of the default model (genlab optimize quantize), made once."""
+    from genlab.lineage import LineageStore
     from genlab.optimize.measure import EvalSpec
-    from genlab.optimize.quantize import quantize
+    from genlab.optimize.quantize.recipe import QuantizeRecipe
+    from genlab.optimize.quantize.run import quantize
 
     folder = store() / "genlab-int8-dynamic"
     if not (folder / "genlab_optimized.json").is_file():
-        quantize(MODEL, "int8-dynamic", EvalSpec(data=str(DATA), limit=1), folder, measure_models=False)
+        recipe = QuantizeRecipe(model=MODEL, evaluation=EvalSpec(data=str(DATA), limit=1), measure=False, output=str(folder))
+        with LineageStore() as lineage:
+            quantize(recipe, store=lineage)
     return folder
 
 

@@ -1,6 +1,6 @@
 """Benchmark: magnitude pruning of the default model, each setting measured against the original.
 
-Every setting runs through :func:`genlab.optimize.prune.prune` (the product's path): prune, optionally
+Every setting runs through :func:`genlab.optimize.prune.run.prune` (the product's path): prune, optionally
 a LoRA recovery fine-tune, save, then measure the original and the pruned model in fresh processes
 (size on disk, parameters, peak memory, tokens/s at batch 1, ROUGE-1 of greedy summaries of the eval
 rows). The original is measured again in each run, so every ratio compares two measurements taken
@@ -12,7 +12,7 @@ minutes apart on the same (shared) machine. Printed: each run's report table, th
 Recovery rows should not be the eval rows: the default eval set is genlab's builtin dialogues, and
 ``--recover-data`` defaults to ../shared/datasets/dialogsum/dev.jsonl (other dialogues).
 
-Measured figures are in the docstring of :mod:`genlab.optimize.prune` and the commit that added them.
+Measured figures are in the docstring of :mod:`genlab.optimize.prune.run` and the commit that added them.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from genlab.cli.output import print_table
+    from genlab.lineage import LineageStore
     from genlab.optimize.measure import EvalSpec
-    from genlab.optimize.prune import prune, prune_settings
+    from genlab.optimize.prune.recipe import PruneRecipe, prune_settings
+    from genlab.optimize.prune.run import prune
 
     spec = EvalSpec(data=args.eval_data, limit=args.eval_limit)
     summary = []
@@ -57,7 +59,8 @@ def main() -> int:
                 method=method, sparsity=sparsity, recover_steps=steps, recover_data=args.recover_data if steps else None
             )
             start = time.perf_counter()
-            report = prune(args.model, settings, spec, progress=False)
+            with LineageStore() as store:
+                report = prune(PruneRecipe(model=args.model, prune=settings, evaluation=spec), store=store, progress=False)
             seconds = time.perf_counter() - start
             title, columns, rows = report.table()
             print_table(title, columns, rows)

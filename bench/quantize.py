@@ -1,6 +1,6 @@
 """Benchmark: post-training quantisation of a model, each method against the original in one run.
 
-Each method goes through ``genlab.optimize.quantize.quantize`` (the product's own path): the folder is
+Each method goes through ``genlab.optimize.quantize.run.quantize`` (the product's own path): the folder is
 written, then the original and the result are measured by ``genlab.optimize.measure`` in a fresh
 process each -- size on disk, parameters, peak memory, decode tokens/s at batch 1 (prefill taken
 out), ROUGE-1 of greedy summaries of the builtin dialogues. Printed: each report's table and one
@@ -39,7 +39,7 @@ generation engine runs it (Linear layers on oneDNN, weights reordered once):
 
 Targets (the 2026-11-23 figures above): neither int8-dynamic variant meets all three on ROUGE-1 (the default misses speed, the other quality).
 The first version, with fbgemm's one activation scale per call, lost 13.6 points; see
-genlab.optimize.quantize.
+genlab.optimize.quantize.run.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import argparse
 import os
 import sys
 import tempfile
+
 
 def compare_kernels(args: argparse.Namespace) -> int:
     """Decode-step speed of each int8 kernel, interleaved in rounds so a busy machine slows all alike.
@@ -64,10 +65,9 @@ def compare_kernels(args: argparse.Namespace) -> int:
     import torch
 
     from genlab.generation.cache_argument import cache_kwargs, cache_of
-    from genlab.models.load import load_model
-    from genlab.optimize.int8_layers import int8_linear, quantize_weight
-
     from genlab.generation.packed_linear import packed_linears
+    from genlab.models.load import load_model
+    from genlab.optimize.quantize.int8_layers import int8_linear, quantize_weight
 
     loaded = load_model(args.model)
     # fp32 as torch runs it, and as the generation engine runs it (Linear layers on oneDNN, reordered weights)
@@ -129,8 +129,10 @@ def main() -> int:
 
     from genlab.cli.output import print_table
     from genlab.home import models_dir
+    from genlab.lineage import LineageStore
     from genlab.optimize.measure import EvalSpec
-    from genlab.optimize.quantize import quantize
+    from genlab.optimize.quantize.recipe import QuantizeConfig, QuantizeRecipe
+    from genlab.optimize.quantize.run import quantize
 
     spec = EvalSpec(limit=args.eval_limit, speed_prompts=args.speed_prompts, speed_tokens=args.speed_tokens)
     reports = []
@@ -138,7 +140,9 @@ def main() -> int:
         os.environ["GENLAB_MODELS_DIR"] = str(models_dir())
         os.environ["GENLAB_HOME"] = home
         for method in args.methods.split(","):
-            report = quantize(args.model, method.strip(), spec)
+            recipe = QuantizeRecipe(model=args.model, quantize=QuantizeConfig(method=method.strip()), evaluation=spec)
+            with LineageStore() as store:
+                report = quantize(recipe, store=store)
             print_table(*report.table())
             reports.append(report)
     print(f"\nmodel {args.model}, {args.eval_limit} builtin dialogues, batch 1 greedy decoding, one run")

@@ -24,7 +24,8 @@ from genlab.alignment.rloo import METHOD as RLOO
 from genlab.errors import GenlabError
 from genlab.methods import Method, MethodGroup
 from genlab.optimize.distill import METHOD as DISTILL
-
+from genlab.optimize.prune import METHOD as PRUNE
+from genlab.optimize.quantize import METHOD as QUANTIZE
 from genlab.tuning.continued_pretraining import METHOD as CONTINUED_PRETRAINING
 from genlab.tuning.full import METHOD as FULL
 from genlab.tuning.lora import METHOD as LORA

@@ -2,7 +2,8 @@
 
 A case turns the tiny world (a random 2-layer causal model saved as a folder, a file of preference
 pairs, a file of red-team prompts) into a recipe that trains for ``STEPS`` steps and writes a
-checkpoint after every step, so the matrix can stop it after step ``INTERRUPT_AT`` and resume it.
+checkpoint after every step, so the matrix can stop it after step ``INTERRUPT_AT`` and resume it; a
+one-shot transform's case (``transform=True``: quantisation, pruning) turns the tiny model into another.
 Adding a method: add its case here (the matrix fails for a registered method without one).
 """
 
@@ -34,6 +35,7 @@ class MethodCase:
     watch_parameters: bool = True  # False: not a transformers Trainer (no callbacks); its saved adapter is checked
     resume_refused: str | None = None  # why the method refuses resume (an issue to lift it), or None
     unavailable_here: str | None = None  # why the method refuses to run on this machine (QLoRA without CUDA)
+    transform: bool = False  # a one-shot transform of the model (no training, no checkpoints): the matrix's transform checks
 
 
 def write_world(folder: Path) -> TinyWorld:
@@ -112,6 +114,14 @@ def distill_recipe(world: TinyWorld, name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def quantize_recipe(world: TinyWorld, name: str) -> dict[str, Any]:
+    return {"model": str(world.model), "quantize": {"method": "int8-dynamic"}, "measure": False}
+
+
+def prune_recipe(world: TinyWorld, name: str) -> dict[str, Any]:
+    return {"model": str(world.model), "prune": {"method": "unstructured", "sparsity": 0.5}, "measure": False}
+
+
 def completion_length(prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
     """A reward that differs between a tiny model's random completions, so GRPO/RLOO groups have advantages."""
     return [float(len(completion)) for completion in completions]
@@ -150,6 +160,8 @@ CASES: dict[str, MethodCase] = {
     "ppo": MethodCase(ppo_recipe),  # its loop calls the Trainer callbacks (genlab.alignment.ppo.checkpointing)
     "constitutional": MethodCase(constitutional_recipe),
     "distill": MethodCase(distill_recipe),
+    "quantize": MethodCase(quantize_recipe, transform=True),
+    "prune": MethodCase(prune_recipe, transform=True),
     "grpo": MethodCase(sampled_reward_recipe),
     "rloo": MethodCase(sampled_reward_recipe),
     "kto": MethodCase(preference_recipe),

@@ -11,6 +11,10 @@ through the contract (``METHOD.run(recipe, store=...)``), as ``genlab`` runs it:
 - it writes one lineage record (its run, completed, with its output; other new runs only below it);
 - it prints its table.
 
+A one-shot transform (quantisation, pruning: ``transform=True`` in its case) trains nothing, so instead:
+it writes one lineage record, prints its table, leaves a folder that ``load_model`` loads and that gives
+finite logits other than the input model's, and refuses ``resume`` in one sentence.
+
 A method that cannot do one of these says why in its case (tests/unit/method_cases.py), and the
 matrix checks that it refuses in one sentence instead. A registered method without a case fails.
 """
@@ -90,6 +94,9 @@ def test_method(method: Method, world: TinyWorld, monkeypatch: pytest.MonkeyPatc
             assert len(str(refused.value).splitlines()) == 1
             assert store.list_runs() == []  # refused before any run was recorded
             return
+        if case.transform:
+            check_transform(method, case, world, store, monkeypatch, capsys)
+            return
 
         watch = ParameterWatch()
         result = method.run(
@@ -140,3 +147,40 @@ def test_method(method: Method, world: TinyWorld, monkeypatch: pytest.MonkeyPatc
         assert straight.keys() == again.keys()
         for name in straight:
             torch.testing.assert_close(again[name], straight[name], rtol=0, atol=1e-6, msg=name)
+
+
+def check_transform(
+    method: Method, case: MethodCase, world: TinyWorld, store: LineageStore, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The matrix for a one-shot transform of the model (see the module docstring)."""
+    from genlab.models.load import load_model
+
+    result = method.run(case.recipe(world, "straight"), store=store, progress=False)
+    assert result.method == method.name and result.output_kind == "model"
+
+    # It writes one lineage record: its run, completed, with the transformed folder as its output.
+    assert [run.id for run in store.list_runs(limit=1000)] == [result.run_id]
+    assert store.get_run(result.run_id).status == "completed"
+    outputs = [Path(a.path).resolve() for a in store.artifacts_of(result.run_id, "output")]
+    assert outputs == [Path(result.output_path).resolve()]
+
+    # It prints its table.
+    monkeypatch.setattr(output.console, "width", 400)
+    output.print_table(*result.table.as_tuple())
+    printed = capsys.readouterr().out
+    assert result.table.title.split()[0] in printed and result.table.rows
+    assert all(str(row[0]) in printed for row in result.table.rows)
+
+    # Its folder loads through the model layer and computes another function of the same input, finite.
+    ids = torch.tensor([[5, 17, 42, 99, 7, 64, 12, 3]])
+    with torch.inference_mode():
+        before = load_model(str(world.model)).model(input_ids=ids).logits
+        after = load_model(result.output_path).model(input_ids=ids).logits
+    assert after.shape == before.shape and bool(torch.isfinite(after).all())
+    assert not torch.equal(after, before)
+
+    # It keeps no checkpoints, so resume is refused in one sentence.
+    with pytest.raises(GenlabError, match="resume") as refused:
+        method.run(case.recipe(world, "again"), store=store, progress=False, resume=True)
+    assert len(str(refused.value).splitlines()) == 1

@@ -13,8 +13,9 @@ import torch
 from genlab.errors import GenlabError, InvalidValueError
 from genlab.models.tiny import save_tiny_model, tiny_model
 from genlab.optimize.measure import EvalSpec
-from genlab.optimize.prune import prune_model, prune_settings, recover_pruned, save_pruned
-from genlab.optimize.prune_unstructured import prunable_linears
+from genlab.optimize.prune.recipe import prune_settings
+from genlab.optimize.prune.run import prune_model, recover_pruned, save_pruned
+from genlab.optimize.prune.unstructured import prunable_linears
 
 IDS = torch.tensor([[5, 17, 42, 99, 7, 250, 3, 64], [8, 9, 10, 11, 12, 13, 14, 15]])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
@@ -13,11 +14,13 @@ from genlab.generation import GenerationEngine, GenerationSettings
 from genlab.lineage.store import LineageStore
 from genlab.models.load import load_model
 from genlab.models.tiny import save_tiny_model
-from genlab.optimize import quantize as quantize_module
 from genlab.optimize.artifact import read_manifest, weights_size
 from genlab.optimize.measure import EvalSpec
-from genlab.optimize.int8_layers import int8_linear, quantize_weight, rescored_head_class
-from genlab.optimize.quantize import QuantizeConfig, quantize
+from genlab.optimize.quantize import METHOD
+from genlab.optimize.quantize import run as quantize_module
+from genlab.optimize.quantize.int8_layers import int8_linear, quantize_weight, rescored_head_class
+from genlab.optimize.quantize.recipe import QuantizeConfig, QuantizeRecipe, QuantMethodName
+from genlab.optimize.report import OptimizationReport
 from tests.conftest import run_cli
 
 SPEC = EvalSpec(limit=2, max_new_tokens=4, speed_prompts=1, speed_tokens=4)
@@ -33,6 +36,19 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def original(base: Path):
     return load_model(str(base))
+
+
+def quantize(
+    base: Path, method: str, spec: EvalSpec = SPEC, output: Path | None = None, *, measure_models: bool = True,
+    quantize_lm_head: bool = True,
+) -> OptimizationReport:
+    """``genlab.optimize.quantize.run.quantize`` of a recipe made of these arguments, recorded into the test's store."""
+    recipe = QuantizeRecipe(
+        model=str(base), quantize=QuantizeConfig(method=method, quantize_lm_head=quantize_lm_head), evaluation=spec,
+        measure=measure_models, output=None if output is None else str(output),
+    )  # fmt: skip
+    with LineageStore() as store:
+        return quantize_module.quantize(recipe, store=store)
 
 
 def _logits(loaded) -> torch.Tensor:
@@ -73,7 +89,7 @@ def test_an_int8_head_recomputes_its_best_logits_from_unrounded_activations() ->
 
 
 def test_int8_dynamic_can_keep_the_tied_lm_head_in_fp32(base: Path, original) -> None:
-    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
+    report = quantize(base, "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
     assert read_manifest(report.artifact)["lm_head"] == "fp32"
     quantized = load_model(report.artifact)
 
@@ -91,7 +107,7 @@ def test_int8_dynamic_can_keep_the_tied_lm_head_in_fp32(base: Path, original) ->
 
 
 def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base: Path, original) -> None:
-    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False)  # the LM head in int8 by default
+    report = quantize(base, "int8-dynamic", SPEC, measure_models=False)  # the LM head in int8 by default
     folder = Path(report.artifact)
     assert folder.parent.name == "optimized"
     assert read_manifest(folder)["lm_head"] == "int8" and read_manifest(folder)["head_rescore_top_k"] == 64
@@ -114,7 +130,7 @@ def test_int8_dynamic_folder_loads_through_the_model_layer_and_stays_close(base:
 
 
 def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None:
-    report = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
+    report = quantize(base, "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
     manifest = read_manifest(report.artifact)
     assert manifest["method"] == "int8-dynamic" and manifest["loader"] == "int8-dynamic"
     assert manifest["run_id"] == report.run_id and manifest["fp32_head_tied"] is True
@@ -124,7 +140,7 @@ def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None
     assert [a.path for a in store.artifacts_of(run.id, "input")] == [str(base)]
     assert [a.path for a in store.artifacts_of(run.id, "output")] == [report.artifact]
     assert "speedup" in store.metrics(run.id)
-    second = quantize(str(base), "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
+    second = quantize(base, "int8-dynamic", SPEC, measure_models=False, quantize_lm_head=False)
     assert second.artifact == report.artifact + "-2"  # an earlier result is never overwritten
 
 
@@ -132,7 +148,7 @@ def test_manifest_and_lineage_are_written(base: Path, genlab_home: Path) -> None
 def test_cast_methods_write_plain_transformers_folders(base: Path, original, method: str, dtype) -> None:
     from transformers import AutoModelForCausalLM
 
-    report = quantize(str(base), method, SPEC, measure_models=False)
+    report = quantize(base, method, SPEC, measure_models=False)
     assert read_manifest(report.artifact)["loader"] is None
     plain = AutoModelForCausalLM.from_pretrained(report.artifact, dtype="auto")
     assert next(plain.parameters()).dtype == dtype
@@ -142,22 +158,25 @@ def test_cast_methods_write_plain_transformers_folders(base: Path, original, met
 
 
 def test_bad_method_is_one_sentence_and_writes_nothing(base: Path, genlab_home: Path) -> None:
-    with pytest.raises(InvalidValueError) as caught:
-        QuantizeConfig("int4")
+    with LineageStore() as store, pytest.raises(InvalidValueError) as caught:
+        METHOD.run({"model": str(base), "quantize": {"method": "int4"}, "measure": False}, store=store)
     message = str(caught.value)
-    assert "'int4'" in message and "int8-dynamic" in message and "onnx-int8" in message and "\n" not in message
-    with pytest.raises(InvalidValueError):
-        quantize(str(base), "int4", SPEC, measure_models=False)
-    assert not (genlab_home / "optimized").exists()
+    assert "quantize.method='int4'" in message and "int8-dynamic" in message and "onnx-int8" in message
+    assert "\n" not in message
+    assert not (genlab_home / "optimized").exists() and LineageStore().list_runs() == []
+
+
+def test_every_method_of_the_recipe_has_a_way_to_save() -> None:
+    assert set(get_args(QuantMethodName)) == set(quantize_module.METHODS)
 
 
 def test_unreadable_eval_data_is_refused_before_anything_is_quantised(base: Path, genlab_home: Path) -> None:
     from genlab.data.loaders import DataError
 
     with pytest.raises(DataError, match="no such data file"):
-        quantize(str(base), "int8-dynamic", SPEC.model_copy(update={"data": str(genlab_home / "missing.jsonl")}))
+        quantize(base, "int8-dynamic", SPEC.model_copy(update={"data": str(genlab_home / "missing.jsonl")}))
     with pytest.raises(DataError, match="no field 'nope'"):
-        quantize(str(base), "int8-dynamic", SPEC.model_copy(update={"input_field": "nope"}))
+        quantize(base, "int8-dynamic", SPEC.model_copy(update={"input_field": "nope"}))
     assert not (genlab_home / "optimized").exists()
     assert LineageStore().list_runs() == []
 
@@ -171,7 +190,7 @@ def test_a_failed_save_leaves_no_partial_folder(base: Path, genlab_home: Path, m
     monkeypatch.setitem(quantize_module.METHODS, "int8-dynamic", method.__class__(**{**method.__dict__, "save": half_then_fail}))
     target = genlab_home / "out"
     with pytest.raises(RuntimeError, match="disk full"):
-        quantize(str(base), "int8-dynamic", SPEC, output=target, measure_models=False)
+        quantize(base, "int8-dynamic", SPEC, output=target, measure_models=False)
     assert not target.exists() and not list(genlab_home.glob(".tmp-*"))
     (failed,) = LineageStore().list_runs(kind="optimize")
     assert failed.status == "failed" and "disk full" in failed.error
@@ -179,13 +198,13 @@ def test_a_failed_save_leaves_no_partial_folder(base: Path, genlab_home: Path, m
 
 def test_output_over_a_folder_that_is_not_an_optimised_model_is_refused(base: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidValueError, match="not an optimised model folder"):
-        quantize(str(base), "int8-dynamic", SPEC, output=base, measure_models=False)
+        quantize(base, "int8-dynamic", SPEC, output=base, measure_models=False)
     assert (base / "config.json").is_file()
 
 
 def test_onnx_int8_runs_in_onnxruntime_through_the_engine(base: Path, original) -> None:
     pytest.importorskip("onnxruntime")
-    report = quantize(str(base), "onnx-int8", SPEC, measure_models=False)
+    report = quantize(base, "onnx-int8", SPEC, measure_models=False)
     quantized = load_model(report.artifact)
     assert type(quantized.model).__name__ == "OnnxCausalLM"
     before, after = _logits(original), _logits(quantized)

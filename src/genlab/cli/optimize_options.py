@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from genlab.cli.output import print_json, print_table
+from genlab.methods import MethodResult
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="The model to optimise (name, folder or hub id).")]
 EvalDataOption = Annotated[
@@ -20,25 +21,14 @@ OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Folder
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
-def eval_spec(data: str, metric: str, limit: int, input_field: str, target_field: str) -> Any:
-    """The validated :class:`EvalSpec` from the shared options (a bad value fails in one sentence)."""
-    from pydantic import ValidationError
-
-    from genlab.errors import InvalidValueError
-    from genlab.optimize.measure import EvalSpec
-
-    try:
-        return EvalSpec(data=data, metric=metric, limit=limit, input_field=input_field, target_field=target_field)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise InvalidValueError(f"--{field.replace('_', '-')} is not valid: {first['msg']}.") from None
+def eval_settings(data: str, metric: str, limit: int, input_field: str, target_field: str) -> dict[str, Any]:
+    """The shared options as a recipe's ``evaluation`` section (a :class:`genlab.optimize.measure.EvalSpec`)."""
+    return {"data": data, "metric": metric, "limit": limit, "input_field": input_field, "target_field": target_field}
 
 
-def print_report(report: Any, as_json: bool) -> None:
+def print_result(result: MethodResult, as_json: bool) -> None:
+    """The method's table, or with ``--json`` its details (the report as one JSON object)."""
     if as_json:
-        print_json(report.to_dict())
+        print_json(result.details)
         return
-    title, columns, rows = report.table()
-    print_table(title, columns, rows)
-
+    print_table(*result.table.as_tuple())

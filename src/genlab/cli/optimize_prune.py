@@ -1,4 +1,5 @@
-"""`genlab optimize prune --model M --method unstructured|heads|neurons --sparsity S [...]`: see genlab.optimize.prune."""
+"""`genlab optimize prune --model M --method unstructured|heads|neurons --sparsity S [...]`: the registered method
+``prune`` (:mod:`genlab.optimize.prune`); the options fill its recipe, which checks them."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from genlab.cli.optimize_options import (
     ModelOption,
     OutputOption,
     TargetFieldOption,
-    eval_spec,
-    print_report,
+    eval_settings,
+    print_result,
 )
+from genlab.cli.output import console
+from genlab.lineage import LineageStore
+from genlab.registry import get_method
 
 
 def prune_command(
@@ -45,18 +49,19 @@ def prune_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Prune a model by weight magnitude and measure it against the original."""
-    from genlab.cli.output import console
-    from genlab.optimize.prune import prune, prune_settings
-
-    spec = eval_spec(eval_data, metric, eval_limit, input_field, target_field)
-    settings = prune_settings(
-        method=method, sparsity=sparsity, scope=scope, heads_unit=heads_unit, recover_steps=recover_steps,
-        recover_data=recover_data,
-    )  # fmt: skip
-    report = prune(model, settings, spec, output, progress=not as_json)
-    print_report(report, as_json)
+    settings = {
+        "method": method, "sparsity": sparsity, "scope": scope, "heads_unit": heads_unit, "recover_steps": recover_steps,
+        "recover_data": recover_data,
+    }  # fmt: skip
+    recipe = {
+        "model": model, "prune": settings, "evaluation": eval_settings(eval_data, metric, eval_limit, input_field, target_field),
+        "output": output,
+    }  # fmt: skip
+    with LineageStore() as store:
+        result = get_method("prune", "optimize").run(recipe, store=store, progress=not as_json)
+    print_result(result, as_json)
     if not as_json:
-        details = report.details
+        details = result.details["details"]
         if "sparsity" in details:
             console.print(
                 f"sparsity {details['sparsity']:.4f} of the Linear weights ({details['zeros']:,} zeros), "

@@ -1,4 +1,5 @@
-"""`genlab optimize quantize --model M --method int8-dynamic|fp16|bf16|onnx-int8 [...]`: see genlab.optimize.quantize."""
+"""`genlab optimize quantize --model M --method int8-dynamic|fp16|bf16|onnx-int8 [...]`: the registered method
+``quantize`` (:mod:`genlab.optimize.quantize`); the options fill its recipe, which checks them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ from typing import Annotated
 import typer
 
 from genlab.cli.optimize_options import (
-    EvalDataOption, EvalLimitOption, InputFieldOption, JsonFlag, MetricOption, ModelOption, OutputOption,
-    TargetFieldOption, eval_spec, print_report,
-)  # fmt: skip
+    EvalDataOption,
+    EvalLimitOption,
+    InputFieldOption,
+    JsonFlag,
+    MetricOption,
+    ModelOption,
+    OutputOption,
+    TargetFieldOption,
+    eval_settings,
+    print_result,
+)
+from genlab.lineage import LineageStore
+from genlab.registry import get_method
 
 MethodOption = Annotated[
     str, typer.Option("--method", help="int8-dynamic (int8 Linear layers), fp16, bf16, or onnx-int8 (onnxruntime).")
@@ -35,8 +46,10 @@ def quantize_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Quantise a model after training, save it with lineage, and measure it against the original."""
-    from genlab.optimize.quantize import QuantizeConfig, quantize
-
-    QuantizeConfig(method)  # a bad method fails here, before any model is loaded
-    spec = eval_spec(eval_data, metric, eval_limit, input_field, target_field)
-    print_report(quantize(model, method, spec, output, quantize_lm_head=quantize_lm_head), as_json)
+    recipe = {
+        "model": model, "quantize": {"method": method, "quantize_lm_head": quantize_lm_head},
+        "evaluation": eval_settings(eval_data, metric, eval_limit, input_field, target_field), "output": output,
+    }  # fmt: skip
+    with LineageStore() as store:
+        result = get_method("quantize", "optimize").run(recipe, store=store, progress=not as_json)
+    print_result(result, as_json)

@@ -6,7 +6,8 @@
   ``size_ratio``;
 - :mod:`genlab.optimize.artifact` -- optimised model folders (written atomically, with a manifest)
   and how the model layer loads the ones transformers cannot load alone;
-- :mod:`genlab.optimize.quantize`, :mod:`genlab.optimize.distill` (a registered method, one folder), :mod:`genlab.optimize.prune`.
+- :mod:`genlab.optimize.quantize`, :mod:`genlab.optimize.distill` and :mod:`genlab.optimize.prune`: the registered
+  methods, one folder each (:mod:`genlab.registry`).
 """
 
 from genlab.optimize import loaders  # noqa: F401 - registers the loaders of quantised folders with genlab.models

@@ -19,8 +19,8 @@ from genlab.atomic import atomic_directory
 from genlab.models.optimized import MANIFEST, read_manifest
 
 # The loaders a manifest may name for folders transformers cannot load alone (genlab.optimize.loaders).
-INT8_LOADER = "int8-dynamic"  # packed int8 weights (genlab.optimize.int8_layers)
-ONNX_LOADER = "onnx-int8"  # an ONNX Runtime graph with int8 weights (genlab.optimize.quantize_onnx)
+INT8_LOADER = "int8-dynamic"  # packed int8 weights (genlab.optimize.quantize.int8_layers)
+ONNX_LOADER = "onnx-int8"  # an ONNX Runtime graph with int8 weights (genlab.optimize.quantize.onnx)
 
 __all__ = ["MANIFEST", "optimized_folder", "read_manifest", "weights_size"]
 

@@ -1,4 +1,4 @@
-"""The loaders of the quantised folders :mod:`genlab.optimize.quantize` writes, registered with the model
+"""The loaders of the quantised folders :mod:`genlab.optimize.quantize.run` writes, registered with the model
 layer (:mod:`genlab.models.optimized`) when ``genlab.optimize`` is imported.
 
 Each loader imports its quantiser when a folder is loaded, not here: ``genlab.optimize`` is imported
@@ -16,17 +16,13 @@ from genlab.optimize.artifact import INT8_LOADER, ONNX_LOADER
 
 
 def load_int8_folder(folder: Path, dtype: Any) -> tuple[Any, Any]:
-    from genlab.optimize.quantize import (
-        load_quantized,  # torch: imported when a folder is loaded
-    )
+    from genlab.optimize.quantize.run import load_quantized  # torch: imported when a folder is loaded
 
     return load_quantized(folder, dtype)
 
 
 def load_onnx_folder(folder: Path, dtype: Any) -> tuple[Any, Any]:
-    from genlab.optimize.quantize_onnx import (
-        load_onnx,  # onnxruntime and transformers: imported when a folder is loaded
-    )
+    from genlab.optimize.quantize.onnx import load_onnx  # onnxruntime and transformers: imported when a folder is loaded
 
     return load_onnx(folder, dtype)
 

@@ -88,6 +88,13 @@ def measure(model: str, spec: EvalSpec, *, dtype: str = "fp32", timeout: float =
     return Measurement(**json.loads(lines[-1]))
 
 
+def measure_pair(original: str, optimised: str, spec: EvalSpec, *, dtype: str = "fp32", enabled: bool = True) -> tuple[Measurement, Measurement]:
+    """The original and the optimised model (measured in ``dtype``), each in a fresh process; ``enabled=False``: zeros."""
+    if not enabled:
+        return Measurement(original, 0, 0, 0.0, 0.0, {}, 0.0), Measurement(optimised, 0, 0, 0.0, 0.0, {}, 0.0, dtype)
+    return measure(original, spec), measure(optimised, spec, dtype=dtype)
+
+
 def measure_here(model: str, spec: EvalSpec, dtype: str = "fp32") -> Measurement:
     """The measurement itself, in this process (the child of :func:`measure`)."""
     import torch

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from genlab.methods import MethodResult, TerminalTable
 from genlab.optimize.measure import Measurement
 
 QUALITY_LABELS = {"rouge1": "ROUGE-1"}
@@ -86,3 +87,7 @@ class OptimizationReport:
                 rows.append([label, f"{before:.4f}", f"{after:.4f}", f"{100 * (after - before):+.2f} points"])
         title = f"{self.method}: original vs optimised (run {self.run_id}) -> {self.artifact}"
         return title, ["", "original", "optimised", "change"], rows
+
+    def method_result(self, method: str) -> MethodResult:
+        """This report as the result of a one-shot method (:mod:`genlab.methods`): the optimised folder, no losses."""
+        return MethodResult(method, self.run_id, self.artifact, "model", self.metrics(), [], TerminalTable(*self.table()), self.to_dict())

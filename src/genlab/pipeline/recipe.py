@@ -40,6 +40,7 @@ from genlab.config import RecipeError, parse_override, read_recipe_file
 from genlab.errors import validation_error_message
 from genlab.export.quantize import QUANTS
 from genlab.models.packs import DEFAULT_GENERATOR
+from genlab.optimize.quantize.recipe import QuantizeConfig
 from genlab.registry import get_method, method_names, methods
 from genlab.tracking.config import TrackingConfig
 
@@ -141,16 +142,11 @@ class EvaluateConfig(Section):
         return self
 
 
-class QuantizeSettings(Section):
-    method: Literal["int8-dynamic", "fp16", "bf16", "onnx-int8"] = "int8-dynamic"
-    quantize_lm_head: bool = True  # see genlab.optimize.quantize
-
-
 class OptimiseConfig(Section):
     candidate: str = "best"  # "best" (by the metric of record), "base", or a candidate's name
-    technique: Literal["quantize", "prune"] = "quantize"
-    quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
-    prune: dict[str, Any] = Field(default_factory=dict)  # genlab.optimize.prune.PruneConfig settings
+    technique: Literal["quantize", "prune"] = "quantize"  # a registered optimize method that needs no training data
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    prune: dict[str, Any] = Field(default_factory=dict)  # genlab.optimize.prune.recipe.PruneConfig settings
     measure: bool = True  # measure the candidate and the result (size, memory, tokens/s, ROUGE-1), each in a fresh process
     eval_limit: int = Field(default=10, ge=1)  # held-out rows scored by each measurement
     max_new_tokens: int = Field(default=64, ge=1)

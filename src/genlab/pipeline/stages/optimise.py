@@ -1,11 +1,12 @@
 """Optimise: quantise or prune the chosen candidate and measure it against the unoptimised candidate.
 
 A candidate with adapters is merged into a standalone model first (:func:`genlab.models.merge`, its
-own lineage run); :func:`genlab.optimize.quantize.quantize` or :func:`genlab.optimize.prune.prune`
-then writes the optimised folder into the step's folder and measures both models the same way, each
-in a fresh process (size on disk, parameters, peak memory, decode tokens/s, ROUGE-1 on the first
-``eval_limit`` held-out rows). The merged intermediate is removed afterwards: it is the candidate's
-weights again, which the adapter and base already hold.
+own lineage run); the registered optimize method named by ``optimise.technique`` (``quantize`` or
+``prune``, :mod:`genlab.registry`) then writes the optimised folder into the step's folder, recording
+into the pass's lineage store, and measures both models the same way, each in a fresh process (size
+on disk, parameters, peak memory, decode tokens/s, ROUGE-1 on the first ``eval_limit`` held-out rows).
+The merged intermediate is removed afterwards: it is the candidate's weights again, which the adapter
+and base already hold.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from genlab.atomic import atomic_write_json
+from genlab.methods import MethodResult
+from genlab.optimize.measure import EvalSpec
 from genlab.pipeline.candidates import Candidate, candidate_inputs, resolve_candidate
 from genlab.pipeline.step import StepContext, StepOutcome
 from genlab.pipeline.workspace import StepFile
+from genlab.registry import get_method
 
 
 class OptimiseStage:
@@ -50,28 +54,26 @@ class OptimiseStage:
             if merge_run:
                 sub_runs["merge"] = merge_run
         ctx.progress(f"{settings.technique} of {candidate.name!r}" + (", then measuring both" if settings.measure else ""))
-        report = self._optimise(ctx, model)
+        result = self._optimise(ctx, model, run)
         if merged is not None:
             shutil.rmtree(merged, ignore_errors=True)
-        sub_runs["optimize"] = report.run_id
-        title, columns, rows = report.table()
+        sub_runs["optimize"] = result.run_id
+        report = result.details  # the OptimizationReport as a dict: the method, both measurements, ratios
         summary = {
-            "candidate": candidate.name, "technique": settings.technique, "method": report.method,
-            "measured": settings.measure, "report": report.to_dict(),
-            "table": {"title": title, "columns": columns, "rows": rows},
+            "candidate": candidate.name, "technique": settings.technique, "method": report["method"],
+            "measured": settings.measure, "report": report,
+            "table": {"title": result.table.title, "columns": result.table.columns, "rows": result.table.rows},
         }  # fmt: skip
         report_file = atomic_write_json(ctx.folder / "optimization.json", summary)
-        label = f"optimised model ({report.method})"
+        label = f"optimised model ({report['method']})"
         return StepOutcome(
-            outputs={"model": StepFile(Path(report.artifact), "model", label),
+            outputs={"model": StepFile(Path(result.output_path), "model", label),
                      "report": StepFile(report_file, "optimization-report", "optimisation table")},
             summary=summary,
             sub_runs=sub_runs,
         )  # fmt: skip
 
-    def _optimise(self, ctx: StepContext, model: str) -> Any:
-        from genlab.optimize.measure import EvalSpec
-
+    def _optimise(self, ctx: StepContext, model: str, run: Any) -> MethodResult:
         settings, data = ctx.recipe.optimise, ctx.recipe.data
         assert settings is not None
         held_out = ctx.output("scope", "held_out")
@@ -82,18 +84,12 @@ class OptimiseStage:
             template=data.template, max_new_tokens=settings.max_new_tokens, speed_prompts=settings.speed_prompts,
             speed_tokens=settings.speed_tokens,
         )  # fmt: skip
-        if settings.technique == "quantize":
-            from genlab.optimize.quantize import quantize
-
-            method = settings.quantize.method
-            return quantize(
-                model, method, spec, ctx.folder / f"model-{method}", measure_models=settings.measure,
-                quantize_lm_head=settings.quantize.quantize_lm_head,
-            )  # fmt: skip
-        from genlab.optimize.prune import prune, prune_settings
-
-        prune_config = prune_settings(**settings.prune)
-        return prune(model, prune_config, spec, ctx.folder / f"model-pruned-{prune_config.method}", progress=ctx.show_progress)
+        technique = settings.technique
+        recipe = {  # the method's settings are the section named after it (optimise.quantize, optimise.prune)
+            "model": model, technique: getattr(settings, technique), "evaluation": spec, "measure": settings.measure,
+            "output": str(ctx.folder / f"model-{technique}"),
+        }  # fmt: skip
+        return get_method(technique, "optimize").run(recipe, store=run.store, progress=ctx.show_progress)
 
 
 def _merge(candidate: Candidate, output: Path) -> tuple[Path, str | None]:

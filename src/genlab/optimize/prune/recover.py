@@ -71,7 +71,7 @@ def recover(
     model.eval()
     merged = model.merge_and_unload()
     if masks:
-        from genlab.optimize.prune_unstructured import apply_masks
+        from genlab.optimize.prune.unstructured import apply_masks
 
         apply_masks(merged, masks)
     merged.eval()

@@ -2,7 +2,7 @@
 
 Per-channel symmetric int8 weights; activations quantised per token at decoding through fbgemm's
 dynamic int8 Linear, and kept fp32 in prompts. Why these choices, and what they were measured to
-cost and gain, is in :mod:`genlab.optimize.quantize`, which writes and loads the models built from
+cost and gain, is in :mod:`genlab.optimize.quantize.run`, which writes and loads the models built from
 these layers.
 """
 

@@ -27,7 +27,7 @@ from typing import Any
 from genlab.errors import GenlabError, InvalidValueError, ModelLoadError
 from genlab.generation.cache_argument import cache_kwargs, cache_of
 
-ONNX_WEIGHTS = "model.int8.onnx"  # its loader is registered by genlab.optimize.quantize
+ONNX_WEIGHTS = "model.int8.onnx"  # its loader is registered by genlab.optimize.loaders
 
 
 def _cache_shape(config: Any) -> tuple[int, int, int]:

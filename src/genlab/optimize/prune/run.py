@@ -2,18 +2,18 @@
 
 Three methods, one module each:
 
-- ``unstructured`` (:mod:`genlab.optimize.prune_unstructured`): zero the smallest-magnitude weights
+- ``unstructured`` (:mod:`genlab.optimize.prune.unstructured`): zero the smallest-magnitude weights
   of every Linear layer but the output head, ranked over the whole model (``scope=global``) or per
   layer (``scope=layer``). The zeros are stored densely, so without sparse kernels the model is
   exactly as large and as fast as before: this shows what a sparsity costs in quality, not a saving.
-- ``neurons`` and ``heads`` (:mod:`genlab.optimize.prune_structured`): remove whole MLP neurons or
+- ``neurons`` and ``heads`` (:mod:`genlab.optimize.prune.structured`): remove whole MLP neurons or
   attention heads (whole key/value groups of a grouped-query model by default), so the saved model
   has a smaller ``intermediate_size`` or fewer heads -- it is smaller on disk and in memory and
   generates more tokens/s. A transformers config holds one size for all layers, so every layer
   loses the same number of units (``scope=layer``). Llama-style decoders only (llama, mistral,
   qwen2); other architectures are refused.
 
-An optional LoRA recovery fine-tune (:mod:`genlab.optimize.prune_recover`) trains ``recover_steps``
+An optional LoRA recovery fine-tune (:mod:`genlab.optimize.prune.recover`) trains ``recover_steps``
 batches and merges the adapter, keeping the unstructured masks. The result is saved as an ordinary
 transformers folder with a ``genlab_optimized.json`` manifest, both models are measured in fresh
 processes (:func:`genlab.optimize.measure.measure`), and the run is recorded in lineage (kind
@@ -50,61 +50,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from genlab.errors import invalid_value
+from genlab.lineage import LineageStore, record_run
 from genlab.optimize.measure import EvalSpec
+from genlab.optimize.prune.recipe import PruneConfig, PruneRecipe
 from genlab.optimize.report import OptimizationReport
-
-PruneMethod = Literal["unstructured", "heads", "neurons"]
-STRUCTURED = ("heads", "neurons")
-
-
-class PruneConfig(BaseModel):
-    """How to prune; validates itself (build it with :func:`prune_settings` for a one-sentence error)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: PruneMethod = "unstructured"
-    sparsity: float  # the fraction of weights (unstructured) or of neurons / heads (structured) removed
-    scope: Literal["global", "layer"] | None = None  # None: global for unstructured, layer for structured
-    heads_unit: Literal["group", "query"] = "group"  # heads of a GQA model: whole KV groups, or query heads per group
-    recover_steps: int = Field(default=0, ge=0)  # LoRA recovery batches after pruning (0: none)
-    recover_data: str | None = None  # rows to recover on (the eval spec's fields and template)
-    recover_learning_rate: float = Field(default=5e-4, gt=0, lt=1)
-    recover_batch_size: int = Field(default=4, ge=1)
-    recover_rank: int = Field(default=8, ge=1)  # LoRA r (alpha = 2r)
-    seed: int = 0
-
-    @field_validator("sparsity")
-    @classmethod
-    def _a_fraction(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError("sparsity is the fraction removed, strictly between 0 and 1 (e.g. 0.5)")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PruneConfig:
-        if self.scope is None:
-            self.scope = "layer" if self.method in STRUCTURED else "global"
-        if self.method in STRUCTURED and self.scope != "layer":
-            raise ValueError(
-                f"--method {self.method} removes the same number of units from every layer (a transformers config "
-                "has one intermediate_size and one head count for all layers), so --scope must be layer"
-            )
-        if self.recover_steps > 0 and not self.recover_data:
-            raise ValueError("--recover-steps needs --recover-data, the rows to fine-tune on")
-        return self
-
-
-def prune_settings(**values: Any) -> PruneConfig:
-    """A validated :class:`PruneConfig`; a bad value raises :class:`InvalidValueError` in one sentence."""
-    try:
-        return PruneConfig(**values)
-    except ValidationError as error:
-        raise invalid_value(error) from None
 
 
 @dataclass
@@ -116,14 +67,14 @@ class Pruned:
 
 
 def _unstructured(model: Any, settings: PruneConfig) -> Pruned:
-    from genlab.optimize.prune_unstructured import prune_unstructured, sparsity_report
+    from genlab.optimize.prune.unstructured import prune_unstructured, sparsity_report
 
     masks = prune_unstructured(model, settings.sparsity, settings.scope or "global")
     return Pruned(model, sparsity_report(model), masks=masks)
 
 
 def _neurons(model: Any, settings: PruneConfig) -> Pruned:
-    from genlab.optimize.prune_structured import check_supported, prune_neurons
+    from genlab.optimize.prune.structured import check_supported, prune_neurons
 
     check_supported(model, "neurons")
     before = model.config.intermediate_size
@@ -133,7 +84,7 @@ def _neurons(model: Any, settings: PruneConfig) -> Pruned:
 
 
 def _heads(model: Any, settings: PruneConfig) -> Pruned:
-    from genlab.optimize.prune_structured import check_supported, prune_heads
+    from genlab.optimize.prune.structured import check_supported, prune_heads
 
     check_supported(model, "heads")
     before = (model.config.num_attention_heads, model.config.num_key_value_heads)
@@ -146,7 +97,7 @@ def _heads(model: Any, settings: PruneConfig) -> Pruned:
 
 
 def _removed(model: Any, smaller: Any) -> dict[str, Any]:
-    from genlab.optimize.prune_structured import count_parameters
+    from genlab.optimize.prune.structured import count_parameters
 
     before, after = count_parameters(model), count_parameters(smaller)
     return {
@@ -174,7 +125,7 @@ def prune_model(model: Any, settings: PruneConfig) -> Pruned:
 
 def recover_pruned(loaded: Any, pruned: Pruned, settings: PruneConfig, spec: EvalSpec, progress: bool = True) -> None:
     """The LoRA recovery fine-tune on ``pruned.model`` (merged; unstructured masks re-applied), in place."""
-    from genlab.optimize.prune_recover import recover
+    from genlab.optimize.prune.recover import recover
 
     model, losses = recover(
         replace(loaded, model=pruned.model), data=str(settings.recover_data), steps=settings.recover_steps,
@@ -185,7 +136,7 @@ def recover_pruned(loaded: Any, pruned: Pruned, settings: PruneConfig, spec: Eva
     pruned.model = model
     pruned.details.update(losses)
     if pruned.masks:  # the sparsity after recovery, measured again
-        from genlab.optimize.prune_unstructured import sparsity_report
+        from genlab.optimize.prune.unstructured import sparsity_report
 
         pruned.details.update(sparsity_report(model))
 
@@ -207,24 +158,24 @@ def save_pruned(pruned: Pruned, tokenizer: Any, folder: Path, manifest: dict[str
     return folder
 
 
-def prune(
-    model: str, settings: PruneConfig, spec: EvalSpec, output: str | Path | None = None, *, progress: bool = True
-) -> OptimizationReport:
-    """Prune ``model``, optionally recover, save, measure both models, record lineage; see the module docstring."""
-    from genlab.lineage import record_run
+def prune(recipe: PruneRecipe, *, store: LineageStore, progress: bool = True) -> OptimizationReport:
+    """Prune ``recipe.model``, optionally recover, save, measure both models, record the run into ``store``; see the
+    module docstring. ``recipe.measure=False`` skips the two measuring processes (the report then holds zeros)."""
     from genlab.models.load import load_model
-    from genlab.optimize.measure import measure
+    from genlab.optimize.measure import measure_pair
 
-    spec.check_data()
+    model, settings, spec = recipe.model, recipe.prune, recipe.evaluation
+    if recipe.measure:
+        spec.check_data()
     config = {"model": model, "prune": settings.model_dump(), "eval": spec.model_dump()}
-    with record_run("optimize", config) as run:
+    with record_run("optimize", config, store=store) as run:
         loaded = load_model(model)
         if loaded.path is not None:
             run.use(loaded.path, "model", {"model": loaded.name})
         pruned = prune_model(loaded.model, settings)
         if settings.recover_steps:
             recover_pruned(loaded, pruned, settings, spec, progress)
-        folder = Path(output) if output is not None else default_output(model, settings)
+        folder = Path(recipe.output) if recipe.output is not None else default_output(model, settings)
         manifest = {
             "method": f"prune-{settings.method}", "base_model": model, "sparsity": settings.sparsity,
             "scope": settings.scope, "recover_steps": settings.recover_steps, "run_id": run.id,
@@ -234,8 +185,7 @@ def prune(
         save_pruned(pruned, loaded.tokenizer, folder, manifest)
         details = pruned.details
         del loaded, pruned  # both models out of memory before the measuring processes start
-        original = measure(model, spec)
-        result = measure(str(folder), spec)
+        original, result = measure_pair(model, str(folder), spec, enabled=recipe.measure)
         report = OptimizationReport(f"prune-{settings.method}", run.id, str(folder), original, result, details)
         run.log_artifact(folder, "model", {"method": report.method, "base": model})
         run.log_metrics(report.metrics())

@@ -1,6 +1,6 @@
 """Post-training quantisation: int8 weights with dynamically quantised activations, fp16/bf16, ONNX int8.
 
-Methods (``QuantizeConfig.method``):
+Methods (``QuantizeConfig.method``, :mod:`genlab.optimize.quantize.recipe`):
 
 - ``int8-dynamic`` -- every ``nn.Linear``, the LM head included, gets int8 weights, symmetric per
   output channel, and int8 activations quantised on the fly per call (Jacob et al. 2018,
@@ -19,7 +19,7 @@ Methods (``QuantizeConfig.method``):
   stay fp32, as many int8 schemes keep them.
 - ``fp16`` / ``bf16`` -- the weights cast and saved with ``save_pretrained``: a plain transformers
   folder that loads anywhere (load it with ``--dtype fp16|bf16`` to compute in that type).
-- ``onnx-int8`` -- see :mod:`genlab.optimize.quantize_onnx`.
+- ``onnx-int8`` -- see :mod:`genlab.optimize.quantize.onnx`.
 
 Which int8 kernel, and why (the issue asked; ``torch.ao.quantization`` is deprecated). The kernel
 is fbgemm's dynamic int8 Linear (``torch.ao.nn.quantized.dynamic.Linear``, the module behind
@@ -69,7 +69,7 @@ fbgemm's one activation scale per call was the first version's undoing (ROUGE-1 
 few tokens of a prompt carry activations hundreds of times larger than the rest (the MLP's
 ``down_proj`` inputs above all). Perplexity of 30 summaries: fp32 166.4; int8 with one scale per
 call 498 (torch's own per-tensor ``quantize_dynamic``: 793); with one scale per token 161
-(simulated) -- hence :class:`~genlab.optimize.int8_layers.PerTokenInt8Linear`.
+(simulated) -- hence :class:`~genlab.optimize.quantize.int8_layers.PerTokenInt8Linear`.
 
 torch 2.13 warns that quantized tensors (which fbgemm's module holds) will be removed; the stored
 format does not depend on them, so moving to another kernel (onnxruntime, or torchao once its
@@ -85,21 +85,21 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import InvalidValueError, ModelLoadError
+from genlab.lineage import LineageStore, record_run
 from genlab.optimize.artifact import INT8_LOADER, ONNX_LOADER
-from genlab.optimize.int8_layers import (
-    HEAD_RESCORE_TOP_K,
+from genlab.optimize.quantize.int8_layers import (
     int8_embedding_class,
     int8_linear,
     quantize_weight,
     rescored_head_class,
 )
-from genlab.optimize.measure import EvalSpec
+from genlab.optimize.quantize.recipe import QuantizeConfig, QuantizeRecipe
 from genlab.optimize.report import OptimizationReport
 
 INT8_WEIGHTS = "model.int8.safetensors"
 
 
-# --- configuration and methods ---------------------------------------------------------------------
+# --- the methods -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -109,21 +109,6 @@ class QuantMethod:
     loader: str | None  # the registered loader, or None for a plain transformers folder
     measure_dtype: str  # the dtype the result is measured (and best loaded) in
     summary: str
-
-
-@dataclass(frozen=True)
-class QuantizeConfig:
-    method: str = "int8-dynamic"
-    quantize_lm_head: bool = True  # int8-dynamic: the LM head (and a tied embedding) in int8 too
-    head_rescore_top_k: int = HEAD_RESCORE_TOP_K  # an int8 head's best logits recomputed from fp32 activations
-
-    def __post_init__(self) -> None:
-        if self.head_rescore_top_k < 0:
-            raise InvalidValueError(f"head_rescore_top_k={self.head_rescore_top_k} is not allowed: it must be 0 or more.")
-        if self.method not in METHODS:
-            raise InvalidValueError(
-                f"method={self.method!r} is not allowed: choose one of {', '.join(METHODS)}."
-            )
 
 
 def _save_int8_dynamic(loaded: Any, folder: Path, config: QuantizeConfig) -> dict[str, Any]:
@@ -194,7 +179,7 @@ def _save_cast(dtype_name: str) -> Callable[[Any, Path, QuantizeConfig], dict[st
 
 
 def _save_onnx_int8(loaded: Any, folder: Path, config: QuantizeConfig) -> dict[str, Any]:
-    from genlab.optimize.quantize_onnx import save_onnx_int8
+    from genlab.optimize.quantize.onnx import save_onnx_int8
 
     return save_onnx_int8(loaded, folder)
 
@@ -214,37 +199,28 @@ METHODS: dict[str, QuantMethod] = {
 # --- the library entry point -----------------------------------------------------------------------
 
 
-def quantize(
-    model: str,
-    method: str,
-    spec: EvalSpec,
-    output: str | Path | None = None,
-    *,
-    measure_models: bool = True,
-    quantize_lm_head: bool = True,
-) -> OptimizationReport:
-    """Quantise ``model`` with ``method``, save it atomically, record lineage, and measure it against the original.
+def quantize(recipe: QuantizeRecipe, *, store: LineageStore) -> OptimizationReport:
+    """Quantise ``recipe.model``, save it atomically, record the run into ``store``, and measure it against the original.
 
-    ``measure_models=False`` skips the two measuring processes (the report then holds zeros); the
+    ``recipe.measure=False`` skips the two measuring processes (the report then holds zeros); the
     folder, manifest and lineage are written either way.
     """
-    from genlab.lineage import record_run
     from genlab.models.load import load_model
     from genlab.optimize.artifact import optimized_folder, read_manifest
-    from genlab.optimize.measure import Measurement, measure
+    from genlab.optimize.measure import measure_pair
 
-    config = QuantizeConfig(method, quantize_lm_head)
-    if measure_models:
+    model, config, spec = recipe.model, recipe.quantize, recipe.evaluation
+    if recipe.measure:
         spec.check_data()
     chosen = METHODS[config.method]
-    folder = _output_folder(model, chosen.name, output)
+    folder = _output_folder(model, chosen.name, recipe.output)
     if folder.exists() and any(folder.iterdir()) and read_manifest(folder) is None:
         raise InvalidValueError(f"{folder} exists and is not an optimised model folder; choose another --output.")
     run_config = {
-        "model": model, "method": chosen.name, "quantize_lm_head": quantize_lm_head, "output": str(folder),
+        "model": model, "method": chosen.name, "quantize_lm_head": config.quantize_lm_head, "output": str(folder),
         "eval": spec.model_dump(),
     }  # fmt: skip
-    with record_run("optimize", run_config) as run:
+    with record_run("optimize", run_config, store=store) as run:
         loaded = load_model(model)
         if loaded.path is not None:
             run.use(loaded.path, "model", {"model": loaded.name})
@@ -255,12 +231,7 @@ def quantize(
             manifest.update(details)  # written by optimized_folder after this block, so it holds the details
         del loaded
         run.log_artifact(folder, "model", {"method": chosen.name, "base": model})
-        if measure_models:
-            original = measure(model, spec)
-            result = measure(str(folder), spec, dtype=chosen.measure_dtype)
-        else:
-            original = Measurement(model, 0, 0, 0.0, 0.0, {}, 0.0)
-            result = Measurement(str(folder), 0, 0, 0.0, 0.0, {}, 0.0, chosen.measure_dtype)
+        original, result = measure_pair(model, str(folder), spec, dtype=chosen.measure_dtype, enabled=recipe.measure)
         report = OptimizationReport(chosen.name, run.id, str(folder), original, result, details=details)
         run.log_metrics(report.metrics())
     return report
