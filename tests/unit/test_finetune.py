@@ -218,22 +218,26 @@ def test_continued_pretraining_with_too_little_held_out_text_trains_without_vali
     assert result.metrics["train_rows"] > 0 and "eval_loss" not in result.metrics
 
 
-def test_forgetting_check_scores_a_second_task_before_and_after(tiny_folders: dict[str, Path]) -> None:
-    result = finetune(
-        recipe(
-            tiny_folders["causal"], method="full", training__max_steps=3, training__learning_rate=1e-2,
-            evaluation={"enabled": True, "limit": 2, "max_new_tokens": 4, "forgetting_task": "everyday-facts",
-                        "forgetting_limit": 6},
-        ),
-        progress=False,
+def test_forgetting_check_scores_a_second_task_before_and_after(tiny_folders: dict[str, Path], tmp_path: Path) -> None:
+    settings = recipe(
+        tiny_folders["causal"], method="full", training__max_steps=3, training__learning_rate=1e-2,
+        evaluation={"enabled": True, "limit": 2, "max_new_tokens": 4, "forgetting_task": "everyday-facts",
+                    "forgetting_limit": 6},
     )  # fmt: skip
+    with LineageStore(tmp_path / "given.sqlite") as given:  # every run goes into the store the method is given
+        method_result = get_method("full").run(settings, store=given, progress=False)
+        evaluations = [run for run in given.list_runs(limit=100) if run.kind == "eval"]
+        assert len(evaluations) == 3  # the tuned model on the validation rows, the second task before and after
+    with LineageStore() as default:
+        assert default.list_runs(limit=100) == []
+    result = SimpleNamespace(**method_result.details, metrics=method_result.metrics)
     metrics = result.metrics
     assert 0 <= metrics["forgetting_accuracy_before"] <= 1 and 0 <= metrics["forgetting_accuracy_after"] <= 1
     assert metrics["forgetting_accuracy_change_pp"] == pytest.approx(
         100 * (metrics["forgetting_accuracy_after"] - metrics["forgetting_accuracy_before"])
     )
     assert "catastrophic-forgetting" in Path(result.report).read_text()
-    with LineageStore() as store:
+    with LineageStore(tmp_path / "given.sqlite") as store:
         linked = store._conn.execute(
             "SELECT relation FROM links WHERE parent_id = ? AND relation LIKE 'forgetting%'", (result.run_id,)
         ).fetchall()

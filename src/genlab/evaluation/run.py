@@ -40,7 +40,7 @@ from genlab.evaluation.row_scores import (
     row_scores,
 )
 from genlab.generation import GenerationEngine, GenerationSettings
-from genlab.lineage import Run, record_run
+from genlab.lineage import LineageStore, Run, record_run
 from genlab.models.load import LoadedModel, load_model
 
 Task = Literal["summarize", "generate", "multiple-choice"]
@@ -75,6 +75,7 @@ def evaluate(
     batch_size: int = 8,
     chat: bool = True,
     metric_options: dict[str, Any] | None = None,
+    store: LineageStore | None = None,
 ) -> EvalResult:
     if task not in TASKS:
         raise InvalidValueError(f"task={task!r} is not allowed: choose one of {', '.join(TASKS)}.")
@@ -87,7 +88,7 @@ def evaluate(
         "model": model_name, "adapter": adapter_path, "data": data, "task": task, "metrics": list(metrics),
         "limit": limit, "template": template, "shots": shots, "settings": settings.model_dump(), "chat": chat,
     }  # fmt: skip
-    with record_run("eval", config) as run:
+    with record_run("eval", config, store=store) as run:  # the caller's store, if it has one open
         loaded = _load(model, adapter_path, run)
         if task == "multiple-choice":
             return _evaluate_multiple_choice(run, loaded, data, limit, batch_size)
@@ -106,6 +107,7 @@ def evaluate_harness(
     num_fewshot: int | None = None,
     limit: int | None = None,
     batch_size: int = 8,
+    store: LineageStore | None = None,
 ) -> EvalResult:
     """`genlab eval --harness`: lm-eval tasks on the model (its adapter merged in), recorded as an eval run.
 
@@ -121,7 +123,7 @@ def evaluate_harness(
         "limit": limit, "data": ",".join(names),
     }  # fmt: skip
     resolved = task_specs(names, include)  # unknown or unreachable tasks fail here, before a model loads
-    with record_run("eval", config) as run:
+    with record_run("eval", config, store=store) as run:
         loaded = _load(model, adapter_path, run)
         start = time.perf_counter()
         outcome = run_harness(

@@ -34,7 +34,7 @@ def score_second_task(loaded: LoadedModel, recipe: FinetuneRecipe, run: Any, *, 
     assert settings.forgetting_task is not None
     result = evaluate(
         loaded, settings.forgetting_task, task="multiple-choice", limit=settings.forgetting_limit,
-        batch_size=settings.batch_size,
+        batch_size=settings.batch_size, store=run.store,
     )  # fmt: skip
     run.store.link(("run", run.id), ("run", result.run_id), label)
     return result

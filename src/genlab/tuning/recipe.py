@@ -17,7 +17,6 @@ from genlab.tracking.config import TrackingConfig
 from genlab.training.checkpoints import checkpoints_dir
 
 
-
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

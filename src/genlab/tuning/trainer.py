@@ -224,6 +224,7 @@ def _score(
         target_field=target_field or recipe.data.target_field,
         settings=GenerationSettings(max_new_tokens=settings.max_new_tokens), batch_size=settings.batch_size,
         chat=recipe.data.chat and not loaded.is_encoder_decoder,  # scored in the format it was trained on
+        store=run.store,
     )  # fmt: skip
     run.store.link(("run", run.id), ("run", result.run_id), label)
     return result

@@ -62,7 +62,7 @@ class EvaluateStage:
         results, outputs, sub_runs = {}, {}, {}
         for name in self._names(ctx):
             ctx.progress(f"scoring {name} on the validation rows")
-            result = self._evaluate(ctx, resolve_candidate(ctx, name), validation)
+            result = self._evaluate(ctx, run.store, resolve_candidate(ctx, name), validation)
             results[name] = {"run_id": result.run_id, "n": result.n, "metrics": result.metrics, "split": "validation"}
             sub_runs[f"eval:{name}"] = result.run_id
             predictions = library_outputs(run.store, result.run_id)["predictions"]
@@ -73,7 +73,7 @@ class EvaluateStage:
             harness_runs = []
             for name in names:
                 ctx.progress(f"lm-eval {', '.join(settings.harness)} on {name}")
-                result = self._harness(ctx, resolve_candidate(ctx, name))
+                result = self._harness(ctx, run.store, resolve_candidate(ctx, name))
                 results[name]["metrics"] |= {k: v for k, v in result.metrics.items() if k != "seconds"}
                 sub_runs[f"harness:{name}"] = result.run_id
                 harness_runs.append(result.run_id)
@@ -125,7 +125,7 @@ class EvaluateStage:
         scored = {}
         for name in names:
             ctx.progress(f"scoring {name} once on the test rows")
-            result = self._evaluate(ctx, resolve_candidate(ctx, name), test, split="test")
+            result = self._evaluate(ctx, run.store, resolve_candidate(ctx, name), test, split="test")
             scored[name] = {"run_id": result.run_id, "n": result.n, "metrics": result.metrics, "intervals": result.intervals}
             sub_runs[f"test:{name}"] = result.run_id
             outputs[f"test-predictions:{name}"] = StepFile(
@@ -148,17 +148,17 @@ class EvaluateStage:
             adapter = str(candidate.adapters[-1])
         return model, adapter
 
-    def _harness(self, ctx: StepContext, candidate: Candidate) -> Any:
+    def _harness(self, ctx: StepContext, store: Any, candidate: Candidate) -> Any:
         settings = ctx.recipe.evaluate
         assert settings is not None
         model, adapter = self._model_and_adapter(candidate)
         include = [resolve_data_path(folder, ctx.recipe_dir) for folder in settings.harness_include]
         return evaluate_harness(
             model, settings.harness, adapter=adapter, include=include, num_fewshot=settings.harness_num_fewshot,
-            limit=settings.harness_limit, batch_size=settings.batch_size,
+            limit=settings.harness_limit, batch_size=settings.batch_size, store=store,
         )  # fmt: skip
 
-    def _evaluate(self, ctx: StepContext, candidate: Candidate, rows: Path, split: str = "validation") -> Any:
+    def _evaluate(self, ctx: StepContext, store: Any, candidate: Candidate, rows: Path, split: str = "validation") -> Any:
         settings, data = ctx.recipe.evaluate, ctx.recipe.data
         assert settings is not None
         limit = min(settings.limit or _count(rows), _count(rows))
@@ -175,7 +175,7 @@ class EvaluateStage:
             model, str(source), task=ctx.recipe.scope.task, metrics=settings.metrics, limit=limit, adapter=adapter,
             template=data.template, shots=shots, input_field=data.input_field, target_field=target_field,
             settings=GenerationSettings(max_new_tokens=settings.max_new_tokens), batch_size=settings.batch_size,
-            chat=data.chat,
+            chat=data.chat, store=store,
         )  # fmt: skip
 
 
