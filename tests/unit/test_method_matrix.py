@@ -126,11 +126,7 @@ def test_method(method: Method, world: TinyWorld, monkeypatch: pytest.MonkeyPatc
         assert Path(result.output_path).resolve() in outputs
 
         # It prints its table.
-        monkeypatch.setattr(output.console, "width", 400)
-        output.print_table(*result.table.as_tuple())
-        printed = capsys.readouterr().out
-        assert result.table.title.split()[0] in printed and result.table.rows
-        assert all(str(row[0]) in printed for row in result.table.rows)
+        assert_prints_its_table(result, monkeypatch, capsys)
 
         # It resumes after an interruption to the weights of the uninterrupted run.
         if case.resume_refused:
@@ -147,6 +143,14 @@ def test_method(method: Method, world: TinyWorld, monkeypatch: pytest.MonkeyPatc
         assert straight.keys() == again.keys()
         for name in straight:
             torch.testing.assert_close(again[name], straight[name], rtol=0, atol=1e-6, msg=name)
+
+
+def assert_prints_its_table(result: MethodResult, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(output.console, "width", 400)
+    output.print_table(*result.table.as_tuple())
+    printed = capsys.readouterr().out
+    assert result.table.title.split()[0] in printed and result.table.rows
+    assert all(str(row[0]) in printed for row in result.table.rows)
 
 
 def check_transform(
@@ -166,11 +170,7 @@ def check_transform(
     assert outputs == [Path(result.output_path).resolve()]
 
     # It prints its table.
-    monkeypatch.setattr(output.console, "width", 400)
-    output.print_table(*result.table.as_tuple())
-    printed = capsys.readouterr().out
-    assert result.table.title.split()[0] in printed and result.table.rows
-    assert all(str(row[0]) in printed for row in result.table.rows)
+    assert_prints_its_table(result, monkeypatch, capsys)
 
     # Its folder loads through the model layer and computes another function of the same input, finite.
     ids = torch.tensor([[5, 17, 42, 99, 7, 64, 12, 3]])
