@@ -59,6 +59,8 @@ def validation_error_message(error: ValidationError, *, prefix: str = "") -> str
     if not first["loc"]:  # a rule across fields: the message names them
         return f"{lead}{message}."
     field = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "value_error" and isinstance(first.get("input"), dict):  # a rule across a section's fields
+        return f"{lead}{message} (in {field})."
     value = _describe_input(first.get("input"))
     return f"{lead}{field}={value} is not allowed: {message}."
 

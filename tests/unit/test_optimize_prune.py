@@ -13,6 +13,7 @@ import torch
 from genlab.errors import GenlabError, InvalidValueError
 from genlab.models.tiny import save_tiny_model, tiny_model
 from genlab.optimize.measure import EvalSpec
+from genlab.optimize.prune import METHOD
 from genlab.optimize.prune.recipe import prune_settings
 from genlab.optimize.prune.run import prune_model, recover_pruned, save_pruned
 from genlab.optimize.prune.unstructured import prunable_linears
@@ -212,3 +213,11 @@ def test_cli_prune_json_measures_both_models_and_records_lineage(tmp_path: Path,
     assert manifest["method"] == "prune-neurons" and manifest["run_id"] == report["run_id"]
     run = LineageStore().get_run(report["run_id"])
     assert run.kind == "optimize" and run.status == "completed"
+
+
+def test_a_rule_across_the_recipe_section_reads_as_one_plain_sentence() -> None:
+    with pytest.raises(InvalidValueError) as caught:
+        METHOD.validate({"prune": {"method": "neurons", "sparsity": 0.5, "scope": "global"}})
+    message = str(caught.value)
+    assert message.startswith("prune: --method neurons removes the same number of units") and message.endswith("(in prune).")
+    assert "the given value" not in message and "\n" not in message
