@@ -1,5 +1,6 @@
 """What every trl-trained method of genlab's (GRPO, RLOO, KTO, ORPO) does around the trainer alike:
-its Trainer session (checkpoints in ``$GENLAB_HOME/align/<method>/<name>/checkpoints``), how its adapter is saved and recorded, and the figures of its run."""
+its Trainer session (checkpoints in ``$GENLAB_HOME/align/<method>/<name>/checkpoints``), how its
+adapter is saved and recorded, and the figures of its run."""
 
 from __future__ import annotations
 

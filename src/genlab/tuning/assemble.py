@@ -38,19 +38,20 @@ def resolve_data_path(path: str, recipe_dir: Path | None) -> str:
     return path  # "builtin", a hub id, or a missing file that the loader reports
 
 
-def assemble(recipe: FinetuneRecipe, loaded: LoadedModel, recipe_dir: Path | None = None) -> TrainingData:
+def assemble(recipe: FinetuneRecipe, loaded: LoadedModel, recipe_dir: Path | None = None, *, raw_text: bool = False) -> TrainingData:
+    """The recipe's rows as training features: instructions from input/target pairs, or (``raw_text``,
+    continued pre-training) documents from ``data.text_field`` packed into blocks."""
     from genlab.data.loaders import load_examples
     from genlab.data.splits import split_examples
 
     data = recipe.data
     main_path = resolve_data_path(data.path, recipe_dir)
-    continued = recipe.method == "continued_pretraining"
     rows = load_examples(
         main_path,
-        input_field=data.text_field if continued else data.input_field,
-        target_field=None if continued else data.target_field,
+        input_field=data.text_field if raw_text else data.input_field,
+        target_field=None if raw_text else data.target_field,
         limit=data.limit,
-        require_target=not continued,
+        require_target=not raw_text,
     )
     test_rows: list[Example] = []
     if data.test_size:  # held out before validation: never trained on, never used to stop or choose
@@ -58,7 +59,7 @@ def assemble(recipe: FinetuneRecipe, loaded: LoadedModel, recipe_dir: Path | Non
     test_path = resolve_data_path(data.test, recipe_dir) if data.test is not None else None
     size = int(data.validation_size) if data.validation_size >= 1 else data.validation_size
     train_rows, validation_rows = split_examples(rows, test_size=size, seed=data.split_seed)
-    if continued:
+    if raw_text:
         validation = _packed_validation(validation_rows, loaded, data)
         return TrainingData(_packed(train_rows, loaded, data), validation, validation_rows, [main_path], test_rows, test_path)
     train = _instructions(train_rows, loaded, data, data.template)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from genlab.errors import InvalidValueError
 from genlab.methods import Method, MethodResult, RunOptions, TerminalTable
+from genlab.tuning.method_kind import FinetuneKind
 from genlab.tuning.recipe import FinetuneRecipe, finetune_checkpoints
 
 if TYPE_CHECKING:
@@ -26,10 +27,12 @@ DATA_FIELDS = ("data.path", "evaluation.forgetting_task")
 
 
 def finetune_method(
-    name: str, help: str, prepare: PrepareModel, *, memory_mode: str, check_available: Callable[[], None] | None = None
+    name: str, help: str, prepare: PrepareModel, *, memory_mode: str, kind: FinetuneKind = FinetuneKind(),
+    check_available: Callable[[], None] | None = None,
 ) -> Method:
     """The method ``name``: a recipe whose ``method`` is ``name``, trained with ``prepare``; ``memory_mode``
-    is how :mod:`genlab.models.estimate` counts its memory (``train`` when every touched weight trains)."""
+    is how :mod:`genlab.models.estimate` counts its memory (``train`` when every touched weight trains);
+    ``kind`` is what it changes about the shared run (raw text, no forgetting check)."""
 
     def train(recipe: FinetuneRecipe, options: RunOptions) -> MethodResult:
         if recipe.method != name:
@@ -37,7 +40,7 @@ def finetune_method(
         # transformers, peft and torch are imported when the method runs, not when the CLI starts (genlab.methods).
         from genlab.tuning.trainer import finetune
 
-        result = finetune(recipe, prepare=prepare, **options.keywords())
+        result = finetune(recipe, prepare=prepare, kind=kind, **options.keywords())
         return finetune_result(result, recipe)
 
     return Method(

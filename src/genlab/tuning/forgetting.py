@@ -6,8 +6,9 @@ base is scored on it before training and the trained model after; the change in 
 percentage points, is reported beside the task's own improvement. Both evaluations are lineage runs
 linked to the fine-tuning run.
 
-A soft prompt (prompt tuning) leaves every base weight as it was and multiple-choice scoring reads no
-soft prompt, so the check is skipped for that method rather than reporting a change of zero.
+A method whose :class:`~genlab.tuning.method_kind.FinetuneKind` says the check does not apply skips
+it: a soft prompt (prompt tuning) leaves every base weight as it was and multiple-choice scoring reads
+no soft prompt, so it would only ever report a change of zero.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from genlab.tuning.recipe import FinetuneRecipe
 
 def wants_forgetting_check(recipe: FinetuneRecipe) -> bool:
     settings = recipe.evaluation
-    return (
-        settings.enabled and settings.forgetting_task is not None
-        and recipe.method not in ("prompt_tuning", "continued_pretraining")
-    )  # fmt: skip
+    return settings.enabled and settings.forgetting_task is not None
 
 
 def score_second_task(loaded: LoadedModel, recipe: FinetuneRecipe, run: Any, *, label: str) -> Any:

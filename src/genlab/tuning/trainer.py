@@ -27,6 +27,7 @@ from genlab.lineage import LineageStore, record_run
 from genlab.models.load import LoadedModel
 from genlab.training.parameters import count_parameters
 from genlab.training.session import TrainedRun, TrainerSession, last_value
+from genlab.tuning.method_kind import FinetuneKind
 from genlab.tuning.recipe import FinetuneRecipe, finetune_checkpoints
 
 PrepareModel = Callable[[LoadedModel, FinetuneRecipe], Any]  # the method: the model whose trainable parameters train
@@ -61,8 +62,9 @@ def finetune(
     recipe_dir: Path | None = None,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
+    kind: FinetuneKind = FinetuneKind(),
 ) -> FinetuneResult:
-    """Train ``recipe``, recording into ``store``; return where the adapter (or model) is and how it scored."""
+    """Train ``recipe`` (a method of ``kind``), recording into ``store``; return where the adapter (or model) is and how it scored."""
     checkpoints = finetune_checkpoints(recipe)
     # torchrun, accelerate launch and deepspeed all set RANK; accelerate's state is left for the Trainer
     # to set up (created earlier with other arguments it would disagree with the Trainer's).
@@ -71,11 +73,11 @@ def finetune(
     config = {"recipe": recipe.model_dump(), "resume_from": str(session.start_from) if session.start_from else None}
     with record_run("finetune", config, store=store) if main_process else contextlib.nullcontext() as run:
         session.record_into(run)
-        return _finetune(recipe, prepare, run, session, recipe_dir)
+        return _finetune(recipe, prepare, kind, run, session, recipe_dir)
 
 
 def _finetune(
-    recipe: FinetuneRecipe, prepare: PrepareModel, run: Any, session: TrainerSession, recipe_dir: Path | None
+    recipe: FinetuneRecipe, prepare: PrepareModel, kind: FinetuneKind, run: Any, session: TrainerSession, recipe_dir: Path | None
 ) -> FinetuneResult:
     from transformers import set_seed
 
@@ -86,7 +88,7 @@ def _finetune(
     loaded = load_model(recipe.model)
     if run is not None and loaded.path is not None:
         run.use(loaded.path, "model", {"model": loaded.name})
-    data = assemble(recipe, loaded, recipe_dir)
+    data = assemble(recipe, loaded, recipe_dir, raw_text=kind.raw_text)
     validation_file = None
     if run is not None:
         from genlab.data.builtin import source_file
@@ -104,7 +106,7 @@ def _finetune(
     from genlab.tuning.forgetting import score_second_task, wants_forgetting_check
 
     second_task_before = None
-    if run is not None and wants_forgetting_check(recipe):  # before training changes the weights
+    if run is not None and kind.checks_forgetting and wants_forgetting_check(recipe):  # before training changes the weights
         second_task_before = score_second_task(loaded, recipe, run, label="forgetting_before")
 
     from genlab.models.adapters import base_fingerprint
@@ -143,7 +145,7 @@ def _finetune(
         dropped_rows=int(metrics["dropped_rows"]), loss_history=history, output_kind="adapter" if saves_adapter else "model",
         baseline_run_id=baseline.run_id if baseline else None,
     )  # fmt: skip
-    if recipe.evaluation.enabled and validation_file is not None and recipe.method != "continued_pretraining":
+    if recipe.evaluation.enabled and validation_file is not None and kind.scores_answers:
         tuned = _trained_model(trainer.model, loaded, recipe)
         scored = _score(tuned, validation_file, recipe, run, label="tuned")
         result.eval_run_id = scored.run_id
