@@ -81,18 +81,22 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str], schema: ty
     known = field_paths(schema)
     for text in overrides:
         key, value = parse_override(text)
-        path = _resolve_key(key, known)
-        node = result
-        parts = path.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise RecipeError(f"override {text!r} cannot set inside {part!r}, which is not a section.")
-            node = child
-        node[parts[-1]] = value
+        set_setting(result, _resolve_key(key, known), value, override=text)
     return result
+
+
+def set_setting(raw: dict[str, Any], path: str, value: Any, *, override: str | None = None) -> None:
+    """Set the dotted ``path`` (``training.max_steps``) of a raw recipe to ``value``, making sections as needed."""
+    node = raw
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise RecipeError(f"override {override or path!r} cannot set inside {part!r}, which is not a section.")
+        node = child
+    node[parts[-1]] = value
 
 
 def _resolve_key(key: str, known: list[str]) -> str:

@@ -13,7 +13,7 @@ import typer
 
 from genlab.cli.optimize_options import JsonFlag, OutputOption
 from genlab.cli.output import print_json, print_table
-from genlab.config import apply_overrides, read_recipe_file, validate_recipe
+from genlab.config import apply_overrides, read_recipe_file, set_setting, validate_recipe
 from genlab.lineage import LineageStore
 from genlab.registry import get_method
 
@@ -59,10 +59,7 @@ def distill_command(
     }  # fmt: skip
     for path, value in given.items():
         if value is not None:  # set as typed by the option, not re-read as YAML
-            section = raw
-            for part in path.split(".")[:-1]:
-                section = section.setdefault(part, {})
-            section[path.rsplit(".", 1)[-1]] = value
+            set_setting(raw, path, value)
     raw = apply_overrides(raw, overrides or [], method.recipe_schema)
     settings = validate_recipe(raw, method.recipe_schema, where="distill settings")
     with LineageStore() as store:

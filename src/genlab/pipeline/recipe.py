@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from genlab.config import RecipeError, parse_override, read_recipe_file
+from genlab.config import RecipeError, parse_override, read_recipe_file, set_setting
 from genlab.errors import validation_error_message
 from genlab.export.quantize import QUANTS
 from genlab.models.packs import DEFAULT_GENERATOR
@@ -389,16 +389,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     known = setting_paths(LifecycleRecipe)
     for text in overrides:
         key, value = parse_override(text)
-        parts = _resolve_override_key(key, known).split(".")
-        node = result
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise RecipeError(f"override {text!r} cannot set inside {part!r}, which is not a section.")
-            node = child
-        node[parts[-1]] = value
+        set_setting(result, _resolve_override_key(key, known), value, override=text)
     return result
 
 
