@@ -13,10 +13,14 @@ whole run (model load, training, saving), measured in this one process, and give
 
     python bench/align_grpo_vs_ppo.py [--steps 8] [--held-out 20]
 
-Measured here with ``--steps 4 --held-out 10`` (one run each, idle 2-core machine, 2026-12-07):
-toxicity mean 0.1177 -> PPO 0.1319 (+12.0%), GRPO 0.0854 (-27.5%); ROUGE-1 0.1315 -> 0.1372 /
-0.1284; KL 1.419 / 0.290 nats; wall time 1.3 / 1.6 min (GRPO 1.24x PPO); about 6 min in all. A run
-at load 17-27 gave the same scores (both methods are seeded) in 16.8 / 28.0 min.
+Measured here on the idle 2-core machine (2026-12-07, one seeded run each):
+
+    --steps 16 --held-out 20   toxicity 0.1052 -> PPO 0.0286 (-72.8%), GRPO 0.0321 (-69.5%); ROUGE-1
+                               0.1448 -> 0.1646 / 0.1499; KL 1.311 / 1.385 nats; 4.5 / 6.2 min (1.37x)
+    --steps 4 --held-out 10    toxicity 0.1177 -> PPO 0.1319 (+12.0%), GRPO 0.0854 (-27.5%); ROUGE-1
+                               0.1315 -> 0.1372 / 0.1284; KL 1.419 / 0.290 nats; 1.3 / 1.6 min (1.24x)
+
+A 4-step run at load 17-27 gave the same scores (both methods are seeded) in 16.8 / 28.0 min.
 """
 
 from __future__ import annotations
