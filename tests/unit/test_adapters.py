@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError, ModelNotFoundError
+from genlab.lineage import LineageStore
 from genlab.models.adapters import (
     AdapterMismatchError,
     base_fingerprint,
@@ -29,7 +30,9 @@ from genlab.models.adapters import (
     weights_hash,
 )
 from genlab.models.load import LoadedModel, load_model
+from genlab.models.merge import merge_adapter_into_model
 from genlab.models.tiny import tiny_model, tiny_tokenizer
+from tests.unit.export_support import shared_base_and_lora
 
 TEXT = "#Person1#: Where is my parcel? #Person2#: It left the depot today."
 
@@ -281,3 +284,12 @@ def test_seq2seq_lora_adapter_round_trips(folders, tokenizer, tmp_path) -> None:
     torch.testing.assert_close(logits(merged.model, tokenizer), expected, atol=1e-5, rtol=1e-5)
     base = logits(load_model(str(folders["seq2seq"])).model, tokenizer)
     assert (expected - base).abs().max() > 1e-2
+
+
+def test_a_merge_records_into_the_store_it_is_given(tmp_path: Path) -> None:
+    tiny = shared_base_and_lora()
+    with LineageStore(tmp_path / "given.sqlite") as given:
+        result = merge_adapter_into_model(tiny["adapter"], tmp_path / "merged", model=str(tiny["base"]), store=given)
+        assert given.get_run(result.run_id).kind == "merge"
+    with LineageStore() as default:
+        assert default.list_runs(limit=10) == []

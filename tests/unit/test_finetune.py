@@ -21,6 +21,7 @@ from genlab.models.load import load_model
 from genlab.registry import get_method
 from genlab.training.checkpoints import CheckpointError
 from genlab.tuning.recipe import FinetuneRecipe, work_dir
+from tests.unit.training_support import CrashAt
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +74,6 @@ def assert_same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
-
-
-class CrashAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 class CtrlCAt(TrainerCallback):

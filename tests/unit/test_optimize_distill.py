@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from genlab.errors import InvalidValueError
 from genlab.lineage import LineageStore
@@ -242,15 +242,6 @@ def test_a_smaller_model_sharing_the_tokenizer_is_trained(teacher_folders: dict[
     result = distill(recipe(teacher_folders["causal"], student={"model": str(tmp_path / "small")}), store=LineageStore(), progress=False, measure_models=False)
     assert result.details["student_parameters"] < result.details["teacher_parameters"]
     assert load_model(result.folder).model.config.num_hidden_layers == 2
-
-
-class CrashAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_cli_json_reports_teacher_and_student(teacher_folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

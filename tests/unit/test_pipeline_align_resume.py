@@ -14,25 +14,14 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
 from genlab.alignment.dpo_data import PreferencePair, write_pairs
 from genlab.lineage import LineageStore
 from genlab.pipeline import LifecycleStepError, run_lifecycle
 from genlab.pipeline.recipe import validate_lifecycle_recipe
+from tests.unit.training_support import CrashAt
 
 TOPICS = ["the weather", "my garden", "the meeting", "the bus", "dinner", "the report", "the rent", "lunch"]
-
-
-class CrashAt(TrainerCallback):
-    """Raise inside training at a given step, after the checkpoint of the step before was written."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transformers import TrainerCallback
 
 from genlab.errors import GenlabError
 from genlab.lineage import LineageStore
 from genlab.pipeline import LifecycleStepError, run_lifecycle
 from genlab.pipeline.recipe import validate_lifecycle_recipe
 from genlab.pipeline.workspace import Workspace, cache_key
+from tests.unit.training_support import CrashAt
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +44,6 @@ def tiny_recipe(model: Path, **changes: Any) -> Any:
         else:
             raw[key] = value
     return validate_lifecycle_recipe(raw, None)
-
-
-class CrashAt(TrainerCallback):
-    """Raise inside training at a given step: a crash mid-adaptation, after a checkpoint was written."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def statuses(result: Any) -> dict[str, str]:

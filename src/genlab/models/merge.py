@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError
-from genlab.lineage import record_run
+from genlab.lineage import LineageStore, record_run
 from genlab.models.adapters import merge_and_save, read_adapter_info
 from genlab.models.load import load_model
 
@@ -29,11 +29,14 @@ class MergeResult:
         return asdict(self)
 
 
-def merge_adapter_into_model(adapter: str | Path, output: str | Path, *, model: str | None = None) -> MergeResult:
+def merge_adapter_into_model(
+    adapter: str | Path, output: str | Path, *, model: str | None = None, store: LineageStore | None = None
+) -> MergeResult:
     """Merge ``adapter`` (a folder or a name under ``$GENLAB_HOME/adapters``) into ``model`` and save it.
 
     Everything a user can get wrong (a soft prompt, an existing output folder, no recorded base) is
-    refused before the base is loaded and before a run is recorded.
+    refused before the base is loaded and before a run is recorded. The merge is recorded into ``store``
+    (a lifecycle step's), or into the default store when none is given.
     """
     info = read_adapter_info(adapter)
     if info.is_prompt_learning:
@@ -48,7 +51,7 @@ def merge_adapter_into_model(adapter: str | Path, output: str | Path, *, model: 
     if not base:
         raise GenlabError(f"adapter {info.name!r} does not record its base model: pass it with --model.")
     config = {"adapter": str(info.path), "model": base, "output": str(output)}
-    with record_run("merge", config) as run:
+    with record_run("merge", config, store=store) as run:
         loaded = load_model(base)
         if loaded.path is not None:
             run.use(loaded.path, "model", {"model": loaded.name})

@@ -92,7 +92,7 @@ class DeployStage:
         if settings.artifact == "gguf":  # the candidate exported to GGUF and served by llama.cpp
             return self._run_gguf(ctx, served)
         ctx.progress("preparing the model for its serving backend")
-        backend, backend_model, why, sub_runs = serving_backend(ctx.folder, served, candidate, settings.backend)
+        backend, backend_model, why, sub_runs = serving_backend(ctx.folder, served, candidate, settings.backend, lineage=run.store)
         served |= {"backend": backend, "backend_model": backend_model or served["model"], "backend_reason": why}
         command = ["genlab", "serve", "--model", served["backend_model"], "--backend", backend]
         for name, path in served["adapters"].items():
@@ -141,9 +141,11 @@ class DeployStage:
 
 
 def serving_backend(
-    folder: Path, served: dict[str, Any], candidate: Candidate, backend: str | None = None
+    folder: Path, served: dict[str, Any], candidate: Candidate, backend: str | None = None, *, lineage: Any = None
 ) -> tuple[str, str | None, str, dict[str, str]]:
     """(backend, the folder it serves or None for ``served["model"]`` itself, why, merge runs) for a deployment.
+
+    A merge of the candidate's adapter is recorded into ``lineage`` (the step's store; None: the default one).
 
     ``backend``: one of :data:`FAST_BACKENDS`, or None for the first of them that can serve the model.
     """
@@ -155,13 +157,15 @@ def serving_backend(
             reasons.append(f"{name} is not installed")
             continue
         try:
-            return _converted(folder, served, candidate, name)
+            return _converted(folder, served, candidate, name, lineage)
         except InvalidValueError as error:  # a model it cannot read (a GGUF file, an architecture it lacks)
             reasons.append(f"{name} cannot serve it: {error}")
     return "genlab", None, "; ".join(reasons), {}
 
 
-def _converted(folder: Path, served: dict[str, Any], candidate: Candidate, name: str) -> tuple[str, str | None, str, dict[str, str]]:
+def _converted(
+    folder: Path, served: dict[str, Any], candidate: Candidate, name: str, lineage: Any
+) -> tuple[str, str | None, str, dict[str, str]]:
     """The deployment served by ``name``, converted into the step's folder; InvalidValueError when it cannot."""
     convert, precision = FAST_BACKENDS[name]
     model, sub_runs = served["model"], {}
@@ -178,7 +182,7 @@ def _converted(folder: Path, served: dict[str, Any], candidate: Candidate, name:
         source = candidate.model
         if candidate.adapters:
             shutil.rmtree(folder / "merged", ignore_errors=True)  # left by a step that was killed
-            merged = merge_adapter_into_model(candidate.adapters[0], folder / "merged", model=candidate.model)
+            merged = merge_adapter_into_model(candidate.adapters[0], folder / "merged", model=candidate.model, store=lineage)
             source, sub_runs = str(merged.output), ({"merge": merged.run_id} if merged.run_id else {})
         converted = convert(source, store)
     finally:

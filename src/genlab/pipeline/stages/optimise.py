@@ -49,7 +49,7 @@ class OptimiseStage:
         model = candidate.model
         if candidate.adapters:
             ctx.progress(f"merging candidate {candidate.name!r} into a standalone model")
-            merged, merge_run = _merge(candidate, ctx.folder / "merged")
+            merged, merge_run = _merge(candidate, ctx.folder / "merged", run.store)
             model = str(merged)
             if merge_run:
                 sub_runs["merge"] = merge_run
@@ -92,12 +92,12 @@ class OptimiseStage:
         return get_method(technique, "optimize").run(recipe, store=run.store, progress=ctx.show_progress)
 
 
-def _merge(candidate: Candidate, output: Path) -> tuple[Path, str | None]:
+def _merge(candidate: Candidate, output: Path, store: Any) -> tuple[Path, str | None]:
     """The candidate's adapters merged into its model, saved at ``output``; the merge's lineage run id."""
     from genlab.models.merge import merge_adapter_into_model
 
     if len(candidate.adapters) == 1:
-        result = merge_adapter_into_model(candidate.adapters[0], output, model=candidate.model)
+        result = merge_adapter_into_model(candidate.adapters[0], output, model=candidate.model, store=store)
         return Path(result.output), result.run_id
     from genlab.models.adapters import merge_and_save
 
