@@ -52,6 +52,10 @@ and the two checks of that term (``genlab estimate --mode lora --gradient-checkp
 
     lora r=8 on q and v, no dropout, batch 2 × 384, checkpointing        1.02   (0.94 without the term)
     lora r=16 all-linear, dropout 0.05, batch 2 × 768, checkpointing     1.02   (0.70 without it)
+
+Rechecked 2026-12-07 on the idle machine with ``--rows quick``: serving batch 8 × 512 2.24 / 2.09 =
+1.07, LoRA batch 4 × 384 (the demo's) 6.94 / 6.72 = 1.03, full batch 1 × 256 3.41 / 3.33 = 1.03,
+prompt tuning batch 1 × 256 1.67 / 1.66 = 1.01.
 """
 
 from __future__ import annotations
